@@ -1,0 +1,333 @@
+package main
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/tower-reg/tower-reg/layer/entry"
+)
+
+// helperEnv makes the test binary act as the chained program: it reports
+// what it was started with and exits with the status in exitEnv.
+const (
+	helperEnv = "TOWERREG_ENTRY_TEST_HELPER"
+	exitEnv   = "TOWERREG_ENTRY_TEST_EXIT"
+)
+
+// report is what the helper saw of its own process.
+type report struct {
+	Args []string
+	Env  []string
+	PID  int
+}
+
+// buildDir holds the binaries built for the tests, for the whole run.
+var buildDir string
+
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		helper()
+	}
+	dir, err := os.MkdirTemp("", "towerreg-entry-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	buildDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func helper() {
+	code, _ := strconv.Atoi(os.Getenv(exitEnv))
+	err := json.NewEncoder(os.Stdout).Encode(report{Args: os.Args, Env: os.Environ(), PID: os.Getpid()})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(99)
+	}
+	os.Exit(code)
+}
+
+// build compiles the entry as the Makefile does, into out.
+func build(out, goos, goarch string) error {
+	gocmd, err := exec.LookPath("go")
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(gocmd, "build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", out, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
+	if output, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %v\n%s", err, output)
+	}
+	return nil
+}
+
+// hostBinary builds the entry for this host once, for all the tests that run it.
+var hostBinary = sync.OnceValues(func() (string, error) {
+	out := filepath.Join(buildDir, "entry")
+	return out, build(out, runtime.GOOS, runtime.GOARCH)
+})
+
+// run starts the entry binary with env and args, and returns what the
+// chained helper reported (zero if it did not run), the entry's stderr, its
+// exit status and its PID.
+func run(t *testing.T, env []string, args ...string) (rep report, stderr string, code, pid int) {
+	t.Helper()
+	bin, err := hostBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, errbuf bytes.Buffer
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = &stdout, &errbuf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid = cmd.Process.Pid
+	if err := cmd.Wait(); err != nil && !errors.As(err, new(*exec.ExitError)) {
+		t.Fatal(err)
+	}
+	if stdout.Len() > 0 {
+		if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+			t.Fatalf("helper output %q: %v", stdout.Bytes(), err)
+		}
+	}
+	return rep, errbuf.String(), cmd.ProcessState.ExitCode(), pid
+}
+
+func self(t *testing.T) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+func entrypointVar(t *testing.T, entrypoint ...string) string {
+	t.Helper()
+	b, err := json.Marshal(entrypoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return entry.EntrypointEnv + "=" + string(b)
+}
+
+func without(env []string, key string) []string {
+	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
+		return strings.HasPrefix(kv, key+"=")
+	})
+}
+
+func TestChain(t *testing.T) {
+	exe := self(t)
+	ep := []string{exe, "entry arg", `with "quotes"`, "new\nline", ""}
+	args := []string{"two words", "'single'", "", "$HOME", "*", "-test.run=none", "--", "é"}
+	env := []string{
+		"PATH=/nonexistent",
+		helperEnv + "=1",
+		"HOME=/home/somebody",
+		entrypointVar(t, ep...),
+		"EQ=a=b",
+		"EMPTY=",
+		entry.EntrypointEnv + "_OTHER=kept",
+	}
+
+	rep, stderr, code, pid := run(t, env, args...)
+	if code != 0 || stderr != "" {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	if want := append(slices.Clone(ep), args...); !slices.Equal(rep.Args, want) {
+		t.Errorf("chained program got args %q, want %q", rep.Args, want)
+	}
+	if want := without(env, entry.EntrypointEnv); !slices.Equal(rep.Env, want) {
+		t.Errorf("chained program got env %q, want %q", rep.Env, want)
+	}
+	// Same PID: the entry was replaced, not a parent, so the program is
+	// PID 1 in a container and gets signals directly.
+	if rep.PID != pid {
+		t.Errorf("chained program has PID %d, the entry had %d", rep.PID, pid)
+	}
+}
+
+func TestChainPathLookup(t *testing.T) {
+	exe := self(t)
+	bin := t.TempDir()
+	if err := os.Symlink(exe, filepath.Join(bin, "helper")); err != nil {
+		t.Fatal(err)
+	}
+	path := "PATH=/nonexistent:" + bin
+	for _, tt := range []struct {
+		name     string
+		env      []string
+		args     []string
+		wantArgs []string
+	}{
+		{"entrypoint", []string{path, entrypointVar(t, "helper", "-x")}, []string{"y"}, []string{"helper", "-x", "y"}},
+		{"cmd only", []string{path, entry.EntrypointEnv + "=[]"}, []string{"helper", "y"}, []string{"helper", "y"}},
+		{"null entrypoint", []string{path, entry.EntrypointEnv + "=null"}, []string{"helper"}, []string{"helper"}},
+		{"empty entrypoint", []string{path, entry.EntrypointEnv + "="}, []string{"helper"}, []string{"helper"}},
+		{"absolute", []string{"PATH=/nonexistent", entrypointVar(t, exe)}, nil, []string{exe}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			env := append(slices.Clone(tt.env), helperEnv+"=1")
+			rep, stderr, code, _ := run(t, env, tt.args...)
+			if code != 0 || stderr != "" {
+				t.Fatalf("exit %d, stderr %q", code, stderr)
+			}
+			if !slices.Equal(rep.Args, tt.wantArgs) {
+				t.Errorf("chained program got args %q, want %q", rep.Args, tt.wantArgs)
+			}
+			if want := without(env, entry.EntrypointEnv); !slices.Equal(rep.Env, want) {
+				t.Errorf("chained program got env %q, want %q", rep.Env, want)
+			}
+		})
+	}
+}
+
+func TestChainExitStatus(t *testing.T) {
+	exe := self(t)
+	for _, want := range []int{0, 1, 42, 126, 127, 255} {
+		t.Run(strconv.Itoa(want), func(t *testing.T) {
+			t.Parallel()
+			env := []string{helperEnv + "=1", exitEnv + "=" + strconv.Itoa(want), entrypointVar(t, exe)}
+			rep, _, code, _ := run(t, env)
+			if rep.Args == nil {
+				t.Fatal("the helper did not run")
+			}
+			if code != want {
+				t.Errorf("exit status %d, want %d", code, want)
+			}
+		})
+	}
+}
+
+func TestFailures(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	data := write("data", "data\n", 0o644)
+	garbage := write("garbage", "neither ELF nor #!\n", 0o755)
+	script := write("script", "#!/nonexistent/interpreter\n", 0o755)
+	path := "PATH=" + dir
+
+	for _, tt := range []struct {
+		name       string
+		env        []string
+		args       []string
+		wantCode   int
+		wantStderr string // without the trailing newline
+	}{
+		{"no command", []string{path, entry.EntrypointEnv + "=[]"}, nil, 127,
+			"towerreg-entry: no command specified"},
+		{"no command, unset", []string{path}, nil, 127,
+			"towerreg-entry: no command specified"},
+		{"not found", []string{path, entrypointVar(t, "foo")}, []string{"x"}, 127,
+			`towerreg-entry: exec "foo": executable file not found in $PATH`},
+		{"not executable in PATH", []string{path}, []string{"data"}, 127,
+			`towerreg-entry: exec "data": executable file not found in $PATH`},
+		{"missing file", []string{path, entrypointVar(t, "/nonexistent/foo")}, nil, 127,
+			`towerreg-entry: exec "/nonexistent/foo": stat /nonexistent/foo: no such file or directory`},
+		{"permission denied", []string{path}, []string{data}, 126,
+			`towerreg-entry: exec "` + data + `": permission denied`},
+		{"exec format error", []string{path}, []string{garbage}, 126,
+			`towerreg-entry: exec "` + garbage + `": exec format error`},
+		{"missing interpreter", []string{path}, []string{script}, 127,
+			`towerreg-entry: exec "` + script + `": no such file or directory`},
+		{"malformed", []string{path, entry.EntrypointEnv + `=["foo",`}, []string{"foo"}, 127,
+			`towerreg-entry: TOWERREG_ENTRYPOINT="[\"foo\"," is not a JSON array of strings: unexpected end of JSON input`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rep, stderr, code, _ := run(t, tt.env, tt.args...)
+			if rep.Args != nil {
+				t.Fatalf("the helper ran: %q", rep.Args)
+			}
+			if code != tt.wantCode {
+				t.Errorf("exit status %d, want %d", code, tt.wantCode)
+			}
+			if want := tt.wantStderr + "\n"; stderr != want {
+				t.Errorf("stderr %q, want %q", stderr, want)
+			}
+		})
+	}
+}
+
+// TestStatic builds the entry for every platform the default layer carries
+// and checks it needs no dynamic loader or library in the image.
+func TestStatic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cross-compiles")
+	}
+	for arch, machine := range map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64} {
+		t.Run(arch, func(t *testing.T) {
+			t.Parallel()
+			out := filepath.Join(t.TempDir(), "entry")
+			if err := build(out, "linux", arch); err != nil {
+				t.Fatal(err)
+			}
+			f, err := elf.Open(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if f.Machine != machine {
+				t.Errorf("machine %v, want %v", f.Machine, machine)
+			}
+			for _, p := range f.Progs {
+				if p.Type == elf.PT_INTERP || p.Type == elf.PT_DYNAMIC {
+					t.Errorf("has a %v program header: not static", p.Type)
+				}
+			}
+			if fi, err := os.Stat(out); err == nil {
+				t.Logf("linux/%s: %d bytes", arch, fi.Size())
+			}
+		})
+	}
+}
+
+// TestDependencies keeps the entry on the standard library: it is copied
+// into every image, so it must not grow with the daemon's dependencies.
+func TestDependencies(t *testing.T) {
+	gocmd, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip(err)
+	}
+	cmd := exec.Command(gocmd, "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	got := strings.Fields(string(out))
+	want := []string{
+		"github.com/tower-reg/tower-reg/layer/entry",
+		"github.com/tower-reg/tower-reg/cmd/towerreg-entry",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("non-standard dependencies %q, want only %q", got, want)
+	}
+}

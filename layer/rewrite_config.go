@@ -1,0 +1,157 @@
+package layer
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// historyComment marks the history entries of appended layers.
+const historyComment = "tower-reg"
+
+// historyEntry is the history of an appended layer. Created is the image's
+// own creation time, copied as it is: the clock would make every rewrite of
+// one image a new digest.
+type historyEntry struct {
+	Created   json.RawMessage `json:"created,omitempty"`
+	CreatedBy string          `json:"created_by"`
+	Comment   string          `json:"comment"`
+}
+
+// appendConfig returns config with l's diff_id and history appended, and,
+// when l has an entry, the entrypoint pointed at it. layers is the
+// manifest's layer count, which the diff_ids must match.
+func appendConfig(config []byte, layers int, l Built) ([]byte, error) {
+	c, err := parseObject(config)
+	if err != nil {
+		return nil, err
+	}
+	if c.get("rootfs") == nil {
+		return nil, errors.New("no rootfs")
+	}
+	rootfs, err := c.child("rootfs")
+	if err != nil {
+		return nil, err
+	}
+	diffIDs, err := rootfs.array("diff_ids")
+	if err != nil {
+		return nil, fmt.Errorf("rootfs: %w", err)
+	}
+	if len(diffIDs) != layers {
+		return nil, fmt.Errorf("%d diff_ids for %d layers", len(diffIDs), layers)
+	}
+	id, err := marshal(l.TarDigest)
+	if err != nil {
+		return nil, err
+	}
+	if err := rootfs.set("diff_ids", append(diffIDs, id)); err != nil {
+		return nil, err
+	}
+	if err := c.set("rootfs", rootfs); err != nil {
+		return nil, err
+	}
+
+	if err := appendHistory(c, layers, l); err != nil {
+		return nil, err
+	}
+	if l.HasEntry {
+		inner, err := c.child("config")
+		if err != nil {
+			return nil, err
+		}
+		if err := injectEntry(inner); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		if err := c.set("config", inner); err != nil {
+			return nil, err
+		}
+	}
+	return marshal(c)
+}
+
+// appendHistory adds the layer's history entry. An image with layers but no
+// history stays without: one entry would be taken for its first layer's.
+func appendHistory(c *object, layers int, l Built) error {
+	history, err := c.array("history")
+	if err != nil {
+		return err
+	}
+	if history == nil && layers > 0 {
+		return nil
+	}
+	e := historyEntry{
+		CreatedBy: "tower-reg: appended layer " + l.GzipDigest.Hex[:12],
+		Comment:   historyComment,
+	}
+	if _, err := c.str("created"); err == nil {
+		e.Created = c.get("created") // nil when absent or null: omitted
+	}
+	b, err := marshal(e)
+	if err != nil {
+		return err
+	}
+	return c.set("history", append(history, b))
+}
+
+// injectEntry points the inner config's Entrypoint at EntryPath and records
+// the original in EntrypointEnv, for the entry to exec once it is done.
+func injectEntry(inner *object) error {
+	var orig []string
+	if raw := inner.get("Entrypoint"); raw != nil {
+		if err := json.Unmarshal(raw, &orig); err != nil {
+			return errors.New("Entrypoint: not an array of strings")
+		}
+	}
+	env, err := inner.array("Env")
+	if err != nil {
+		return err
+	}
+	prefix := EntrypointEnv + "="
+	var existing []int // indexes of EntrypointEnv in env
+	for i, raw := range env {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return fmt.Errorf("Env[%d]: not a string", i)
+		}
+		if strings.HasPrefix(s, prefix) {
+			existing = append(existing, i)
+		}
+	}
+	entry := []string{EntryPath}
+	injected := slices.Equal(orig, entry)
+	if injected && len(existing) > 0 {
+		// Rewritten before (a re-pull, or an image built on one): the
+		// variable already holds the real chain, and wrapping the entry in
+		// itself would loop.
+		return inner.set("Entrypoint", entry)
+	}
+	if injected || orig == nil {
+		// No entrypoint, or the entry without its variable: the entry has
+		// only the args (Cmd) to run. The chain is [], never null.
+		orig = []string{}
+	}
+	chain, err := marshal(orig)
+	if err != nil {
+		return err
+	}
+	v, err := marshal(prefix + string(chain))
+	if err != nil {
+		return err
+	}
+	// A leftover variable is replaced where it stood; duplicates would leave
+	// which one wins to the runtime.
+	if len(existing) > 0 {
+		env[existing[0]] = v
+		for _, i := range slices.Backward(existing[1:]) {
+			env = slices.Delete(env, i, i+1)
+		}
+	} else {
+		env = append(env, v)
+	}
+	if err := inner.set("Env", env); err != nil {
+		return err
+	}
+	return inner.set("Entrypoint", entry)
+}

@@ -101,7 +101,7 @@ func injectEntry(inner *object) error {
 	var orig []string
 	if raw := inner.get("Entrypoint"); raw != nil {
 		if err := json.Unmarshal(raw, &orig); err != nil {
-			return errors.New("Entrypoint: not an array of strings")
+			return errors.New("the Entrypoint is not an array of strings")
 		}
 	}
 	env, err := inner.array("Env")
@@ -113,7 +113,7 @@ func injectEntry(inner *object) error {
 	for i, raw := range env {
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return fmt.Errorf("Env[%d]: not a string", i)
+			return fmt.Errorf("the Env entry %d is not a string", i)
 		}
 		if strings.HasPrefix(s, prefix) {
 			existing = append(existing, i)

@@ -1,0 +1,124 @@
+package api
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/tower-reg/tower-reg/daemon/event"
+	"github.com/tower-reg/tower-reg/daemon/proxy"
+)
+
+func (h *Registry) blob(w http.ResponseWriter, r *http.Request, rt route) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	ev := event.BlobServed{Client: r.RemoteAddr, Method: r.Method, Repo: rt.name, Digest: rt.ref}
+	err := h.serveBlob(sw, r, rt, &ev)
+	started := sw.status != 0 // headers out before the error
+	if err != nil {
+		ev.Err = err.Error()
+		if !started {
+			writeError(sw, r, h.log, rt.kind, err)
+		}
+	}
+	ev.Status, ev.Bytes = sw.status, sw.bytes
+	ev.Time, ev.Duration = h.bus.Now(), since(start)
+	h.bus.Publish(ev)
+	if err != nil && started {
+		// The headers, with a Content-Length, are out: the only honest way
+		// to tell the client the body is bad is to cut the connection, so a
+		// short body is never taken for a whole one.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+func (h *Registry) serveBlob(w *statusWriter, r *http.Request, rt route, ev *event.BlobServed) error {
+	repo, err := rt.repo(h.defaultRegistry)
+	if err != nil {
+		return err
+	}
+	ev.Repo = repo.String()
+	d, err := proxy.ParseDigest(rt.ref)
+	if err != nil {
+		return err
+	}
+	hd := w.Header()
+	if h.rw.Linked(repo, d) {
+		if f, err := h.rw.OpenBlob(d); err == nil {
+			defer f.Close()
+			ev.Source = "store"
+			hd.Set("Content-Type", "application/octet-stream")
+			hd.Set("Docker-Content-Digest", d.String())
+			hd.Set("Etag", `"`+d.String()+`"`)
+			// ServeContent answers Range and HEAD from the file itself.
+			http.ServeContent(w, r, "", time.Time{}, f)
+			return nil
+		}
+	}
+	ev.Source = "upstream"
+	resp, err := h.up.Blob(r.Context(), repo, d, r.Method, r.Header.Get("Range"))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	for _, k := range []string{"Content-Length", "Content-Range", "Accept-Ranges", "Etag", "Last-Modified"} {
+		if v := resp.Header.Get(k); v != "" {
+			hd.Set(k, v)
+		}
+	}
+	hd.Set("Content-Type", "application/octet-stream")
+	hd.Set("Docker-Content-Digest", d.String())
+	w.WriteHeader(resp.StatusCode)
+	if r.Method == http.MethodHead {
+		return nil
+	}
+	if resp.StatusCode == http.StatusOK {
+		return copyVerified(w, resp.Body, d)
+	}
+	// A range cannot be checked against the blob's digest; the client
+	// checks the whole blob once it has all of it.
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
+
+// errBlobMismatch is a whole upstream blob whose bytes do not match its
+// digest.
+var errBlobMismatch = errors.New("upstream blob does not match its digest")
+
+// copyVerified streams src to dst while hashing it, and holds the last chunk
+// back until the hash is known: a blob that does not match its digest never
+// reaches the client whole. Memory stays at two buffers whatever the size.
+func copyVerified(dst io.Writer, src io.Reader, want v1.Hash) error {
+	const bufSize = 256 << 10
+	h := sha256.New()
+	cur, held := make([]byte, bufSize), make([]byte, 0, bufSize)
+	for {
+		n, rerr := src.Read(cur)
+		if n > 0 {
+			h.Write(cur[:n])
+			if len(held) > 0 {
+				if _, err := dst.Write(held); err != nil {
+					return err
+				}
+			}
+			held = append(held[:0], cur[:n]...)
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return fmt.Errorf("%w: reading upstream blob %s: %w", proxy.ErrUnavailable, want, rerr)
+		}
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); want.Algorithm != "sha256" || got != want.Hex {
+		return fmt.Errorf("%w: %s hashes to sha256:%s", errBlobMismatch, want, got)
+	}
+	_, err := dst.Write(held)
+	return err
+}

@@ -1,0 +1,154 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/tower-reg/tower-reg/daemon/proxy"
+	"github.com/tower-reg/tower-reg/daemon/store"
+	"github.com/tower-reg/tower-reg/layer"
+)
+
+// OCI distribution error codes.
+const (
+	codeBlobUnknown     = "BLOB_UNKNOWN"
+	codeManifestUnknown = "MANIFEST_UNKNOWN"
+	codeNameInvalid     = "NAME_INVALID"
+	codeNameUnknown     = "NAME_UNKNOWN"
+	codeDigestInvalid   = "DIGEST_INVALID"
+	codeUnsupported     = "UNSUPPORTED"
+	codeUnauthorized    = "UNAUTHORIZED"
+	codeDenied          = "DENIED"
+	codeTooManyRequests = "TOOMANYREQUESTS"
+	codeUnavailable     = "UNAVAILABLE"
+	codeUnknown         = "UNKNOWN"
+)
+
+// apiError is an error with its OCI code and HTTP status chosen.
+type apiError struct {
+	Status  int
+	Code    string
+	Message string
+	Err     error
+}
+
+func (e *apiError) Error() string { return e.Message }
+func (e *apiError) Unwrap() error { return e.Err }
+
+func newError(status int, code, msg string) *apiError {
+	return &apiError{Status: status, Code: code, Message: msg}
+}
+
+// ociError is one entry of the errors array in the response body.
+type ociError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Detail  any    `json:"detail,omitempty"`
+}
+
+// notFoundCode is the code for an upstream 404 that came without one.
+func notFoundCode(k kind) string {
+	switch k {
+	case kindManifest:
+		return codeManifestUnknown
+	case kindBlob:
+		return codeBlobUnknown
+	default:
+		return codeNameUnknown
+	}
+}
+
+// classify maps any error to its status and OCI error entries. The order
+// matters: our own apiError first, then domain sentinels, then the
+// upstream's own answer, which keeps its code and status.
+func classify(err error, k kind) (int, []ociError) {
+	var ae *apiError
+	var ude *proxy.UpstreamDigestError
+	var te *transport.Error
+	one := func(status int, code string) (int, []ociError) {
+		return status, []ociError{{Code: code, Message: err.Error()}}
+	}
+	switch {
+	case errors.As(err, &ae):
+		return ae.Status, []ociError{{Code: ae.Code, Message: ae.Message}}
+	case errors.As(err, &ude):
+		return one(http.StatusNotFound, codeManifestUnknown)
+	case errors.Is(err, proxy.ErrNameInvalid):
+		return one(http.StatusBadRequest, codeNameInvalid)
+	case errors.Is(err, proxy.ErrDigestInvalid):
+		return one(http.StatusBadRequest, codeDigestInvalid)
+	case errors.Is(err, layer.ErrUnsupported):
+		return one(http.StatusUnsupportedMediaType, codeUnsupported)
+	case errors.Is(err, store.ErrNotFound):
+		return one(http.StatusNotFound, notFoundCode(k))
+	case errors.As(err, &te):
+		return upstreamError(te, k, err)
+	case errors.Is(err, proxy.ErrDigestMismatch), errors.Is(err, proxy.ErrTooLarge):
+		return one(http.StatusBadGateway, codeUnknown)
+	case errors.Is(err, proxy.ErrUnavailable):
+		return one(http.StatusServiceUnavailable, codeUnavailable)
+	case errors.Is(err, context.DeadlineExceeded):
+		return one(http.StatusGatewayTimeout, codeUnavailable)
+	}
+	return one(http.StatusInternalServerError, codeUnknown)
+}
+
+// upstreamError keeps what the upstream registry said, so a client sees the
+// registry's own code and message, with the proxy's context in front.
+func upstreamError(te *transport.Error, k kind, err error) (int, []ociError) {
+	status := te.StatusCode
+	var out []ociError
+	for _, d := range te.Errors {
+		out = append(out, ociError{Code: string(d.Code), Message: d.Message, Detail: d.Detail})
+	}
+	if len(out) == 0 {
+		code := codeUnknown
+		switch status {
+		case http.StatusNotFound:
+			code = notFoundCode(k)
+		case http.StatusUnauthorized:
+			code = codeUnauthorized
+		case http.StatusForbidden:
+			code = codeDenied
+		case http.StatusTooManyRequests:
+			code = codeTooManyRequests
+		}
+		out = []ociError{{Code: code, Message: err.Error()}}
+	}
+	if status < 400 || status >= 500 {
+		status = http.StatusBadGateway
+	}
+	return status, out
+}
+
+// writeError writes err as OCI error JSON. Server-side failures are logged;
+// client mistakes are not, they are the client's to read.
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, k kind, err error) int {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The client went away; there is nobody to answer.
+		return 499
+	}
+	status, errs := classify(err, k)
+	if status >= 500 {
+		log.LogAttrs(r.Context(), slog.LevelError, "request failed",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
+	}
+	body, _ := json.Marshal(struct {
+		Errors []ociError `json:"errors"`
+	}{errs})
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Del("Docker-Content-Digest")
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		w.Write(body)
+	}
+	return status
+}

@@ -1,0 +1,109 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/tower-reg/tower-reg/daemon/event"
+	"github.com/tower-reg/tower-reg/daemon/proxy"
+)
+
+func (h *Registry) manifest(w http.ResponseWriter, r *http.Request, rt route) {
+	start := time.Now()
+	ev := event.ManifestServed{Client: r.RemoteAddr, Method: r.Method, Repo: rt.name, Reference: rt.ref}
+	s, err := h.resolveManifest(r, rt)
+	if err != nil {
+		ev.Status = writeError(w, r, h.log, rt.kind, err)
+		ev.Err = err.Error()
+	} else {
+		ev.Repo = s.repo.String()
+		ev.Upstream, ev.Digest, ev.MediaType = s.Upstream.String(), s.Digest.String(), string(s.MediaType)
+		ev.Platforms, ev.Cached, ev.Status = s.Platforms, s.Cached, http.StatusOK
+		hd := w.Header()
+		hd.Set("Content-Type", string(s.MediaType))
+		hd.Set("Content-Length", strconv.Itoa(len(s.Bytes)))
+		hd.Set("Docker-Content-Digest", s.Digest.String())
+		hd.Set("Etag", `"`+s.Digest.String()+`"`)
+		w.WriteHeader(http.StatusOK)
+		if r.Method == http.MethodGet {
+			w.Write(s.Bytes)
+		}
+	}
+	ev.Time, ev.Duration = h.bus.Now(), since(start)
+	h.bus.Publish(ev)
+}
+
+type servedManifest struct {
+	proxy.Served
+	repo proxy.Repo
+}
+
+func (h *Registry) resolveManifest(r *http.Request, rt route) (servedManifest, error) {
+	repo, err := rt.repo(h.defaultRegistry)
+	if err != nil {
+		return servedManifest{}, err
+	}
+	ref, err := proxy.ParseRef(rt.ref)
+	if err != nil {
+		return servedManifest{}, err
+	}
+	s, err := h.rw.Get(r.Context(), repo, ref)
+	if err != nil {
+		return servedManifest{}, err
+	}
+	if isIndex(s.MediaType) && !acceptsIndex(r.Header.Values("Accept")) {
+		// A client that cannot read an index gets the linux/amd64 image,
+		// as distribution does for clients without manifest-list support.
+		d, err := platformChild(s.Bytes, v1.Platform{OS: "linux", Architecture: "amd64"})
+		if err != nil {
+			return servedManifest{}, err
+		}
+		if s, err = h.rw.Get(r.Context(), repo, proxy.Ref{Digest: d}); err != nil {
+			return servedManifest{}, err
+		}
+	}
+	return servedManifest{Served: s, repo: repo}, nil
+}
+
+func isIndex(mt types.MediaType) bool {
+	return mt == types.OCIImageIndex || mt == types.DockerManifestList
+}
+
+// acceptsIndex reports whether an Accept header admits an index. No header
+// at all (curl, scripts) admits anything.
+func acceptsIndex(accept []string) bool {
+	if len(accept) == 0 {
+		return true
+	}
+	for _, a := range accept {
+		for _, part := range strings.Split(a, ",") {
+			mt := strings.TrimSpace(strings.Split(part, ";")[0])
+			switch types.MediaType(mt) {
+			case types.OCIImageIndex, types.DockerManifestList, "*/*":
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func platformChild(index []byte, want v1.Platform) (v1.Hash, error) {
+	var idx v1.IndexManifest
+	if err := json.Unmarshal(index, &idx); err != nil {
+		return v1.Hash{}, fmt.Errorf("decode index: %w", err)
+	}
+	for _, m := range idx.Manifests {
+		if m.Platform != nil && m.Platform.Satisfies(want) {
+			return m.Digest, nil
+		}
+	}
+	return v1.Hash{}, newError(http.StatusNotFound, codeManifestUnknown,
+		"the image is an index with no "+want.String()+" manifest, and the client does not accept indexes")
+}

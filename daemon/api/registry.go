@@ -1,0 +1,92 @@
+package api
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tower-reg/tower-reg/daemon/event"
+	"github.com/tower-reg/tower-reg/daemon/proxy"
+)
+
+// Registry serves the OCI distribution read API through the rewriting
+// proxy.
+type Registry struct {
+	rw              *proxy.Rewriting
+	up              *proxy.Upstream
+	defaultRegistry string
+	bus             *event.Bus
+	log             *slog.Logger
+}
+
+// NewRegistry returns the registry handler. defaultRegistry is where names
+// without a host live (docker.io unless configured).
+func NewRegistry(rw *proxy.Rewriting, up *proxy.Upstream, defaultRegistry string, bus *event.Bus, log *slog.Logger) *Registry {
+	return &Registry{rw: rw, up: up, defaultRegistry: defaultRegistry, bus: bus, log: log}
+}
+
+// IsRegistryPath reports whether a path belongs to the registry API.
+func IsRegistryPath(p string) bool {
+	return p == "/v2" || strings.HasPrefix(p, "/v2/")
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	rt := parseRoute(r.URL.Path)
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		// Pushes, deletes and uploads never reach an upstream: this is a
+		// read-only proxy.
+		writeError(w, r, h.log, rt.kind, newError(http.StatusMethodNotAllowed, codeUnsupported,
+			"tower-reg is a read-only proxy: "+r.Method+" is not supported"))
+		return
+	}
+	switch rt.kind {
+	case kindBase:
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", "2")
+		if r.Method == http.MethodGet {
+			w.Write([]byte("{}"))
+		}
+	case kindManifest:
+		h.manifest(w, r, rt)
+	case kindBlob:
+		h.blob(w, r, rt)
+	case kindTags:
+		if err := h.tags(w, r, rt); err != nil {
+			writeError(w, r, h.log, rt.kind, err)
+		}
+	default:
+		writeError(w, r, h.log, rt.kind, newError(http.StatusNotFound, codeUnsupported,
+			"no such registry route: "+r.URL.Path))
+	}
+}
+
+// statusWriter remembers the status and counts the body bytes, for events.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(p []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	n, err := s.ResponseWriter.Write(p)
+	s.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func since(t time.Time) time.Duration { return time.Since(t).Round(time.Microsecond) }

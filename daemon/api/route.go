@@ -1,0 +1,57 @@
+package api
+
+import (
+	"strings"
+
+	"github.com/tower-reg/tower-reg/daemon/proxy"
+)
+
+// kind is what a /v2/ request asks for.
+type kind int
+
+const (
+	kindBase kind = iota
+	kindManifest
+	kindBlob
+	kindTags
+	kindUnknown
+)
+
+// route is a parsed /v2/ request path.
+type route struct {
+	kind kind
+	name string // the repository name as the client wrote it
+	ref  string // tag or digest, for manifests and blobs
+}
+
+// parseRoute reads a /v2/ path from its end, because repository names
+// contain slashes: /v2/<name>/manifests/<ref>, /v2/<name>/blobs/<digest>,
+// /v2/<name>/tags/list.
+func parseRoute(path string) route {
+	rest, ok := strings.CutPrefix(path, "/v2")
+	if !ok {
+		return route{kind: kindUnknown}
+	}
+	if rest == "" || rest == "/" {
+		return route{kind: kindBase}
+	}
+	parts := strings.Split(strings.TrimPrefix(rest, "/"), "/")
+	n := len(parts)
+	if n >= 3 {
+		name := strings.Join(parts[:n-2], "/")
+		switch {
+		case parts[n-2] == "manifests":
+			return route{kind: kindManifest, name: name, ref: parts[n-1]}
+		case parts[n-2] == "blobs":
+			return route{kind: kindBlob, name: name, ref: parts[n-1]}
+		case parts[n-2] == "tags" && parts[n-1] == "list":
+			return route{kind: kindTags, name: name}
+		}
+	}
+	return route{kind: kindUnknown}
+}
+
+// repo resolves the route's name against the default registry.
+func (rt route) repo(defaultRegistry string) (proxy.Repo, error) {
+	return proxy.ParseRepo(rt.name, defaultRegistry)
+}

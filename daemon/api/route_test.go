@@ -1,0 +1,31 @@
+package api
+
+import "testing"
+
+func TestParseRoute(t *testing.T) {
+	tests := []struct {
+		path string
+		want route
+	}{
+		{"/v2/", route{kind: kindBase}},
+		{"/v2", route{kind: kindBase}},
+		{"/v2/library/busybox/manifests/latest", route{kindManifest, "library/busybox", "latest"}},
+		{"/v2/busybox/manifests/sha256:abc", route{kindManifest, "busybox", "sha256:abc"}},
+		{"/v2/quay.io/nextflow/bash/blobs/sha256:abc", route{kindBlob, "quay.io/nextflow/bash", "sha256:abc"}},
+		{"/v2/a/manifests/b/manifests/c", route{kindManifest, "a/manifests/b", "c"}},
+		{"/v2/a/tags/list", route{kindTags, "a", ""}},
+		{"/v2/127.0.0.1:5000/x/y/tags/list", route{kindTags, "127.0.0.1:5000/x/y", ""}},
+		{"/v2/a/blobs/uploads/", route{kind: kindUnknown}},
+		{"/v2/manifests/latest", route{kind: kindUnknown}},
+		{"/v2/a/tags/other", route{kind: kindUnknown}},
+		{"/v3/a/manifests/latest", route{kind: kindUnknown}},
+		{"/v2/../x/manifests/latest", route{kindManifest, "../x", "latest"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			if got := parseRoute(tt.path); got != tt.want {
+				t.Fatalf("parseRoute(%q) = %+v, want %+v", tt.path, got, tt.want)
+			}
+		})
+	}
+}

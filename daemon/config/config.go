@@ -1,0 +1,111 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+)
+
+// Defaults.
+const (
+	DefaultListen   = "127.0.0.1:9090"
+	DefaultRegistry = "docker.io"
+)
+
+// Config is the daemon's configuration. Flags override its fields.
+type Config struct {
+	// Listen is the local handler's address.
+	Listen string `yaml:"listen"`
+	// DefaultRegistry serves names that have no registry host.
+	DefaultRegistry string `yaml:"default_registry"`
+	// LayerDir is the directory injected into every image; empty means the
+	// built-in default layer.
+	LayerDir string `yaml:"layer_dir"`
+	// Registries holds per-registry settings, keyed by registry host as
+	// written in image names ("quay.io", "docker.io", "127.0.0.1:5000").
+	Registries map[string]Registry `yaml:"registries"`
+}
+
+// Registry is one upstream registry's settings.
+type Registry struct {
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// PasswordEnv names an environment variable holding the password, so no
+	// secret has to sit in the file.
+	PasswordEnv string `yaml:"password_env"`
+	// PasswordFile names a file holding the password.
+	PasswordFile string `yaml:"password_file"`
+	// Insecure allows plain HTTP to a registry that is not on loopback.
+	Insecure bool `yaml:"insecure"`
+}
+
+// Default returns the configuration used when there is no file.
+func Default() Config {
+	return Config{Listen: DefaultListen, DefaultRegistry: DefaultRegistry}
+}
+
+// Load reads the config file at path over the defaults. A missing file is
+// not an error: the defaults run.
+func Load(path string) (Config, error) {
+	c := Default()
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b), yaml.DisallowUnknownField())
+	// An empty file decodes to io.EOF, and one of comments only to null:
+	// both mean "all defaults", so defaults fill what the file leaves empty.
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("config %s:\n%s", path, yaml.FormatError(err, false, true))
+	}
+	d := Default()
+	if c.Listen == "" {
+		c.Listen = d.Listen
+	}
+	if c.DefaultRegistry == "" {
+		c.DefaultRegistry = d.DefaultRegistry
+	}
+	return c, nil
+}
+
+// Insecure lists the registries configured for plain HTTP.
+func (c Config) Insecure() []string {
+	var out []string
+	for host, r := range c.Registries {
+		if r.Insecure {
+			out = append(out, host)
+		}
+	}
+	return out
+}
+
+// Secret resolves a registry's password from the field, the environment
+// variable or the file, in that order.
+func (r Registry) Secret() (string, error) {
+	switch {
+	case r.Password != "":
+		return r.Password, nil
+	case r.PasswordEnv != "":
+		v, ok := os.LookupEnv(r.PasswordEnv)
+		if !ok {
+			return "", fmt.Errorf("password_env %s is not set", r.PasswordEnv)
+		}
+		return v, nil
+	case r.PasswordFile != "":
+		b, err := os.ReadFile(r.PasswordFile)
+		if err != nil {
+			return "", fmt.Errorf("password_file: %w", err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	return "", nil
+}

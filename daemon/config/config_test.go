@@ -1,0 +1,103 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+)
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pwFile, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TR_TEST_PW", "from-env")
+	tests := []struct {
+		name    string
+		yaml    string
+		want    func(t *testing.T, c Config)
+		wantErr string
+	}{
+		{name: "missing file", yaml: "", want: func(t *testing.T, c Config) {
+			if c.Listen != DefaultListen || c.DefaultRegistry != DefaultRegistry {
+				t.Fatalf("defaults not applied: %+v", c)
+			}
+		}},
+		{name: "override", yaml: "listen: 127.0.0.1:1\ndefault_registry: quay.io\n", want: func(t *testing.T, c Config) {
+			if c.Listen != "127.0.0.1:1" || c.DefaultRegistry != "quay.io" {
+				t.Fatalf("got %+v", c)
+			}
+		}},
+		{name: "registries", yaml: "registries:\n  quay.io:\n    username: u\n    password_env: TR_TEST_PW\n  docker.io:\n    username: d\n    password_file: " + pwFile + "\n  10.0.0.5:5000:\n    insecure: true\n",
+			want: func(t *testing.T, c Config) {
+				if got := c.Insecure(); len(got) != 1 || got[0] != "10.0.0.5:5000" {
+					t.Fatalf("insecure = %v", got)
+				}
+				kc, err := c.Keychain()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for reg, want := range map[string]authn.AuthConfig{
+					"quay.io":         {Username: "u", Password: "from-env"},
+					"index.docker.io": {Username: "d", Password: "from-file"},
+					"ghcr.io":         {},
+				} {
+					r, _ := name.NewRegistry(reg)
+					a, err := kc.Resolve(r)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, _ := a.Authorization()
+					if got.Username != want.Username || got.Password != want.Password {
+						t.Errorf("%s: got %q/%q, want %q/%q", reg, got.Username, got.Password, want.Username, want.Password)
+					}
+				}
+			}},
+		{name: "unknown key", yaml: "listen: x\nlisten_addr: y\n", wantErr: "listen_addr"},
+		{name: "malformed", yaml: "listen: [\n", wantErr: "config"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "config.yml")
+			if tt.yaml != "" {
+				if err := os.WriteFile(path, []byte(tt.yaml), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c, err := Load(path)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Load error = %v, want it to mention %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.want(t, c)
+		})
+	}
+}
+
+func TestMissingPasswordEnv(t *testing.T) {
+	c := Config{Registries: map[string]Registry{"quay.io": {Username: "u", PasswordEnv: "TR_TEST_UNSET_VAR"}}}
+	if _, err := c.Keychain(); err == nil || !strings.Contains(err.Error(), "TR_TEST_UNSET_VAR") {
+		t.Fatalf("Keychain error = %v, want it to name the variable", err)
+	}
+}
+
+func TestLoadEmptyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yml")
+	if err := os.WriteFile(path, []byte("# nothing yet\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil || c.Listen != DefaultListen {
+		t.Fatalf("Load(empty) = %+v, %v; want defaults", c, err)
+	}
+}

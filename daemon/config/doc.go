@@ -1,0 +1,3 @@
+// Package config reads the daemon's YAML config file and turns its
+// per-registry credentials into a keychain.
+package config

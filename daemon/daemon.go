@@ -1,0 +1,172 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tower-reg/tower-reg/daemon/api"
+	"github.com/tower-reg/tower-reg/daemon/config"
+	"github.com/tower-reg/tower-reg/daemon/event"
+	"github.com/tower-reg/tower-reg/daemon/proxy"
+	"github.com/tower-reg/tower-reg/daemon/store"
+	"github.com/tower-reg/tower-reg/layer"
+)
+
+// Version is the daemon's version, set by the linker for releases.
+var Version = "dev"
+
+// Options are what the daemon is built from.
+type Options struct {
+	Config config.Config
+	// CacheDir holds the content store.
+	CacheDir string
+	// Layer is the layer directory's contents; LayerSource names it in
+	// logs and events ("default" or a path).
+	Layer       fs.FS
+	LayerSource string
+	// Keychain supplies upstream credentials; nil means the config's
+	// registries, then the Docker config (~/.docker/config.json).
+	Keychain authn.Keychain
+	Log      *slog.Logger
+	Bus      *event.Bus
+}
+
+// Daemon is a running towerreg-dev.
+type Daemon struct {
+	cfg     config.Config
+	log     *slog.Logger
+	bus     *event.Bus
+	handler http.Handler
+	gen     proxy.Generation
+}
+
+// shutdownTimeout bounds how long in-flight pulls may take to finish once
+// the daemon is asked to stop.
+const shutdownTimeout = 5 * time.Second
+
+// New builds a daemon: it opens the store and packs the layer, so a broken
+// layer directory or cache fails here, before anything listens.
+func New(ctx context.Context, o Options) (*Daemon, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Bus == nil {
+		o.Bus = event.NewBus(nil)
+	}
+	st, err := store.Open(filepath.Join(o.CacheDir, "store"))
+	if err != nil {
+		return nil, err
+	}
+	gen, err := packLayer(ctx, o, st)
+	if err != nil {
+		return nil, err
+	}
+	kc := o.Keychain
+	if kc == nil {
+		ckc, err := o.Config.Keychain()
+		if err != nil {
+			return nil, err
+		}
+		kc = authn.NewMultiKeychain(ckc, authn.DefaultKeychain)
+	}
+	up := proxy.NewUpstream(proxy.Options{Keychain: kc, Insecure: o.Config.Insecure(), Log: o.Log})
+	rw := proxy.NewRewriting(up, st, proxy.StaticLayers{Gen: gen})
+	reg := api.NewRegistry(rw, up, o.Config.DefaultRegistry, o.Bus, o.Log)
+	return &Daemon{cfg: o.Config, log: o.Log, bus: o.Bus, handler: localHandler(reg), gen: gen}, nil
+}
+
+func packLayer(ctx context.Context, o Options, st *store.Store) (proxy.Generation, error) {
+	start := time.Now()
+	set, err := layer.PackSet(ctx, o.Layer, st)
+	ev := event.LayerPacked{Generation: 1, Source: o.LayerSource, Duration: time.Since(start)}
+	if err != nil {
+		ev.Err = err.Error()
+		o.Bus.Publish(withTime(o.Bus, ev))
+		return proxy.Generation{}, fmt.Errorf("pack layer %s: %w", o.LayerSource, err)
+	}
+	ev.TarDigest, ev.GzipDigest = set.Common.TarDigest.String(), set.Common.GzipDigest.String()
+	ev.GzipSize, ev.Files = set.Common.GzipSize, set.Common.Files
+	for p := range set.Platforms {
+		ev.Platforms = append(ev.Platforms, p)
+	}
+	sort.Strings(ev.Platforms)
+	o.Bus.Publish(withTime(o.Bus, ev))
+	return proxy.NewGeneration(1, set)
+}
+
+func withTime(b *event.Bus, e event.LayerPacked) event.LayerPacked {
+	e.Time = b.Now()
+	return e
+}
+
+// localHandler is what --listen serves: the registry API and, later, the
+// admin routes.
+func localHandler(reg *api.Registry) http.Handler {
+	mux := http.NewServeMux()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The registry sees every /v2 path as sent, before ServeMux would
+		// clean and redirect it: "/v2/../x" must get NAME_INVALID, not a 301.
+		if api.IsRegistryPath(r.URL.Path) {
+			reg.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// Handler returns the local handler, for tests.
+func (d *Daemon) Handler() http.Handler { return d.handler }
+
+// Generation returns the layer generation being injected.
+func (d *Daemon) Generation() proxy.Generation { return d.gen }
+
+// Run listens on the configured address and serves until ctx ends, then
+// shuts down gracefully.
+func (d *Daemon) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", d.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another towerreg-dev or registry running? choose another address with --listen)", d.cfg.Listen, err)
+	}
+	return d.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx ends.
+func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           d.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve %s: %w", ln.Addr(), err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), shutdownTimeout)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+		return nil
+	})
+	addr := ln.Addr().String()
+	d.log.Info("ready", "listen", addr, "layer", d.gen.Set.Common.GzipDigest.String(),
+		"try", "docker pull "+addr+"/library/busybox")
+	return g.Wait()
+}

@@ -1,0 +1,597 @@
+package daemon_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/fstest"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/tower-reg/tower-reg/daemon"
+	"github.com/tower-reg/tower-reg/daemon/config"
+	"github.com/tower-reg/tower-reg/layer"
+)
+
+// quiet silences the in-process upstream's request log.
+var quiet = log.New(io.Discard, "", 0)
+
+// counter wraps an upstream and counts requests by method and kind.
+type counter struct {
+	next http.Handler
+	mu   sync.Mutex
+	n    map[string]int
+}
+
+func newCounter(next http.Handler) *counter { return &counter{next: next, n: map[string]int{}} }
+
+func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	k := r.Method + " other"
+	switch {
+	case strings.Contains(r.URL.Path, "/manifests/"):
+		k = r.Method + " manifest"
+	case strings.Contains(r.URL.Path, "/blobs/"):
+		k = r.Method + " blob"
+	}
+	c.mu.Lock()
+	c.n[k]++
+	c.mu.Unlock()
+	c.next.ServeHTTP(w, r)
+}
+
+func (c *counter) get(k string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[k]
+}
+
+func (c *counter) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n = map[string]int{}
+}
+
+// testLayer is a small layer directory: one file and an "entry".
+func testLayer() fstest.MapFS {
+	return fstest.MapFS{
+		"foo.txt":         {Data: []byte("hello from the test layer\n"), Mode: 0o644},
+		".towerreg/entry": {Data: []byte("#!entry\n"), Mode: 0o755},
+		".towerreg":       {Mode: fs.ModeDir | 0o755},
+	}
+}
+
+type env struct {
+	upstream *httptest.Server
+	count    *counter
+	proxy    *httptest.Server
+	d        *daemon.Daemon
+	cacheDir string
+}
+
+// host of a test server, as it goes into image names.
+func host(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
+
+// pathHost is the upstream host as it goes into a path: Docker's grammar
+// has no ':' there, so the port is spelled with '_'.
+func pathHost(s *httptest.Server) string { return strings.Replace(host(s), ":", "_", 1) }
+
+func newEnv(t *testing.T, upstream http.Handler) *env {
+	t.Helper()
+	e := &env{count: newCounter(upstream), cacheDir: t.TempDir()}
+	e.upstream = httptest.NewServer(e.count)
+	t.Cleanup(e.upstream.Close)
+	e.start(t, nil)
+	return e
+}
+
+// start (re)starts the daemon over the same cache directory.
+func (e *env) start(t *testing.T, kc authn.Keychain) {
+	t.Helper()
+	if e.proxy != nil {
+		e.proxy.Close()
+	}
+	if kc == nil {
+		kc = authn.NewMultiKeychain() // anonymous: never the host's docker config
+	}
+	d, err := daemon.New(t.Context(), daemon.Options{
+		Config:      config.Default(),
+		CacheDir:    e.cacheDir,
+		Layer:       testLayer(),
+		LayerSource: "test",
+		Keychain:    kc,
+	})
+	if err != nil {
+		t.Fatalf("daemon.New: %v", err)
+	}
+	e.d = d
+	e.proxy = httptest.NewServer(d.Handler())
+	t.Cleanup(e.proxy.Close)
+}
+
+// push writes img to the upstream under repo:tag and returns its digest.
+func (e *env) push(t *testing.T, repo, tag string, img remote.Taggable) v1.Hash {
+	t.Helper()
+	ref, err := name.ParseReference(host(e.upstream) + "/" + repo + ":" + tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch x := img.(type) {
+	case v1.Image:
+		err = remote.Write(ref, x)
+	case v1.ImageIndex:
+		err = remote.WriteIndex(ref, x)
+	}
+	if err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+	d, err := img.(interface{ Digest() (v1.Hash, error) }).Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// through is the proxy's name for an upstream repository.
+func (e *env) through(repo string) string {
+	return host(e.proxy) + "/" + pathHost(e.upstream) + "/" + repo
+}
+
+func randomImage(t *testing.T, mt types.MediaType, cfg v1.Config) v1.Image {
+	return randomImageFor(t, "amd64", mt, cfg)
+}
+
+func randomImageFor(t *testing.T, arch string, mt types.MediaType, cfg v1.Config) v1.Image {
+	t.Helper()
+	img, err := random.Image(256, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img = mutate.MediaType(img, mt)
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", arch
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	if mt == types.OCIManifestSchema1 {
+		img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	}
+	img, err = mutate.Config(img, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func TestPullImage(t *testing.T) {
+	tests := []struct {
+		name string
+		mt   types.MediaType
+		cfg  v1.Config
+	}{
+		{"docker", types.DockerManifestSchema2, v1.Config{Entrypoint: []string{"/bin/app", "--flag with space"}, Cmd: []string{"serve"}, Env: []string{"A=1"}}},
+		{"oci", types.OCIManifestSchema1, v1.Config{Cmd: []string{"sh"}, WorkingDir: "/work", User: "1000"}},
+		{"no entrypoint no cmd", types.OCIManifestSchema1, v1.Config{}},
+	}
+	e := newEnv(t, registry.New(registry.Logger(quiet)))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := randomImage(t, tt.mt, tt.cfg)
+			e.push(t, "test/img", "latest", base)
+
+			got, err := remote.Image(mustRef(t, e.through("test/img")+":latest"))
+			if err != nil {
+				t.Fatalf("pull through proxy: %v", err)
+			}
+			// validate.Image downloads every blob and checks every digest,
+			// diff_id and size, as a client would.
+			if err := validate.Image(got); err != nil {
+				t.Fatalf("rewritten image is invalid: %v", err)
+			}
+			checkInjected(t, e.d.Generation().Set.Common, base, got)
+			mt, _ := got.MediaType()
+			if mt != tt.mt {
+				t.Fatalf("media type %s, want %s", mt, tt.mt)
+			}
+		})
+	}
+}
+
+func mustRef(t *testing.T, s string) name.Reference {
+	t.Helper()
+	r, err := name.ParseReference(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// checkInjected checks that got is base with l appended and the entry chain
+// set up.
+func checkInjected(t *testing.T, l layer.Built, base, got v1.Image) {
+	t.Helper()
+	bl, _ := base.Layers()
+	gl, err := got.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gl) != len(bl)+1 {
+		t.Fatalf("%d layers, want %d", len(gl), len(bl)+1)
+	}
+	for i := range bl {
+		bd, _ := bl[i].Digest()
+		gd, _ := gl[i].Digest()
+		if bd != gd {
+			t.Fatalf("base layer %d changed: %s -> %s", i, bd, gd)
+		}
+	}
+	last, _ := gl[len(gl)-1].Digest()
+	if last != l.GzipDigest {
+		t.Fatalf("last layer %s, want the injected %s", last, l.GzipDigest)
+	}
+	bc, _ := base.ConfigFile()
+	gc, err := got.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{layer.EntryPath}; !equal(gc.Config.Entrypoint, want) {
+		t.Fatalf("entrypoint %q, want %q", gc.Config.Entrypoint, want)
+	}
+	if !equal(gc.Config.Cmd, bc.Config.Cmd) || gc.Config.WorkingDir != bc.Config.WorkingDir || gc.Config.User != bc.Config.User {
+		t.Fatalf("cmd/workdir/user changed: %+v -> %+v", bc.Config, gc.Config)
+	}
+	orig, _ := json.Marshal(bc.Config.Entrypoint)
+	if bc.Config.Entrypoint == nil {
+		orig = []byte("[]")
+	}
+	wantEnv := layer.EntrypointEnv + "=" + string(orig)
+	if n := len(gc.Config.Env); n == 0 || gc.Config.Env[n-1] != wantEnv {
+		t.Fatalf("env %q, want it to end with %q", gc.Config.Env, wantEnv)
+	}
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestPullIndex(t *testing.T) {
+	e := newEnv(t, registry.New(registry.Logger(quiet)))
+	amd := randomImage(t, types.OCIManifestSchema1, v1.Config{Cmd: []string{"sh"}})
+	arm := randomImageFor(t, "arm64", types.OCIManifestSchema1, v1.Config{Cmd: []string{"sh"}})
+	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
+		mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}},
+	)
+	up := e.push(t, "test/multi", "latest", idx)
+
+	e.count.reset()
+	got, err := remote.Index(mustRef(t, e.through("test/multi")+":latest"))
+	if err != nil {
+		t.Fatalf("pull index: %v", err)
+	}
+	if err := validate.Index(got); err != nil {
+		t.Fatalf("rewritten index is invalid: %v", err)
+	}
+	d, _ := got.Digest()
+	if d == up {
+		t.Fatal("index digest unchanged: nothing was rewritten")
+	}
+	im, _ := got.IndexManifest()
+	if len(im.Manifests) != 2 {
+		t.Fatalf("%d manifests, want 2", len(im.Manifests))
+	}
+	for i, base := range []v1.Image{amd, arm} {
+		img, err := got.Image(im.Manifests[i].Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkInjected(t, e.d.Generation().Set.Common, base, img)
+	}
+}
+
+func TestCacheAndRestart(t *testing.T) {
+	e := newEnv(t, registry.New(registry.Logger(quiet)))
+	first := randomImage(t, types.DockerManifestSchema2, v1.Config{Cmd: []string{"a"}})
+	e.push(t, "test/img", "latest", first)
+	ref := mustRef(t, e.through("test/img")+":latest")
+
+	d1, err := remote.Head(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.count.reset()
+	d2, err := remote.Head(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d1.Digest != d2.Digest {
+		t.Fatalf("same upstream, same layer: digest %s then %s", d1.Digest, d2.Digest)
+	}
+	if got := e.count.get("GET manifest") + e.count.get("GET blob"); got != 0 {
+		t.Fatalf("a warm pull by tag made %d upstream GETs, want only a HEAD", got)
+	}
+	if got := e.count.get("HEAD manifest"); got != 1 {
+		t.Fatalf("a warm pull by tag made %d upstream HEADs, want 1", got)
+	}
+
+	// The tag moves upstream and the daemon restarts: the old rewritten
+	// digest still resolves, from the store.
+	e.push(t, "test/img", "latest", randomImage(t, types.DockerManifestSchema2, v1.Config{Cmd: []string{"b"}}))
+	e.start(t, nil)
+	ref = mustRef(t, e.through("test/img")+":latest")
+	old, err := remote.Image(mustRef(t, e.through("test/img")+"@"+d1.Digest.String()))
+	if err != nil {
+		t.Fatalf("pull of the old rewritten digest after restart: %v", err)
+	}
+	if err := validate.Image(old); err != nil {
+		t.Fatal(err)
+	}
+	moved, err := remote.Head(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if moved.Digest == d1.Digest {
+		t.Fatal("the tag moved upstream but the proxy kept the old rewrite")
+	}
+}
+
+func TestPullByUpstreamDigest(t *testing.T) {
+	e := newEnv(t, registry.New(registry.Logger(quiet)))
+	base := randomImage(t, types.OCIManifestSchema1, v1.Config{})
+	up := e.push(t, "test/img", "v1", base)
+
+	_, err := remote.Image(mustRef(t, e.through("test/img")+"@"+up.String()))
+	if err == nil || !strings.Contains(err.Error(), "sha256-"+up.Hex) {
+		t.Fatalf("pull by upstream digest: err = %v, want a MANIFEST_UNKNOWN naming the tag form", err)
+	}
+
+	byTagForm, err := remote.Image(mustRef(t, e.through("test/img")+":sha256-"+up.Hex))
+	if err != nil {
+		t.Fatalf("pull by the tag form: %v", err)
+	}
+	checkInjected(t, e.d.Generation().Set.Common, base, byTagForm)
+	byTag, err := remote.Image(mustRef(t, e.through("test/img")+":v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := byTagForm.Digest()
+	b, _ := byTag.Digest()
+	if a != b {
+		t.Fatalf("tag form gave %s, tag gave %s: same upstream digest must give the same rewrite", a, b)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	e := newEnv(t, registry.New(registry.Logger(quiet)))
+	e.push(t, "test/img", "latest", randomImage(t, types.OCIManifestSchema1, v1.Config{}))
+	up := host(e.upstream)
+	tests := []struct {
+		method, path string
+		status       int
+		code         string
+	}{
+		{"GET", "/v2/" + up + "/../x/manifests/latest", 400, "NAME_INVALID"},
+		{"GET", "/v2/" + up + "/Test/img/manifests/latest", 400, "NAME_INVALID"},
+		{"GET", "/v2/" + up + "/" + strings.Repeat("a", 300) + "/manifests/latest", 400, "NAME_INVALID"},
+		{"GET", "/v2/" + up + "/test/img/manifests/sha256:zz", 400, "DIGEST_INVALID"},
+		{"GET", "/v2/" + up + "/test/img/blobs/sha256:zz", 400, "DIGEST_INVALID"},
+		{"GET", "/v2/" + up + "/test/img/manifests/-bad", 400, "NAME_INVALID"},
+		{"GET", "/v2/" + up + "/test/nope/manifests/latest", 404, "NAME_UNKNOWN"},
+		{"GET", "/v2/" + up + "/test/img/manifests/nope", 404, "MANIFEST_UNKNOWN"},
+		{"GET", "/v2/" + up + "/test/img/blobs/sha256:" + strings.Repeat("0", 64), 404, "BLOB_UNKNOWN"},
+		{"PUT", "/v2/" + up + "/test/img/manifests/latest", 405, "UNSUPPORTED"},
+		{"POST", "/v2/" + up + "/test/img/blobs/uploads/", 405, "UNSUPPORTED"},
+		{"DELETE", "/v2/" + up + "/test/img/manifests/latest", 405, "UNSUPPORTED"},
+		{"GET", "/v2/127.0.0.1:1/x/manifests/latest", 503, "UNAVAILABLE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			e.count.reset()
+			req, _ := http.NewRequestWithContext(t.Context(), tt.method, e.proxy.URL+tt.path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body struct {
+				Errors []struct{ Code, Message string }
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+				t.Fatalf("body is not OCI error JSON: %v", err)
+			}
+			if resp.StatusCode != tt.status || len(body.Errors) == 0 || body.Errors[0].Code != tt.code {
+				t.Fatalf("got %d %+v, want %d %s", resp.StatusCode, body.Errors, tt.status, tt.code)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Fatalf("Content-Type %q", ct)
+			}
+			if tt.method != "GET" && e.count.get(tt.method+" manifest")+e.count.get(tt.method+" blob")+e.count.get(tt.method+" other") != 0 {
+				t.Fatalf("%s reached the upstream", tt.method)
+			}
+		})
+	}
+}
+
+func TestBlobRangeAndHeaders(t *testing.T) {
+	e := newEnv(t, registry.New(registry.Logger(quiet)))
+	base := randomImage(t, types.OCIManifestSchema1, v1.Config{})
+	e.push(t, "test/img", "latest", base)
+	ls, _ := base.Layers()
+	d, _ := ls[0].Digest()
+	full, _ := ls[0].Compressed()
+	want, _ := io.ReadAll(full)
+
+	url := e.proxy.URL + "/v2/" + host(e.upstream) + "/test/img/blobs/" + d.String()
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", url, nil)
+	req.Header.Set("Range", "bytes=10-19")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPartialContent || string(got) != string(want[10:20]) {
+		t.Fatalf("range: %d %q, want 206 %q", resp.StatusCode, got, want[10:20])
+	}
+	if h := resp.Header.Get("Docker-Content-Digest"); h != d.String() {
+		t.Fatalf("Docker-Content-Digest %q", h)
+	}
+
+	// The injected layer comes from the store, with Range too.
+	l := e.d.Generation().Set.Common
+	if _, err := remote.Head(mustRef(t, e.through("test/img")+":latest")); err != nil {
+		t.Fatal(err)
+	}
+	req, _ = http.NewRequestWithContext(t.Context(), "HEAD", e.proxy.URL+"/v2/"+host(e.upstream)+"/test/img/blobs/"+l.GzipDigest.String(), nil)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.ContentLength != l.GzipSize {
+		t.Fatalf("HEAD injected layer: %d, length %d, want 200, %d", resp.StatusCode, resp.ContentLength, l.GzipSize)
+	}
+}
+
+// TestUpstreamDiesMidBlob: the client must see an error, never a short blob
+// presented as whole.
+func TestUpstreamDiesMidBlob(t *testing.T) {
+	reg := registry.New(registry.Logger(quiet))
+	var cut atomic.Bool
+	e := newEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if cut.Load() && r.Method == "GET" && strings.Contains(r.URL.Path, "/blobs/") {
+			rec := httptest.NewRecorder()
+			reg.ServeHTTP(rec, r)
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			w.Write(rec.Body.Bytes()[:rec.Body.Len()/2])
+			w.(http.Flusher).Flush() // the status and half the body are out
+			panic(http.ErrAbortHandler)
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	// Big enough that the proxy has streamed (and flushed) part of it
+	// before the cut.
+	base, err := random.Image(2<<20, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.push(t, "test/img", "latest", base)
+	ls, _ := base.Layers()
+	d, _ := ls[0].Digest()
+	cut.Store(true)
+
+	resp, err := http.Get(e.proxy.URL + "/v2/" + host(e.upstream) + "/test/img/blobs/" + d.String())
+	if err != nil {
+		t.Fatalf("GET through the proxy: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: the proxy should have started streaming before the upstream died", resp.StatusCode)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err == nil {
+		t.Fatalf("read %d bytes of a cut blob with status %d and no error: %s", len(b), resp.StatusCode, b)
+	}
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("client error %v, want an unexpected EOF", err)
+	}
+}
+
+// TestBearerAuth runs the upstream behind a token server, the way Docker Hub
+// and quay.io work, and checks that the token is fetched once and reused.
+func TestBearerAuth(t *testing.T) {
+	var tokens atomic.Int32
+	reg := registry.New(registry.Logger(quiet))
+	const user, pass, token = "alice", "s3cret", "tok-123"
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" {
+			u, p, ok := r.BasicAuth()
+			if !ok || u != user || p != pass {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			tokens.Add(1)
+			fmt.Fprintf(w, `{"token":%q}`, token)
+			return
+		}
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s/token",service="test"`, srv.URL))
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+
+	// Seed the upstream with credentials, then proxy with and without them.
+	e := &env{count: newCounter(srv.Config.Handler), cacheDir: t.TempDir(), upstream: srv}
+	ref := mustRef(t, host(srv)+"/test/private:latest")
+	base := randomImage(t, types.OCIManifestSchema1, v1.Config{})
+	if err := remote.Write(ref, base, remote.WithAuth(&authn.Basic{Username: user, Password: pass})); err != nil {
+		t.Fatal(err)
+	}
+
+	e.start(t, nil)
+	_, err := remote.Image(mustRef(t, e.through("test/private")+":latest"))
+	if err == nil || !strings.Contains(err.Error(), "UNAUTHORIZED") {
+		t.Fatalf("anonymous pull of a private image: %v, want UNAUTHORIZED", err)
+	}
+
+	kc := fixedKeychain{host(srv): &authn.Basic{Username: user, Password: pass}}
+	e.start(t, kc)
+	tokens.Store(0)
+	for range 3 {
+		img, err := remote.Image(mustRef(t, e.through("test/private")+":latest"))
+		if err != nil {
+			t.Fatalf("pull with credentials: %v", err)
+		}
+		if err := validate.Image(img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := tokens.Load(); n != 1 {
+		t.Fatalf("%d token requests for 3 pulls, want 1 (tokens must be reused)", n)
+	}
+}
+
+type fixedKeychain map[string]authn.Authenticator
+
+func (k fixedKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
+	if a, ok := k[r.RegistryStr()]; ok {
+		return a, nil
+	}
+	return authn.Anonymous, nil
+}

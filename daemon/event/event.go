@@ -1,0 +1,71 @@
+package event
+
+import (
+	"time"
+)
+
+// Event is one thing that happened in the daemon. The set is closed: only
+// this package's types implement it, so a type switch over them is complete.
+type Event interface {
+	// When is the time the event was published.
+	When() time.Time
+	event()
+}
+
+// Meta holds the fields every event has.
+type Meta struct {
+	Time time.Time `json:"time"`
+}
+
+// When implements Event.
+func (m Meta) When() time.Time { return m.Time }
+func (Meta) event()            {}
+
+// ManifestServed is a manifest request answered, or refused: the start of
+// every pull.
+type ManifestServed struct {
+	Meta
+	Client    string `json:"client"`
+	Method    string `json:"method"`
+	Repo      string `json:"repo"`      // upstream repository, e.g. index.docker.io/library/busybox
+	Reference string `json:"reference"` // tag or digest as asked
+	// Upstream is the upstream digest the answer was made from; Digest is
+	// what the client received. They differ when a layer was appended.
+	Upstream  string        `json:"upstream,omitempty"`
+	Digest    string        `json:"digest,omitempty"`
+	MediaType string        `json:"mediaType,omitempty"`
+	Platforms []string      `json:"platforms,omitempty"`
+	Cached    bool          `json:"cached"`
+	Status    int           `json:"status"`
+	Duration  time.Duration `json:"duration"`
+	Err       string        `json:"error,omitempty"`
+}
+
+// BlobServed is a blob request answered: a base layer streamed from
+// upstream, or the injected layer or a rewritten config from the store.
+type BlobServed struct {
+	Meta
+	Client   string        `json:"client"`
+	Method   string        `json:"method"`
+	Repo     string        `json:"repo"`
+	Digest   string        `json:"digest"`
+	Source   string        `json:"source"` // "store" or "upstream"
+	Bytes    int64         `json:"bytes"`
+	Status   int           `json:"status"`
+	Duration time.Duration `json:"duration"`
+	Err      string        `json:"error,omitempty"`
+}
+
+// LayerPacked is a layer generation built from the layer directory.
+type LayerPacked struct {
+	Meta
+	Generation int           `json:"generation"`
+	Source     string        `json:"source"`
+	TarDigest  string        `json:"tarDigest"`
+	GzipDigest string        `json:"gzipDigest"`
+	GzipSize   int64         `json:"gzipSize"`
+	Platforms  []string      `json:"platforms,omitempty"`
+	Files      int           `json:"files"`
+	Duration   time.Duration `json:"duration"`
+	Err        string        `json:"error,omitempty"`
+}

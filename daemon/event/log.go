@@ -1,0 +1,67 @@
+package event
+
+import (
+	"context"
+	"log/slog"
+)
+
+// Log writes each event of sub as one log line until ctx ends or sub is
+// closed: the headless form of the dashboard.
+func Log(ctx context.Context, sub *Subscription, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-sub.C():
+			if !ok {
+				return
+			}
+			logOne(ctx, log, e)
+		}
+	}
+}
+
+func logOne(ctx context.Context, log *slog.Logger, e Event) {
+	level := slog.LevelInfo
+	var msg string
+	var attrs []slog.Attr
+	switch e := e.(type) {
+	case ManifestServed:
+		msg = "manifest"
+		attrs = []slog.Attr{slog.String("client", e.Client), slog.String("method", e.Method),
+			slog.String("repo", e.Repo), slog.String("ref", e.Reference), slog.Int("status", e.Status),
+			slog.Bool("cached", e.Cached), slog.Duration("took", e.Duration)}
+		if e.Digest != "" {
+			attrs = append(attrs, slog.String("upstream", e.Upstream), slog.String("digest", e.Digest))
+		}
+		if len(e.Platforms) > 0 {
+			attrs = append(attrs, slog.Any("platforms", e.Platforms))
+		}
+		if e.Err != "" {
+			level = slog.LevelWarn
+			attrs = append(attrs, slog.String("error", e.Err))
+		}
+	case BlobServed:
+		msg = "blob"
+		attrs = []slog.Attr{slog.String("client", e.Client), slog.String("method", e.Method),
+			slog.String("repo", e.Repo), slog.String("digest", e.Digest), slog.String("source", e.Source),
+			slog.Int64("bytes", e.Bytes), slog.Int("status", e.Status), slog.Duration("took", e.Duration)}
+		if e.Err != "" {
+			level = slog.LevelWarn
+			attrs = append(attrs, slog.String("error", e.Err))
+		}
+	case LayerPacked:
+		msg = "layer packed"
+		attrs = []slog.Attr{slog.Int("generation", e.Generation), slog.String("source", e.Source),
+			slog.String("gzipDigest", e.GzipDigest), slog.Int64("bytes", e.GzipSize),
+			slog.Int("files", e.Files), slog.Any("platforms", e.Platforms), slog.Duration("took", e.Duration)}
+		if e.Err != "" {
+			level = slog.LevelError
+			attrs = append(attrs, slog.String("error", e.Err))
+		}
+	default:
+		msg = "event"
+		attrs = []slog.Attr{slog.Any("event", e)}
+	}
+	log.LogAttrs(ctx, level, msg, attrs...)
+}

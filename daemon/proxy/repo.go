@@ -1,0 +1,158 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// ErrNameInvalid marks a repository name or reference that is malformed.
+var ErrNameInvalid = errors.New("invalid name")
+
+// ErrDigestInvalid marks a digest that is malformed or of an unknown
+// algorithm.
+var ErrDigestInvalid = errors.New("invalid digest")
+
+// The grammar of distribution's reference package.
+var (
+	pathComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+	tagPattern    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+)
+
+// maxNameLen is distribution's limit on a repository name, host included.
+const maxNameLen = 255
+
+const (
+	dockerHub     = "index.docker.io"
+	dockerHubHost = "registry-1.docker.io"
+)
+
+// Repo is an upstream repository.
+type Repo struct {
+	// Registry is the canonical registry name ("index.docker.io" for Docker
+	// Hub), used to find credentials.
+	Registry string
+	// Path is the repository path on that registry ("library/busybox").
+	Path string
+}
+
+// String returns the canonical name, e.g. "index.docker.io/library/busybox".
+func (r Repo) String() string { return r.Registry + "/" + r.Path }
+
+// Host is the host the registry API is reached at.
+func (r Repo) Host() string {
+	if r.Registry == dockerHub {
+		return dockerHubHost
+	}
+	return r.Registry
+}
+
+// ParseRepo resolves the name in /v2/<name>/... to an upstream repository.
+// The first component is a registry host when it contains a '.' or a ':' or
+// is "localhost"; otherwise the name lives on defaultRegistry. Docker Hub
+// one-word names get "library/" in front.
+func ParseRepo(n, defaultRegistry string) (Repo, error) {
+	if n == "" || len(n) > maxNameLen {
+		return Repo{}, fmt.Errorf("%w: repository name must have 1 to %d characters", ErrNameInvalid, maxNameLen)
+	}
+	reg, path := defaultRegistry, n
+	if first, rest, ok := strings.Cut(n, "/"); ok {
+		if h := portSpelling(first); isHost(h) {
+			reg, path = h, rest
+		}
+	}
+	if isHost(reg) && strings.ContainsAny(reg, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+		return Repo{}, fmt.Errorf("%w: registry host %q must be lower case", ErrNameInvalid, reg)
+	}
+	// ggcr checks the characters and the host; the component grammar (no
+	// empty, dotted or upper-case components) is distribution's and checked
+	// here, so every client gets the same NAME_INVALID Docker would give.
+	for _, c := range strings.Split(path, "/") {
+		if !pathComponent.MatchString(c) {
+			return Repo{}, fmt.Errorf("%w: %q: path component %q must match %s", ErrNameInvalid, n, c, pathComponent)
+		}
+	}
+	r, err := name.NewRepository(reg + "/" + path)
+	if err != nil {
+		return Repo{}, fmt.Errorf("%w: %q: %v", ErrNameInvalid, n, err)
+	}
+	return Repo{Registry: r.RegistryStr(), Path: r.RepositoryStr()}, nil
+}
+
+// portSpelling turns "127.0.0.1_5000" into "127.0.0.1:5000". Docker's
+// reference grammar allows no ':' in a path component, so docker, podman,
+// skopeo and crane refuse HOST/127.0.0.1:5000/repo; '_' never occurs in a
+// host name, so it can stand for the port's colon unambiguously.
+func portSpelling(s string) string {
+	if i := strings.LastIndexByte(s, '_'); i > 0 && i < len(s)-1 && strings.Trim(s[i+1:], "0123456789") == "" && isHost(s[:i]) {
+		return s[:i] + ":" + s[i+1:]
+	}
+	return s
+}
+
+func isHost(s string) bool {
+	return strings.ContainsAny(s, ".:") || s == "localhost"
+}
+
+// Loopback reports whether host (with or without a port) is on loopback:
+// localhost, 127.0.0.0/8 or ::1. Such registries are reached over plain
+// HTTP, as Docker does.
+func Loopback(host string) bool {
+	h := host
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		h = hh
+	}
+	h = strings.Trim(h, "[]")
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Ref is a manifest reference: a tag or a digest.
+type Ref struct {
+	Tag    string
+	Digest v1.Hash
+}
+
+// IsDigest reports whether the reference is a digest.
+func (r Ref) IsDigest() bool { return r.Tag == "" }
+
+// String returns the tag or the digest.
+func (r Ref) String() string {
+	if r.IsDigest() {
+		return r.Digest.String()
+	}
+	return r.Tag
+}
+
+// ParseRef parses a tag or a digest.
+func ParseRef(s string) (Ref, error) {
+	if strings.Contains(s, ":") {
+		h, err := ParseDigest(s)
+		if err != nil {
+			return Ref{}, err
+		}
+		return Ref{Digest: h}, nil
+	}
+	if !tagPattern.MatchString(s) {
+		return Ref{}, fmt.Errorf("%w: tag %q", ErrNameInvalid, s)
+	}
+	return Ref{Tag: s}, nil
+}
+
+// ParseDigest parses a sha256 digest. Other algorithms are refused: the
+// store and the rewrite only speak sha256.
+func ParseDigest(s string) (v1.Hash, error) {
+	h, err := v1.NewHash(s)
+	if err != nil || h.Algorithm != "sha256" {
+		return v1.Hash{}, fmt.Errorf("%w: %q", ErrDigestInvalid, s)
+	}
+	return h, nil
+}

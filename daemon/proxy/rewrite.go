@@ -1,0 +1,330 @@
+package proxy
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/tower-reg/tower-reg/daemon/store"
+	"github.com/tower-reg/tower-reg/layer"
+)
+
+// DigestTagPrefix starts the tag form of an upstream digest: the tag
+// "sha256-<hex>" names the upstream manifest sha256:<hex>, rewritten. A pull
+// by the upstream digest itself cannot be rewritten (the client checks the
+// bytes against the digest), so this is how to pin an exact upstream image.
+const DigestTagPrefix = "sha256-"
+
+// Generation is one packed layer set: the layers injected into every image
+// while it is current.
+type Generation struct {
+	// ID changes exactly when the layers change; it keys the rewrite cache.
+	ID string
+	// Number counts generations since the daemon started.
+	Number int
+	Set    layer.Set
+}
+
+// Layers gives the current generation.
+type Layers interface {
+	Current() Generation
+}
+
+// UpstreamDigestError is a pull by the digest of an upstream image or index.
+type UpstreamDigestError struct {
+	Repo   Repo
+	Digest v1.Hash
+}
+
+func (e *UpstreamDigestError) Error() string {
+	return fmt.Sprintf("%s is an upstream digest of %s: tower-reg appends a layer, so the image it serves has another digest; pull the tag %s%s to get exactly that upstream image with the layer",
+		e.Digest, e.Repo, DigestTagPrefix, e.Digest.Hex)
+}
+
+// Served is a manifest answer and where it came from.
+type Served struct {
+	Manifest
+	// Upstream is the upstream digest it was made from.
+	Upstream v1.Hash
+	// Cached is true when no rewrite was needed: the answer came from the
+	// store.
+	Cached bool
+	// Platforms lists the platforms rewritten, for an index.
+	Platforms []string
+}
+
+// Rewriting serves manifests from an upstream, with the layer appended.
+type Rewriting struct {
+	up     *Upstream
+	store  *store.Store
+	layers Layers
+	flight singleflight.Group
+}
+
+// NewRewriting returns the rewriting decorator over up.
+func NewRewriting(up *Upstream, st *store.Store, layers Layers) *Rewriting {
+	return &Rewriting{up: up, store: st, layers: layers}
+}
+
+// Records filed in the store.
+const (
+	recRewrite  = "rewrite"  // generation+upstream digest -> rewritten manifest
+	recManifest = "manifest" // digest -> media type and origin
+	recLink     = "link"     // repo@digest -> present: may be served for repo
+)
+
+type manifestRecord struct {
+	MediaType types.MediaType `json:"mediaType"`
+	Upstream  v1.Hash         `json:"upstream"`
+	Platforms []string        `json:"platforms,omitempty"`
+}
+
+func linkKey(repo Repo, d v1.Hash) string { return repo.String() + "@" + d.String() }
+
+// Linked reports whether the blob or manifest d was made for repo, so that
+// the store may serve it there. Digests of one repository are never served
+// under another: the store may hold configs of private images.
+func (rw *Rewriting) Linked(repo Repo, d v1.Hash) bool {
+	var ok bool
+	return rw.store.GetRecord(recLink, linkKey(repo, d), &ok) == nil && ok
+}
+
+func (rw *Rewriting) link(ctx context.Context, repo Repo, ds ...v1.Hash) error {
+	for _, d := range ds {
+		if err := rw.store.PutRecord(ctx, recLink, linkKey(repo, d), true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Get answers a manifest request for repo and ref.
+func (rw *Rewriting) Get(ctx context.Context, repo Repo, ref Ref) (Served, error) {
+	if ref.IsDigest() {
+		if s, err := rw.stored(repo, ref.Digest); err == nil {
+			return s, nil
+		}
+		m, err := rw.up.Manifest(ctx, repo, ref)
+		if err != nil {
+			return Served{}, err
+		}
+		if ok, err := rewritable(m); err != nil {
+			return Served{}, fmt.Errorf("%s: manifest %s: %w", repo, ref, err)
+		} else if ok {
+			return Served{}, &UpstreamDigestError{Repo: repo, Digest: ref.Digest}
+		}
+		// Attestations and other artifacts are referenced unchanged by the
+		// rewritten index, so they are served as they are.
+		return Served{Manifest: m, Upstream: m.Digest}, nil
+	}
+
+	var desc v1.Descriptor
+	if hexPart, ok := strings.CutPrefix(ref.Tag, DigestTagPrefix); ok && isSHA256Hex(hexPart) {
+		desc.Digest = v1.Hash{Algorithm: "sha256", Hex: hexPart}
+	} else {
+		d, err := rw.head(ctx, repo, ref)
+		if err != nil {
+			return Served{}, err
+		}
+		desc = d
+	}
+	gen := rw.layers.Current()
+	key := gen.ID + " " + desc.Digest.String()
+	var rec struct{ Digest v1.Hash }
+	if err := rw.store.GetRecord(recRewrite, key, &rec); err == nil && rw.Linked(repo, rec.Digest) {
+		if s, err := rw.stored(repo, rec.Digest); err == nil {
+			return s, nil
+		}
+	}
+	v, err, _ := rw.flight.Do(repo.String()+" "+key, func() (any, error) {
+		s, err := rw.rewrite(ctx, repo, desc.Digest, gen)
+		if err != nil {
+			return Served{}, err
+		}
+		return s, rw.store.PutRecord(ctx, recRewrite, key, struct{ Digest v1.Hash }{s.Digest})
+	})
+	if err != nil {
+		return Served{}, err
+	}
+	return v.(Served), nil
+}
+
+// head resolves a tag with a HEAD. A HEAD answer has no body, so on a 404
+// (or a registry that does not do HEAD) a GET asks again: its error body
+// tells NAME_UNKNOWN from MANIFEST_UNKNOWN, and its success gives the digest.
+func (rw *Rewriting) head(ctx context.Context, repo Repo, ref Ref) (v1.Descriptor, error) {
+	d, err := rw.up.Head(ctx, repo, ref)
+	var te *transport.Error
+	if err == nil || !errors.As(err, &te) || (te.StatusCode != http.StatusNotFound && te.StatusCode != http.StatusMethodNotAllowed) {
+		return d, err
+	}
+	m, err := rw.up.Manifest(ctx, repo, ref)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	return v1.Descriptor{Digest: m.Digest, MediaType: m.MediaType, Size: int64(len(m.Bytes))}, nil
+}
+
+func isSHA256Hex(s string) bool {
+	_, err := hex.DecodeString(s)
+	return len(s) == 64 && err == nil && strings.ToLower(s) == s
+}
+
+// stored serves a rewritten manifest from the store.
+func (rw *Rewriting) stored(repo Repo, d v1.Hash) (Served, error) {
+	if !rw.Linked(repo, d) {
+		return Served{}, store.ErrNotFound
+	}
+	var rec manifestRecord
+	if err := rw.store.GetRecord(recManifest, d.String(), &rec); err != nil {
+		return Served{}, err
+	}
+	b, err := rw.store.ReadBlob(d)
+	if err != nil {
+		return Served{}, err
+	}
+	return Served{
+		Manifest:  Manifest{Bytes: b, MediaType: rec.MediaType, Digest: d},
+		Upstream:  rec.Upstream,
+		Cached:    true,
+		Platforms: rec.Platforms,
+	}, nil
+}
+
+// rewritable reports whether m is something the proxy rewrites: an index
+// or an image. Schema 1 is refused rather than passed through: it cannot
+// carry the layer, and serving it unchanged would skip the injection
+// silently.
+func rewritable(m Manifest) (bool, error) {
+	switch m.MediaType {
+	case types.OCIImageIndex, types.DockerManifestList:
+		return true, nil
+	case types.OCIManifestSchema1, types.DockerManifestSchema2:
+		return layer.IsImage(m.Bytes), nil
+	}
+	return false, fmt.Errorf("%w: media type %q", layer.ErrUnsupported, m.MediaType)
+}
+
+// rewrite fetches the upstream manifest d and stores its rewritten form.
+func (rw *Rewriting) rewrite(ctx context.Context, repo Repo, d v1.Hash, gen Generation) (Served, error) {
+	m, err := rw.up.Manifest(ctx, repo, Ref{Digest: d})
+	if err != nil {
+		return Served{}, err
+	}
+	switch m.MediaType {
+	case types.OCIImageIndex, types.DockerManifestList:
+		return rw.rewriteIndex(ctx, repo, m, gen)
+	case types.OCIManifestSchema1, types.DockerManifestSchema2:
+		if !layer.IsImage(m.Bytes) {
+			return Served{Manifest: m, Upstream: m.Digest}, nil
+		}
+		img, err := rw.rewriteImage(ctx, repo, m, gen.Set.For(nil))
+		if err != nil {
+			return Served{}, err
+		}
+		return rw.keep(ctx, repo, Manifest{Bytes: img.Manifest, MediaType: m.MediaType, Digest: img.ManifestDigest}, m.Digest, nil)
+	default:
+		return Served{}, fmt.Errorf("%w: %s: manifest %s of type %q", layer.ErrUnsupported, repo, d, m.MediaType)
+	}
+}
+
+// rewriteImage appends l to the image manifest m and stores the new config.
+// The caller stores the manifest.
+func (rw *Rewriting) rewriteImage(ctx context.Context, repo Repo, m Manifest, l layer.Built) (layer.Image, error) {
+	var desc struct {
+		Config v1.Descriptor `json:"config"`
+	}
+	if err := json.Unmarshal(m.Bytes, &desc); err != nil {
+		return layer.Image{}, fmt.Errorf("%w: %s: manifest %s: %v", layer.ErrUnsupported, repo, m.Digest, err)
+	}
+	cfg, err := rw.up.SmallBlob(ctx, repo, desc.Config.Digest)
+	if err != nil {
+		return layer.Image{}, err
+	}
+	img, err := layer.AppendImage(m.Bytes, cfg, l)
+	if err != nil {
+		return layer.Image{}, fmt.Errorf("%s: manifest %s: %w", repo, m.Digest, err)
+	}
+	if _, err := rw.store.PutBytes(ctx, img.Config); err != nil {
+		return layer.Image{}, err
+	}
+	return img, rw.link(ctx, repo, img.ConfigDigest, l.GzipDigest)
+}
+
+// maxIndexFanout bounds the platform manifests rewritten at once.
+const maxIndexFanout = 8
+
+func (rw *Rewriting) rewriteIndex(ctx context.Context, repo Repo, m Manifest, gen Generation) (Served, error) {
+	entries, err := layer.ImageEntries(m.Bytes)
+	if err != nil {
+		return Served{}, fmt.Errorf("%s: index %s: %w", repo, m.Digest, err)
+	}
+	repl := make([]v1.Descriptor, len(entries))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(maxIndexFanout)
+	for i, e := range entries {
+		g.Go(func() error {
+			child, err := rw.up.Manifest(gctx, repo, Ref{Digest: e.Digest})
+			if err != nil {
+				return err
+			}
+			img, err := rw.rewriteImage(gctx, repo, child, gen.Set.For(e.Platform))
+			if err != nil {
+				return err
+			}
+			if _, err := rw.keep(gctx, repo, Manifest{Bytes: img.Manifest, MediaType: child.MediaType, Digest: img.ManifestDigest}, child.Digest, nil); err != nil {
+				return err
+			}
+			repl[i] = v1.Descriptor{Digest: img.ManifestDigest, Size: int64(len(img.Manifest))}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return Served{}, err
+	}
+	byDigest := map[v1.Hash]v1.Descriptor{}
+	var platforms []string
+	for i, e := range entries {
+		byDigest[e.Digest] = repl[i]
+		if e.Platform != nil {
+			platforms = append(platforms, e.Platform.String())
+		}
+	}
+	b, d, err := layer.RewriteIndex(m.Bytes, byDigest)
+	if err != nil {
+		return Served{}, fmt.Errorf("%s: index %s: %w", repo, m.Digest, err)
+	}
+	return rw.keep(ctx, repo, Manifest{Bytes: b, MediaType: m.MediaType, Digest: d}, m.Digest, platforms)
+}
+
+// keep stores a rewritten manifest and links it to repo.
+func (rw *Rewriting) keep(ctx context.Context, repo Repo, m Manifest, upstream v1.Hash, platforms []string) (Served, error) {
+	if _, err := rw.store.PutBytes(ctx, m.Bytes); err != nil {
+		return Served{}, err
+	}
+	rec := manifestRecord{MediaType: m.MediaType, Upstream: upstream, Platforms: platforms}
+	if err := rw.store.PutRecord(ctx, recManifest, m.Digest.String(), rec); err != nil {
+		return Served{}, err
+	}
+	if err := rw.link(ctx, repo, m.Digest); err != nil {
+		return Served{}, err
+	}
+	return Served{Manifest: m, Upstream: upstream, Platforms: platforms}, nil
+}
+
+// OpenBlob opens a blob the store holds (an injected layer or a rewritten
+// config). Check Linked first: the store does not know repositories.
+func (rw *Rewriting) OpenBlob(d v1.Hash) (*os.File, error) {
+	return rw.store.OpenBlob(d)
+}

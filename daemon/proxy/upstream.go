@@ -1,0 +1,354 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/tower-reg/tower-reg/layer"
+)
+
+// MaxManifestSize is the largest manifest the proxy reads: the limit the OCI
+// distribution spec recommends registries enforce.
+const MaxManifestSize = 4 << 20
+
+// maxConfigSize bounds an image config read into memory for the rewrite.
+// Configs are JSON documents of a few KiB; anything near this is hostile.
+const maxConfigSize = 16 << 20
+
+// ManifestTypes are the media types the proxy asks upstream for, in order of
+// preference. Schema1 is left out on purpose: it cannot carry the layer.
+var ManifestTypes = []types.MediaType{
+	types.OCIImageIndex,
+	types.DockerManifestList,
+	types.OCIManifestSchema1,
+	types.DockerManifestSchema2,
+}
+
+// ErrUnavailable marks an upstream that could not be reached or answered
+// with a server error.
+var ErrUnavailable = errors.New("upstream unavailable")
+
+// Manifest is a manifest with what is needed to serve it.
+type Manifest struct {
+	Bytes     []byte
+	MediaType types.MediaType
+	Digest    v1.Hash
+}
+
+// Options configures an Upstream.
+type Options struct {
+	// Keychain finds credentials per registry. Nil means anonymous.
+	Keychain authn.Keychain
+	// Insecure lists registry hosts reached over plain HTTP although they
+	// are not on loopback.
+	Insecure []string
+	// Transport is the base transport; nil means a tuned clone of
+	// http.DefaultTransport. Tests pass their own.
+	Transport http.RoundTripper
+	// Backoff for retried GETs and HEADs; zero means ggcr's default.
+	Backoff transport.Backoff
+	Log     *slog.Logger
+}
+
+// Upstream talks to upstream registries.
+type Upstream struct {
+	keychain authn.Keychain
+	insecure map[string]bool
+	base     http.RoundTripper
+	log      *slog.Logger
+
+	mu     sync.Mutex
+	repos  map[string]http.RoundTripper // by Repo.String()
+	dialog singleflight.Group
+}
+
+// NewUpstream returns an Upstream.
+func NewUpstream(o Options) *Upstream {
+	kc := o.Keychain
+	if kc == nil {
+		kc = authn.NewMultiKeychain() // resolves to anonymous
+	}
+	base := o.Transport
+	if base == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 16
+		t.ResponseHeaderTimeout = 60 * time.Second
+		base = t
+	}
+	ins := map[string]bool{}
+	for _, h := range o.Insecure {
+		ins[h] = true
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	u := &Upstream{keychain: kc, insecure: ins, log: log, repos: map[string]http.RoundTripper{}}
+	retry := []transport.Option{transport.WithRetryStatusCodes(
+		http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
+		http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout)}
+	if o.Backoff.Steps > 0 {
+		retry = append(retry, transport.WithRetryBackoff(o.Backoff))
+	}
+	u.base = transport.NewRetry(&schemeGuard{inner: base, plain: u.plainHTTP}, retry...)
+	return u
+}
+
+// plainHTTP reports whether host may be reached over plain HTTP.
+func (u *Upstream) plainHTTP(host string) bool {
+	return Loopback(host) || u.insecure[host]
+}
+
+// schemeGuard refuses plain HTTP to registries that must use TLS. ggcr would
+// also fall back to HTTP for private address ranges; tower-reg's rule is
+// loopback and configured insecure registries only.
+type schemeGuard struct {
+	inner http.RoundTripper
+	plain func(host string) bool
+}
+
+func (g *schemeGuard) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Scheme == "http" && !g.plain(r.URL.Host) {
+		return nil, fmt.Errorf("refusing plain HTTP to %s: not on loopback and not configured insecure", r.URL.Host)
+	}
+	return g.inner.RoundTrip(r)
+}
+
+// transport returns the authenticated transport for repo, creating it once.
+// ggcr's transport does the ping and the token exchange, and refreshes the
+// token on a 401; keeping it per repository means one ping and one token per
+// repository for the life of the daemon, not per request.
+func (u *Upstream) transport(ctx context.Context, repo Repo) (http.RoundTripper, error) {
+	key := repo.String()
+	u.mu.Lock()
+	rt, ok := u.repos[key]
+	u.mu.Unlock()
+	if ok {
+		return rt, nil
+	}
+	v, err, _ := u.dialog.Do(key, func() (any, error) {
+		var opts []name.Option
+		if u.plainHTTP(repo.Host()) {
+			opts = append(opts, name.Insecure)
+		}
+		reg, err := name.NewRegistry(repo.Host(), opts...)
+		if err != nil {
+			return nil, fmt.Errorf("%w: registry %q: %v", ErrNameInvalid, repo.Host(), err)
+		}
+		// Credentials are looked up by the canonical registry name, so Docker
+		// Hub credentials stored for docker.io reach registry-1.docker.io.
+		credReg, err := name.NewRegistry(repo.Registry, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("%w: registry %q: %v", ErrNameInvalid, repo.Registry, err)
+		}
+		auth, err := u.keychain.Resolve(credReg)
+		if err != nil {
+			return nil, fmt.Errorf("credentials for %s: %w", repo.Registry, err)
+		}
+		scope := reg.Repo(repo.Path).Scope(transport.PullScope)
+		rt, err := transport.NewWithContext(ctx, reg, auth, u.base, []string{scope})
+		if err != nil {
+			return nil, classify(repo, err)
+		}
+		u.mu.Lock()
+		u.repos[key] = rt
+		u.mu.Unlock()
+		return rt, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(http.RoundTripper), nil
+}
+
+// classify wraps errors that are not the registry's own answers as
+// ErrUnavailable, so the API can tell "the registry said no" from "the
+// registry could not be asked".
+func classify(repo Repo, err error) error {
+	var te *transport.Error
+	if errors.As(err, &te) && te.StatusCode < 500 {
+		return fmt.Errorf("%s: %w", repo.Registry, err)
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("%w: %s: %w", ErrUnavailable, repo.Registry, err)
+}
+
+func (u *Upstream) url(repo Repo, kind, ref string) string {
+	scheme := "https"
+	if u.plainHTTP(repo.Host()) {
+		scheme = "http"
+	}
+	return fmt.Sprintf("%s://%s/v2/%s/%s/%s", scheme, repo.Host(), repo.Path, kind, ref)
+}
+
+// do sends one request to repo's registry and checks that the status is one
+// of ok; other answers become *transport.Error (the registry's own error
+// codes) or ErrUnavailable.
+func (u *Upstream) do(ctx context.Context, repo Repo, method, url string, hdr http.Header, ok ...int) (*http.Response, error) {
+	rt, err := u.transport(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	resp, err := (&http.Client{Transport: rt}).Do(req)
+	if err != nil {
+		return nil, classify(repo, err)
+	}
+	if err := transport.CheckError(resp, ok...); err != nil {
+		resp.Body.Close()
+		return nil, classify(repo, err)
+	}
+	return resp, nil
+}
+
+func acceptHeader() http.Header {
+	var ts []string
+	for _, t := range ManifestTypes {
+		ts = append(ts, string(t))
+	}
+	return http.Header{"Accept": {strings.Join(ts, ", ")}}
+}
+
+// Head resolves ref to a descriptor without fetching the manifest. On Docker
+// Hub a HEAD does not count against the pull rate limit.
+func (u *Upstream) Head(ctx context.Context, repo Repo, ref Ref) (v1.Descriptor, error) {
+	resp, err := u.do(ctx, repo, http.MethodHead, u.url(repo, "manifests", ref.String()), acceptHeader(), http.StatusOK)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	resp.Body.Close()
+	d, err := v1.NewHash(resp.Header.Get("Docker-Content-Digest"))
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("%s: HEAD %s gave no usable digest: %w", repo, ref, err)
+	}
+	return v1.Descriptor{
+		Digest:    d,
+		MediaType: types.MediaType(strings.TrimSpace(strings.Split(resp.Header.Get("Content-Type"), ";")[0])),
+		Size:      resp.ContentLength,
+	}, nil
+}
+
+// Manifest fetches a manifest. A manifest fetched by digest is checked
+// against that digest.
+func (u *Upstream) Manifest(ctx context.Context, repo Repo, ref Ref) (Manifest, error) {
+	resp, err := u.do(ctx, repo, http.MethodGet, u.url(repo, "manifests", ref.String()), acceptHeader(), http.StatusOK)
+	if err != nil {
+		return Manifest{}, err
+	}
+	defer resp.Body.Close()
+	b, err := readLimited(resp, MaxManifestSize)
+	if err != nil {
+		return Manifest{}, fmt.Errorf("%s: manifest %s: %w", repo, ref, err)
+	}
+	d, _, err := v1.SHA256(bytes.NewReader(b))
+	if err != nil {
+		return Manifest{}, err
+	}
+	if ref.IsDigest() && d != ref.Digest {
+		return Manifest{}, fmt.Errorf("%w: %s: manifest %s hashes to %s", ErrDigestMismatch, repo, ref, d)
+	}
+	mt := types.MediaType(strings.TrimSpace(strings.Split(resp.Header.Get("Content-Type"), ";")[0]))
+	if !knownManifestType(mt) {
+		// Some registries answer application/json or nothing at all: the
+		// bytes say what they are.
+		if mt, err = layer.MediaType(b); err != nil {
+			return Manifest{}, fmt.Errorf("%s: manifest %s: %w", repo, ref, err)
+		}
+	}
+	return Manifest{Bytes: b, MediaType: mt, Digest: d}, nil
+}
+
+func knownManifestType(mt types.MediaType) bool {
+	switch mt {
+	case types.OCIImageIndex, types.DockerManifestList, types.OCIManifestSchema1,
+		types.DockerManifestSchema2, types.DockerManifestSchema1, types.DockerManifestSchema1Signed:
+		return true
+	}
+	return false
+}
+
+// ErrDigestMismatch marks upstream content that does not hash to the digest
+// it was asked for.
+var ErrDigestMismatch = errors.New("upstream content does not match its digest")
+
+// ErrTooLarge marks an upstream document over its size limit.
+var ErrTooLarge = errors.New("too large")
+
+func readLimited(resp *http.Response, limit int64) ([]byte, error) {
+	if resp.ContentLength > limit {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, resp.ContentLength, limit)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading body: %w", ErrUnavailable, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%w: over %d bytes", ErrTooLarge, limit)
+	}
+	return b, nil
+}
+
+// SmallBlob fetches a blob that is read whole, such as an image config, and
+// checks it against its digest.
+func (u *Upstream) SmallBlob(ctx context.Context, repo Repo, d v1.Hash) ([]byte, error) {
+	resp, err := u.do(ctx, repo, http.MethodGet, u.url(repo, "blobs", d.String()), nil, http.StatusOK)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := readLimited(resp, maxConfigSize)
+	if err != nil {
+		return nil, fmt.Errorf("%s: blob %s: %w", repo, d, err)
+	}
+	got, _, err := v1.SHA256(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	if got != d {
+		return nil, fmt.Errorf("%w: %s: blob %s hashes to %s", ErrDigestMismatch, repo, d, got)
+	}
+	return b, nil
+}
+
+// Blob starts a blob transfer: GET or HEAD, with the client's Range header
+// passed through. The caller streams and closes the body.
+func (u *Upstream) Blob(ctx context.Context, repo Repo, d v1.Hash, method, rangeHdr string) (*http.Response, error) {
+	hdr := http.Header{}
+	if rangeHdr != "" {
+		hdr.Set("Range", rangeHdr)
+	}
+	return u.do(ctx, repo, method, u.url(repo, "blobs", d.String()), hdr,
+		http.StatusOK, http.StatusPartialContent, http.StatusRequestedRangeNotSatisfiable)
+}
+
+// Tags lists tags, passing the client's pagination query through.
+func (u *Upstream) Tags(ctx context.Context, repo Repo, rawQuery string) (*http.Response, error) {
+	url := u.url(repo, "tags", "list")
+	if rawQuery != "" {
+		url += "?" + rawQuery
+	}
+	return u.do(ctx, repo, http.MethodGet, url, nil, http.StatusOK)
+}

@@ -1,0 +1,192 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/tower-reg/tower-reg/layer"
+)
+
+// ErrNotFound is returned for a digest or record the store does not hold.
+var ErrNotFound = errors.New("not in store")
+
+// ErrDigestMismatch is returned when written bytes do not hash to the digest
+// they were committed under.
+var ErrDigestMismatch = errors.New("digest mismatch")
+
+const (
+	dirPerm  = 0o700
+	filePerm = 0o600
+)
+
+// Store is a content-addressed store rooted at one directory.
+type Store struct {
+	root string
+}
+
+// Open creates (if needed) and opens the store at root.
+func Open(root string) (*Store, error) {
+	for _, d := range []string{"blobs/sha256", "records", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(root, d), dirPerm); err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+	}
+	return &Store{root: root}, nil
+}
+
+// Root returns the store's directory.
+func (s *Store) Root() string { return s.root }
+
+func (s *Store) blobPath(h v1.Hash) (string, error) {
+	if h.Algorithm != "sha256" || len(h.Hex) != 64 {
+		return "", fmt.Errorf("unsupported digest %q", h)
+	}
+	if _, err := hex.DecodeString(h.Hex); err != nil {
+		return "", fmt.Errorf("malformed digest %q", h)
+	}
+	return filepath.Join(s.root, "blobs", "sha256", h.Hex), nil
+}
+
+// Stat returns the size of the blob h.
+func (s *Store) Stat(h v1.Hash) (int64, error) {
+	p, err := s.blobPath(h)
+	if err != nil {
+		return 0, err
+	}
+	fi, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("blob %s: %w", h, ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("stat blob %s: %w", h, err)
+	}
+	return fi.Size(), nil
+}
+
+// OpenBlob opens the blob h for reading. The caller closes it.
+func (s *Store) OpenBlob(h v1.Hash) (*os.File, error) {
+	p, err := s.blobPath(h)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("blob %s: %w", h, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open blob %s: %w", h, err)
+	}
+	return f, nil
+}
+
+// ReadBlob reads a small blob (a manifest or config) whole.
+func (s *Store) ReadBlob(h v1.Hash) ([]byte, error) {
+	f, err := s.OpenBlob(h)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("read blob %s: %w", h, err)
+	}
+	return b, nil
+}
+
+// PutBytes stores b and returns its digest.
+func (s *Store) PutBytes(ctx context.Context, b []byte) (v1.Hash, error) {
+	h, _, err := v1.SHA256(bytes.NewReader(b))
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	if _, err := s.Stat(h); err == nil {
+		return h, nil
+	}
+	w, err := s.Create(ctx)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	defer w.Close()
+	if _, err := w.Write(b); err != nil {
+		return v1.Hash{}, err
+	}
+	return h, w.Commit(ctx, h)
+}
+
+// Create starts a new blob. Write to it, then Commit it under its digest;
+// Close discards it unless it was committed.
+func (s *Store) Create(ctx context.Context) (layer.BlobWriter, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(filepath.Join(s.root, "tmp"), "blob-*")
+	if err != nil {
+		return nil, fmt.Errorf("create blob: %w", err)
+	}
+	return &Writer{s: s, f: f, h: sha256.New()}, nil
+}
+
+// Writer is a blob being written to the store.
+type Writer struct {
+	s    *Store
+	f    *os.File
+	h    hash.Hash
+	done bool
+}
+
+// Write implements io.Writer.
+func (w *Writer) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.h.Write(p[:n])
+	return n, err
+}
+
+// Commit checks that the written bytes hash to digest and moves the blob into
+// place atomically.
+func (w *Writer) Commit(ctx context.Context, digest v1.Hash) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	got := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(w.h.Sum(nil))}
+	if got != digest {
+		return fmt.Errorf("commit blob: wrote %s, want %s: %w", got, digest, ErrDigestMismatch)
+	}
+	dst, err := w.s.blobPath(digest)
+	if err != nil {
+		return err
+	}
+	if err := w.f.Sync(); err != nil {
+		return fmt.Errorf("commit blob %s: %w", digest, err)
+	}
+	if err := w.f.Close(); err != nil {
+		return fmt.Errorf("commit blob %s: %w", digest, err)
+	}
+	if err := os.Rename(w.f.Name(), dst); err != nil {
+		return fmt.Errorf("commit blob %s: %w", digest, err)
+	}
+	w.done = true
+	return nil
+}
+
+// Close discards the blob unless it was committed.
+func (w *Writer) Close() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	w.f.Close()
+	return os.Remove(w.f.Name())
+}
+
+var _ layer.BlobWriter = (*Writer)(nil)

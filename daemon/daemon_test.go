@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log"
 	"net/http"
 	"net/http/httptest"
@@ -69,13 +68,19 @@ func (c *counter) reset() {
 	c.n = map[string]int{}
 }
 
-// testLayer is a small layer directory: one file and an "entry".
+// testLayer is a small layer directory: a common file, and an "entry" for
+// amd64 and arm64 only, as the default layer has.
 func testLayer() fstest.MapFS {
 	return fstest.MapFS{
-		"foo.txt":         {Data: []byte("hello from the test layer\n"), Mode: 0o644},
-		".towerreg/entry": {Data: []byte("#!entry\n"), Mode: 0o755},
-		".towerreg":       {Mode: fs.ModeDir | 0o755},
+		"foo.txt":                                {Data: []byte("hello from the test layer\n"), Mode: 0o644},
+		".platforms/linux_amd64/.towerreg/entry": {Data: []byte("#!amd64 entry\n"), Mode: 0o755},
+		".platforms/linux_arm64/.towerreg/entry": {Data: []byte("#!arm64 entry\n"), Mode: 0o755},
 	}
+}
+
+// layerFor is the layer the daemon must have appended to an image of arch.
+func (e *env) layerFor(arch string) layer.Built {
+	return e.d.Generation().Set.For(&v1.Platform{OS: "linux", Architecture: arch})
 }
 
 type env struct {
@@ -187,17 +192,20 @@ func randomImageFor(t *testing.T, arch string, mt types.MediaType, cfg v1.Config
 func TestPullImage(t *testing.T) {
 	tests := []struct {
 		name string
+		arch string
 		mt   types.MediaType
 		cfg  v1.Config
 	}{
-		{"docker", types.DockerManifestSchema2, v1.Config{Entrypoint: []string{"/bin/app", "--flag with space"}, Cmd: []string{"serve"}, Env: []string{"A=1"}}},
-		{"oci", types.OCIManifestSchema1, v1.Config{Cmd: []string{"sh"}, WorkingDir: "/work", User: "1000"}},
-		{"no entrypoint no cmd", types.OCIManifestSchema1, v1.Config{}},
+		{"docker", "amd64", types.DockerManifestSchema2, v1.Config{Entrypoint: []string{"/bin/app", "--flag with space"}, Cmd: []string{"serve"}, Env: []string{"A=1"}}},
+		{"oci", "amd64", types.OCIManifestSchema1, v1.Config{Cmd: []string{"sh"}, WorkingDir: "/work", User: "1000"}},
+		{"no entrypoint no cmd", "amd64", types.OCIManifestSchema1, v1.Config{}},
+		{"arm64 gets the arm64 entry", "arm64", types.OCIManifestSchema1, v1.Config{Entrypoint: []string{"/app"}}},
+		{"no payload for s390x: common files, entrypoint kept", "s390x", types.OCIManifestSchema1, v1.Config{Entrypoint: []string{"/app"}}},
 	}
 	e := newEnv(t, registry.New(registry.Logger(quiet)))
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			base := randomImage(t, tt.mt, tt.cfg)
+			base := randomImageFor(t, tt.arch, tt.mt, tt.cfg)
 			e.push(t, "test/img", "latest", base)
 
 			got, err := remote.Image(mustRef(t, e.through("test/img")+":latest"))
@@ -209,7 +217,7 @@ func TestPullImage(t *testing.T) {
 			if err := validate.Image(got); err != nil {
 				t.Fatalf("rewritten image is invalid: %v", err)
 			}
-			checkInjected(t, e.d.Generation().Set.Common, base, got)
+			checkInjected(t, e.layerFor(tt.arch), base, got)
 			mt, _ := got.MediaType()
 			if mt != tt.mt {
 				t.Fatalf("media type %s, want %s", mt, tt.mt)
@@ -254,6 +262,12 @@ func checkInjected(t *testing.T, l layer.Built, base, got v1.Image) {
 	gc, err := got.ConfigFile()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !l.HasEntry {
+		if !equal(gc.Config.Entrypoint, bc.Config.Entrypoint) || !equal(gc.Config.Env, bc.Config.Env) {
+			t.Fatalf("a layer without an entry changed the entrypoint or env: %+v -> %+v", bc.Config, gc.Config)
+		}
+		return
 	}
 	if want := []string{layer.EntryPath}; !equal(gc.Config.Entrypoint, want) {
 		t.Fatalf("entrypoint %q, want %q", gc.Config.Entrypoint, want)
@@ -314,7 +328,10 @@ func TestPullIndex(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkInjected(t, e.d.Generation().Set.Common, base, img)
+		checkInjected(t, e.layerFor(im.Manifests[i].Platform.Architecture), base, img)
+	}
+	if a, b := e.layerFor("amd64").GzipDigest, e.layerFor("arm64").GzipDigest; a == b {
+		t.Fatalf("amd64 and arm64 got the same layer %s: the overlays were not applied", a)
 	}
 }
 
@@ -378,7 +395,7 @@ func TestPullByUpstreamDigest(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pull by the tag form: %v", err)
 	}
-	checkInjected(t, e.d.Generation().Set.Common, base, byTagForm)
+	checkInjected(t, e.layerFor("amd64"), base, byTagForm)
 	byTag, err := remote.Image(mustRef(t, e.through("test/img")+":v1"))
 	if err != nil {
 		t.Fatal(err)
@@ -467,7 +484,7 @@ func TestBlobRangeAndHeaders(t *testing.T) {
 	}
 
 	// The injected layer comes from the store, with Range too.
-	l := e.d.Generation().Set.Common
+	l := e.layerFor("amd64")
 	if _, err := remote.Head(mustRef(t, e.through("test/img")+":latest")); err != nil {
 		t.Fatal(err)
 	}

@@ -229,7 +229,7 @@ func (rw *Rewriting) rewrite(ctx context.Context, repo Repo, d v1.Hash, gen Gene
 		if !layer.IsImage(m.Bytes) {
 			return Served{Manifest: m, Upstream: m.Digest}, nil
 		}
-		img, err := rw.rewriteImage(ctx, repo, m, gen.Set.For(nil))
+		img, err := rw.rewriteImage(ctx, repo, m, gen.Set, nil)
 		if err != nil {
 			return Served{}, err
 		}
@@ -239,9 +239,11 @@ func (rw *Rewriting) rewrite(ctx context.Context, repo Repo, d v1.Hash, gen Gene
 	}
 }
 
-// rewriteImage appends l to the image manifest m and stores the new config.
-// The caller stores the manifest.
-func (rw *Rewriting) rewriteImage(ctx context.Context, repo Repo, m Manifest, l layer.Built) (layer.Image, error) {
+// rewriteImage appends the layer for the image's platform to the image
+// manifest m and stores the new config; the caller stores the manifest. The
+// platform is the index entry's when there is one, else the config's: a
+// single-platform image still needs the entry built for its architecture.
+func (rw *Rewriting) rewriteImage(ctx context.Context, repo Repo, m Manifest, set layer.Set, p *v1.Platform) (layer.Image, error) {
 	var desc struct {
 		Config v1.Descriptor `json:"config"`
 	}
@@ -252,6 +254,10 @@ func (rw *Rewriting) rewriteImage(ctx context.Context, repo Repo, m Manifest, l 
 	if err != nil {
 		return layer.Image{}, err
 	}
+	if p == nil {
+		p = configPlatform(cfg)
+	}
+	l := set.For(p)
 	img, err := layer.AppendImage(m.Bytes, cfg, l)
 	if err != nil {
 		return layer.Image{}, fmt.Errorf("%s: manifest %s: %w", repo, m.Digest, err)
@@ -260,6 +266,20 @@ func (rw *Rewriting) rewriteImage(ctx context.Context, repo Repo, m Manifest, l 
 		return layer.Image{}, err
 	}
 	return img, rw.link(ctx, repo, img.ConfigDigest, l.GzipDigest)
+}
+
+// configPlatform reads the platform an image config declares; nil when it
+// declares none, which selects the layer's common tree.
+func configPlatform(cfg []byte) *v1.Platform {
+	var c struct {
+		OS           string `json:"os"`
+		Architecture string `json:"architecture"`
+		Variant      string `json:"variant"`
+	}
+	if json.Unmarshal(cfg, &c) != nil || c.OS == "" || c.Architecture == "" {
+		return nil
+	}
+	return &v1.Platform{OS: c.OS, Architecture: c.Architecture, Variant: c.Variant}
 }
 
 // maxIndexFanout bounds the platform manifests rewritten at once.
@@ -279,7 +299,7 @@ func (rw *Rewriting) rewriteIndex(ctx context.Context, repo Repo, m Manifest, ge
 			if err != nil {
 				return err
 			}
-			img, err := rw.rewriteImage(gctx, repo, child, gen.Set.For(e.Platform))
+			img, err := rw.rewriteImage(gctx, repo, child, gen.Set, e.Platform)
 			if err != nil {
 				return err
 			}

@@ -612,3 +612,56 @@ func (k fixedKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
 	}
 	return authn.Anonymous, nil
 }
+
+// TestUpstreamFaults: transient upstream failures are retried; lasting ones
+// reach the client as the matching OCI error, never as a 500 of ours.
+func TestUpstreamFaults(t *testing.T) {
+	reg := registry.New(registry.Logger(quiet))
+	var failures atomic.Int32 // failures left before the upstream recovers
+	var status atomic.Int32
+	e := newEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/manifests/") && failures.Add(-1) >= 0 {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(int(status.Load()))
+			fmt.Fprintf(w, `{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}`)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	e.push(t, "test/img", "latest", randomImage(t, types.OCIManifestSchema1, v1.Config{}))
+	url := e.proxy.URL + "/v2/" + pathHost(e.upstream) + "/test/img/manifests/latest"
+
+	tests := []struct {
+		name       string
+		status     int
+		failures   int32
+		wantStatus int
+		wantCode   string
+	}{
+		{"one 503 is retried", http.StatusServiceUnavailable, 1, 200, ""},
+		{"one 429 is retried", http.StatusTooManyRequests, 1, 200, ""},
+		{"lasting 429 reaches the client", http.StatusTooManyRequests, 100, 429, "TOOMANYREQUESTS"},
+		{"lasting 502 is a 502", http.StatusBadGateway, 100, 502, "UNAVAILABLE"},
+		{"lasting 500 is a 502", http.StatusInternalServerError, 100, 502, "UNAVAILABLE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status.Store(int32(tt.status))
+			failures.Store(tt.failures)
+			resp, err := http.Get(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body struct{ Errors []struct{ Code string } }
+			json.NewDecoder(resp.Body).Decode(&body)
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("status %d (%+v), want %d", resp.StatusCode, body, tt.wantStatus)
+			}
+			if tt.wantCode != "" && (len(body.Errors) == 0 || body.Errors[0].Code != tt.wantCode) {
+				t.Fatalf("errors %+v, want %s", body.Errors, tt.wantCode)
+			}
+		})
+	}
+	failures.Store(0)
+}

@@ -103,6 +103,11 @@ func classify(err error, k kind) (int, []ociError) {
 // registry's own code and message, with the proxy's context in front.
 func upstreamError(te *transport.Error, k kind, err error) (int, []ociError) {
 	status := te.StatusCode
+	if status >= 500 || status < 400 {
+		// The upstream failed, not the request: a gateway error that says
+		// which registry, whatever the upstream put in its body.
+		return http.StatusBadGateway, []ociError{{Code: codeUnavailable, Message: err.Error()}}
+	}
 	var out []ociError
 	for _, d := range te.Errors {
 		out = append(out, ociError{Code: string(d.Code), Message: d.Message, Detail: d.Detail})
@@ -120,9 +125,6 @@ func upstreamError(te *transport.Error, k kind, err error) (int, []ociError) {
 			code = codeTooManyRequests
 		}
 		out = []ociError{{Code: code, Message: err.Error()}}
-	}
-	if status < 400 || status >= 500 {
-		status = http.StatusBadGateway
 	}
 	return status, out
 }

@@ -22,6 +22,9 @@ var ErrDigestInvalid = errors.New("invalid digest")
 var (
 	pathComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
 	tagPattern    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	// hostPattern is a DNS name, IPv4 or bracketed IPv6 address, with an
+	// optional port. Lower case only, as Docker requires.
+	hostPattern = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(:[0-9]{1,5})?$`)
 )
 
 // maxNameLen is distribution's limit on a repository name, host included.
@@ -66,8 +69,8 @@ func ParseRepo(n, defaultRegistry string) (Repo, error) {
 			reg, path = h, rest
 		}
 	}
-	if isHost(reg) && strings.ContainsAny(reg, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") {
-		return Repo{}, fmt.Errorf("%w: registry host %q must be lower case", ErrNameInvalid, reg)
+	if !hostPattern.MatchString(reg) {
+		return Repo{}, fmt.Errorf("%w: %q is not a registry host (lower-case host name or IP, optional port)", ErrNameInvalid, reg)
 	}
 	// ggcr checks the characters and the host; the component grammar (no
 	// empty, dotted or upper-case components) is distribution's and checked

@@ -347,16 +347,6 @@ func TestProxyReadOnly(t *testing.T) {
 	}
 }
 
-// BenchmarkProxyPullBig copies the 256 MB image through the proxy; compare
-// with BenchmarkRegistryPullBig. The first iteration fills the daemon's
-// cache, if it keeps one.
-func BenchmarkProxyPullBig(b *testing.B) {
-	sk := newSkopeo(b)
-	u := startUpstream(b)
-	d := startDaemon(b, "--default-registry", u.Host)
-	benchmarkPull(b, sk, u, d.ref("test/big:latest"))
-}
-
 func hexSHA256(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"maps"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -194,30 +193,3 @@ func TestRegistryErrors(t *testing.T) {
 
 // zeroDigest is a well-formed digest of no blob.
 const zeroDigest = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
-
-// BenchmarkRegistryPullBig copies the 256 MB image straight from the
-// upstream: the baseline for BenchmarkProxyPullBig.
-func BenchmarkRegistryPullBig(b *testing.B) {
-	sk := newSkopeo(b)
-	u := startUpstream(b)
-	benchmarkPull(b, sk, u, u.ref("test/big:latest"))
-}
-
-// benchmarkPull pushes the big image to u as test/big:latest and measures
-// skopeo copies of ref (which names that image, directly or through the
-// proxy) into a fresh OCI layout each time.
-func benchmarkPull(b *testing.B, sk *skopeo, u *upstream, ref string) {
-	const size = 256 << 20
-	start := time.Now()
-	u.push(b, "test/big:latest", bigImage(b, 3, size, 1))
-	b.Logf("generated and pushed %d MiB in %v", size>>20, time.Since(start).Round(time.Millisecond))
-	b.SetBytes(size)
-	for b.Loop() {
-		dir := sk.copyToOCI(b, ref, false)
-		b.StopTimer()
-		if err := os.RemoveAll(dir); err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-	}
-}

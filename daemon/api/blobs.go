@@ -93,32 +93,81 @@ var errBlobMismatch = errors.New("upstream blob does not match its digest")
 
 // copyVerified streams src to dst while hashing it, and holds the last chunk
 // back until the hash is known: a blob that does not match its digest never
-// reaches the client whole. Memory stays at two buffers whatever the size.
+// reaches the client whole.
+//
+// Hashing runs in its own goroutine, a chunk behind the network: on a small
+// machine the proxy, the upstream and the client share the cores, and a
+// hash in line with the copy would stall reading and writing alike. Memory
+// is a fixed set of chunks whatever the blob's size.
 func copyVerified(dst io.Writer, src io.Reader, want v1.Hash) error {
-	const bufSize = 256 << 10
+	const chunkSize, chunks = 512 << 10, 4
+	free := make(chan []byte, chunks)
+	for range chunks {
+		free <- make([]byte, chunkSize)
+	}
+	toHash, hashed := make(chan []byte, chunks), make(chan []byte, chunks)
 	h := sha256.New()
-	cur, held := make([]byte, bufSize), make([]byte, 0, bufSize)
-	for {
-		n, rerr := src.Read(cur)
-		if n > 0 {
-			h.Write(cur[:n])
-			if len(held) > 0 {
-				if _, err := dst.Write(held); err != nil {
-					return err
-				}
-			}
-			held = append(held[:0], cur[:n]...)
+	go func() {
+		defer close(hashed)
+		for c := range toHash {
+			h.Write(c)
+			hashed <- c
 		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return fmt.Errorf("%w: reading upstream blob %s: %w", proxy.ErrUnavailable, want, rerr)
+	}()
+	// finish stops the hasher and waits for it, so h is safe to read and
+	// no goroutine outlives the request.
+	finish := func() {
+		close(toHash)
+		for range hashed {
 		}
 	}
+
+	var held []byte // read and sent to the hasher, not yet written
+	for {
+		buf := <-free
+		n, err := fill(src, buf)
+		if n > 0 {
+			toHash <- buf[:n]
+			// Only now that a later chunk exists may the held one go out:
+			// the last chunk waits for the digest.
+			if held != nil {
+				if _, werr := dst.Write(held); werr != nil {
+					finish()
+					return werr
+				}
+				free <- (<-hashed)[:chunkSize] // the hasher is done with held
+			}
+			held = buf[:n]
+		} else {
+			free <- buf
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			finish()
+			return fmt.Errorf("%w: reading upstream blob %s: %w", proxy.ErrUnavailable, want, err)
+		}
+	}
+	finish()
 	if got := hex.EncodeToString(h.Sum(nil)); want.Algorithm != "sha256" || got != want.Hex {
 		return fmt.Errorf("%w: %s hashes to sha256:%s", errBlobMismatch, want, got)
 	}
 	_, err := dst.Write(held)
 	return err
+}
+
+// fill reads into buf until it is full or src ends. It returns io.EOF only
+// for the normal end of src, never for a truncated body, whose error it
+// passes on as it is.
+func fill(src io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := src.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }

@@ -69,12 +69,21 @@ type Rewriting struct {
 	up     *Upstream
 	store  *store.Store
 	layers Layers
-	flight singleflight.Group
+	// rewrites maps generation+upstream digest to the rewritten digest, and
+	// served holds rewritten manifests by repo@digest: both mirror store
+	// records, to spare the warm path its file reads.
+	rewrites *memo[v1.Hash]
+	served   *memo[Served]
+	flight   singleflight.Group
 }
 
 // NewRewriting returns the rewriting decorator over up.
 func NewRewriting(up *Upstream, st *store.Store, layers Layers) *Rewriting {
-	return &Rewriting{up: up, store: st, layers: layers}
+	return &Rewriting{
+		up: up, store: st, layers: layers,
+		rewrites: newMemo(4096, func(v1.Hash) int { return 1 }),
+		served:   newMemo(32<<20, func(s Served) int { return len(s.Bytes) }),
+	}
 }
 
 // Records filed in the store.
@@ -141,9 +150,8 @@ func (rw *Rewriting) Get(ctx context.Context, repo Repo, ref Ref) (Served, error
 	}
 	gen := rw.layers.Current()
 	key := gen.ID + " " + desc.Digest.String()
-	var rec struct{ Digest v1.Hash }
-	if err := rw.store.GetRecord(recRewrite, key, &rec); err == nil && rw.Linked(repo, rec.Digest) {
-		if s, err := rw.stored(repo, rec.Digest); err == nil {
+	if d, ok := rw.rewritten(key); ok {
+		if s, err := rw.stored(repo, d); err == nil {
 			return s, nil
 		}
 	}
@@ -152,7 +160,11 @@ func (rw *Rewriting) Get(ctx context.Context, repo Repo, ref Ref) (Served, error
 		if err != nil {
 			return Served{}, err
 		}
-		return s, rw.store.PutRecord(ctx, recRewrite, key, struct{ Digest v1.Hash }{s.Digest})
+		if err := rw.store.PutRecord(ctx, recRewrite, key, rewriteRecord{s.Digest}); err != nil {
+			return Served{}, err
+		}
+		rw.rewrites.put(key, s.Digest)
+		return s, nil
 	})
 	if err != nil {
 		return Served{}, err
@@ -181,8 +193,26 @@ func isSHA256Hex(s string) bool {
 	return len(s) == 64 && err == nil && strings.ToLower(s) == s
 }
 
+type rewriteRecord struct{ Digest v1.Hash }
+
+// rewritten finds the rewrite of an upstream digest for a generation.
+func (rw *Rewriting) rewritten(key string) (v1.Hash, bool) {
+	if d, ok := rw.rewrites.get(key); ok {
+		return d, true
+	}
+	var rec rewriteRecord
+	if rw.store.GetRecord(recRewrite, key, &rec) != nil {
+		return v1.Hash{}, false
+	}
+	rw.rewrites.put(key, rec.Digest)
+	return rec.Digest, true
+}
+
 // stored serves a rewritten manifest from the store.
 func (rw *Rewriting) stored(repo Repo, d v1.Hash) (Served, error) {
+	if s, ok := rw.served.get(linkKey(repo, d)); ok {
+		return s, nil
+	}
 	if !rw.Linked(repo, d) {
 		return Served{}, store.ErrNotFound
 	}
@@ -194,12 +224,14 @@ func (rw *Rewriting) stored(repo Repo, d v1.Hash) (Served, error) {
 	if err != nil {
 		return Served{}, err
 	}
-	return Served{
+	s := Served{
 		Manifest:  Manifest{Bytes: b, MediaType: rec.MediaType, Digest: d},
 		Upstream:  rec.Upstream,
 		Cached:    true,
 		Platforms: rec.Platforms,
-	}, nil
+	}
+	rw.served.put(linkKey(repo, d), s)
+	return s, nil
 }
 
 // rewritable reports whether m is something the proxy rewrites: an index

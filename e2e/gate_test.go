@@ -1,0 +1,158 @@
+package e2e
+
+import (
+	"bytes"
+	"debug/elf"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// sharedDir holds what is built once per test binary run (the daemon).
+// Everything else lives in each test's own t.TempDir.
+var sharedDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "towerreg-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
+	sharedDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// ---------------------------------------------------------------------------
+// Tool discovery
+
+// installHints says how to get each tool on Debian 12; .ci/run does this.
+var installHints = map[string]string{
+	"skopeo":          "apt-get install skopeo",
+	"docker-registry": "apt-get install docker-registry",
+	"podman":          "apt-get install podman runc uidmap",
+	"runc":            "apt-get install runc",
+	"busybox":         "apt-get install busybox-static",
+	"crane":           "make tools (GOBIN=<repo>/bin go install github.com/google/go-containerregistry/cmd/crane@v0.22.1)",
+	"go":              "install Go 1.26",
+}
+
+// required reports whether a missing prerequisite fails the test instead of
+// skipping it: in CI, or when asked with TOWERREG_E2E=require.
+func required() bool {
+	if os.Getenv("TOWERREG_E2E") == "require" {
+		return true
+	}
+	ci := os.Getenv("CI")
+	return ci != "" && ci != "false" && ci != "0"
+}
+
+// missing skips the test with a reason nobody can overlook, or fails it
+// where the end-to-end tests must run.
+func missing(tb testing.TB, what, how string) {
+	tb.Helper()
+	if required() {
+		tb.Fatalf("E2E PREREQUISITE MISSING: %s; fix: %s (end-to-end tests are required here: CI=%q TOWERREG_E2E=%q)",
+			what, how, os.Getenv("CI"), os.Getenv("TOWERREG_E2E"))
+	}
+	tb.Skipf("SKIPPED: %s; %s; CI does not skip this", what, how)
+}
+
+// gate skips every end-to-end test in -short mode and when switched off
+// with TOWERREG_E2E=off: both are an explicit choice of whoever runs them.
+func gate(tb testing.TB) {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("SKIPPED: end-to-end test in -short mode; run without -short (CI does)")
+	}
+	if os.Getenv("TOWERREG_E2E") == "off" {
+		tb.Skip("SKIPPED: TOWERREG_E2E=off")
+	}
+}
+
+// need returns the path of an external tool, or skips or fails the test
+// when it is missing. crane is looked up in <repo>/bin first, where
+// `make tools` installs the pinned version.
+func need(tb testing.TB, tool string) string {
+	tb.Helper()
+	gate(tb)
+	hint := installHints[tool]
+	if tool == "busybox" {
+		return needStaticBusybox(tb)
+	}
+	if tool == "crane" {
+		p := filepath.Join(repoRoot(tb), "bin", "crane")
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	p, err := exec.LookPath(tool)
+	if err != nil {
+		missing(tb, tool+" not installed", hint)
+	}
+	return p
+}
+
+// needStaticBusybox finds a statically linked busybox: the test images have
+// no libc, so a dynamic one (Debian's "busybox" package) cannot run in them.
+func needStaticBusybox(tb testing.TB) string {
+	tb.Helper()
+	hint := installHints["busybox"]
+	p := "/bin/busybox"
+	if _, err := os.Stat(p); err != nil {
+		if p, err = exec.LookPath("busybox"); err != nil {
+			missing(tb, "busybox not installed", hint)
+		}
+	}
+	f, err := elf.Open(p)
+	if err != nil {
+		missing(tb, fmt.Sprintf("%s is not an ELF binary (%v)", p, err), hint)
+	}
+	defer f.Close()
+	if f.Machine != elf.EM_X86_64 {
+		missing(tb, fmt.Sprintf("%s is for %v, the test images are linux/amd64", p, f.Machine), hint)
+	}
+	for _, prog := range f.Progs {
+		if prog.Type == elf.PT_INTERP {
+			missing(tb, p+" is dynamically linked; the test images have no libc", hint)
+		}
+	}
+	return p
+}
+
+// needRoot is for rootful podman: the only podman set-up CI runs.
+func needRoot(tb testing.TB) {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		missing(tb, "podman tests need root (rootful podman, as in CI)", "run the tests as root")
+	}
+}
+
+var repoRootDir = sync.OnceValues(func() (string, error) {
+	// go test runs in the package directory, e2e/.
+	dir, err := filepath.Abs("..")
+	if err != nil {
+		return "", err
+	}
+	mod, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+	if err != nil {
+		return "", err
+	}
+	if !bytes.Contains(mod, []byte("module github.com/tower-reg/tower-reg\n")) {
+		return "", fmt.Errorf("%s/go.mod is not tower-reg's", dir)
+	}
+	return dir, nil
+})
+
+func repoRoot(tb testing.TB) string {
+	tb.Helper()
+	dir, err := repoRootDir()
+	if err != nil {
+		tb.Fatalf("repository root: %v", err)
+	}
+	return dir
+}

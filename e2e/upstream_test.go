@@ -1,0 +1,104 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// ---------------------------------------------------------------------------
+// Upstream registry
+
+// upstream is a docker-registry (distribution 2.8) on 127.0.0.1, no auth,
+// storage in the test's temp dir.
+type upstream struct {
+	Host string // 127.0.0.1:PORT
+}
+
+// ref names repo ("test/busybox:latest") on the upstream.
+func (u *upstream) ref(repo string) string { return u.Host + "/" + repo }
+
+// No htpasswd variant: docker-registry takes only bcrypt hashes and
+// golang.org/x/crypto is not in go.mod, so there is no way to make one here.
+
+const registryConfig = `version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: %q
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: %q
+  secret: e2e-not-secret
+`
+
+// startUpstream starts an empty upstream registry.
+func startUpstream(tb testing.TB) *upstream {
+	tb.Helper()
+	bin := need(tb, "docker-registry")
+	dir := tb.TempDir()
+	_, addr := startServer(tb, "docker-registry", os.Environ(), bin, func(addr string) ([]string, error) {
+		cfg := filepath.Join(dir, "config.yml")
+		data := fmt.Sprintf(registryConfig, filepath.Join(dir, "storage"), addr)
+		if err := os.WriteFile(cfg, []byte(data), 0o644); err != nil {
+			return nil, err
+		}
+		return []string{"serve", cfg}, nil
+	})
+	return &upstream{Host: addr}
+}
+
+// startUpstreamWithImages starts an upstream holding the test images.
+func startUpstreamWithImages(tb testing.TB) (*upstream, *fixtures) {
+	tb.Helper()
+	fx := testImages(tb) // before the registry: it may skip for busybox
+	u := startUpstream(tb)
+	start := time.Now()
+	u.push(tb, repoBusybox, fx.Busybox)
+	u.push(tb, repoEcho, fx.Echo)
+	u.push(tb, repoNoShell, fx.NoShell)
+	u.pushIndex(tb, repoMulti, fx.Multi)
+	tb.Logf("pushed the test images in %v", time.Since(start).Round(time.Millisecond))
+	return u, fx
+}
+
+func (u *upstream) tag(tb testing.TB, repo string) name.Tag {
+	tb.Helper()
+	tag, err := name.NewTag(u.ref(repo), name.Insecure, name.StrictValidation)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tag
+}
+
+func (u *upstream) push(tb testing.TB, repo string, img v1.Image) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	if err := remote.Write(u.tag(tb, repo), img, remote.WithContext(ctx)); err != nil {
+		tb.Fatalf("push %s: %v", repo, err)
+	}
+}
+
+func (u *upstream) pushIndex(tb testing.TB, repo string, idx v1.ImageIndex) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	if err := remote.WriteIndex(u.tag(tb, repo), idx, remote.WithContext(ctx)); err != nil {
+		tb.Fatalf("push %s: %v", repo, err)
+	}
+}

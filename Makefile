@@ -8,6 +8,7 @@ PLATFORMS := amd64 arm64
 ENTRIES   := $(foreach a,$(PLATFORMS),$(PAYLOAD)/linux_$(a)/.towerreg/entry)
 CRANE_VERSION       ?= v0.22.1
 STATICCHECK_VERSION ?= v0.8.2
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO_SOURCES := $(shell find . -name '*.go' -not -path './bin/*')
 
 .PHONY: all build layer run test test-short bench lint tools ci clean
@@ -23,7 +24,7 @@ $(PAYLOAD)/linux_%/.towerreg/entry: $(wildcard cmd/towerreg-entry/*.go layer/ent
 layer: $(ENTRIES)
 
 build: layer
-	$(GO) build -o $(BIN)/towerreg-dev ./cmd/towerreg-dev
+	$(GO) build -ldflags '-X github.com/tower-reg/tower-reg/daemon.Version=$(VERSION)' -o $(BIN)/towerreg-dev ./cmd/towerreg-dev
 
 run: build
 	$(BIN)/towerreg-dev up $(ARGS)

@@ -333,6 +333,19 @@ func TestPullIndex(t *testing.T) {
 	if a, b := e.layerFor("amd64").GzipDigest, e.layerFor("arm64").GzipDigest; a == b {
 		t.Fatalf("amd64 and arm64 got the same layer %s: the overlays were not applied", a)
 	}
+
+	// A client that accepts no index gets the linux/amd64 image, as from
+	// distribution.
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, e.proxy.URL+"/v2/"+pathHost(e.upstream)+"/test/multi/manifests/latest", nil)
+	req.Header.Set("Accept", string(types.OCIManifestSchema1))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Docker-Content-Digest"); resp.StatusCode != 200 || got != im.Manifests[0].Digest.String() {
+		t.Fatalf("GET without index in Accept: %d, digest %s; want the amd64 image %s", resp.StatusCode, got, im.Manifests[0].Digest)
+	}
 }
 
 func TestCacheAndRestart(t *testing.T) {
@@ -664,4 +677,27 @@ func TestUpstreamFaults(t *testing.T) {
 		})
 	}
 	failures.Store(0)
+}
+
+func TestTagsList(t *testing.T) {
+	e := newEnv(t, registry.New(registry.Logger(quiet)))
+	for _, tag := range []string{"v1", "v2"} {
+		e.push(t, "test/img", tag, randomImage(t, types.OCIManifestSchema1, v1.Config{}))
+	}
+	name := pathHost(e.upstream) + "/test/img"
+	resp, err := http.Get(e.proxy.URL + "/v2/" + name + "/tags/list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Name string   `json:"name"`
+		Tags []string `json:"tags"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || list.Name != name || !equal(list.Tags, []string{"v1", "v2"}) {
+		t.Fatalf("tags/list: %d %+v, want name %q and tags [v1 v2]", resp.StatusCode, list, name)
+	}
 }

@@ -348,6 +348,69 @@ func TestPullIndex(t *testing.T) {
 	}
 }
 
+// TestPullIndexSharedAndKeptChildren covers an index that lists one image
+// for two platforms, each of which needs its own layer, and children that
+// are kept as they are but must still be served by digest.
+func TestPullIndexSharedAndKeptChildren(t *testing.T) {
+	e := newEnv(t, registry.New(registry.Logger(quiet)))
+	shared := randomImage(t, types.OCIManifestSchema1, v1.Config{Cmd: []string{"sh"}})
+	unknown := randomImage(t, types.OCIManifestSchema1, v1.Config{})
+	nested := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
+		mutate.IndexAddendum{Add: randomImage(t, types.OCIManifestSchema1, v1.Config{})})
+	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
+		mutate.IndexAddendum{Add: shared, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+		mutate.IndexAddendum{Add: shared, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}},
+		mutate.IndexAddendum{Add: unknown, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "unknown", Architecture: "unknown"}}},
+		mutate.IndexAddendum{Add: nested},
+	)
+	e.push(t, "test/shared", "latest", idx)
+
+	got, err := remote.Index(mustRef(t, e.through("test/shared")+":latest"))
+	if err != nil {
+		t.Fatalf("pull index: %v", err)
+	}
+	im, err := got.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(im.Manifests) != 4 {
+		t.Fatalf("%d manifests, want 4", len(im.Manifests))
+	}
+	if im.Manifests[0].Digest == im.Manifests[1].Digest {
+		t.Fatal("amd64 and arm64 share one rewritten image: one of them has the other's layer")
+	}
+	for _, i := range []int{0, 1} {
+		img, err := got.Image(im.Manifests[i].Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkInjected(t, e.layerFor(im.Manifests[i].Platform.Architecture), shared, img)
+	}
+
+	for i, want := range []remote.Taggable{unknown, nested} {
+		d := im.Manifests[2+i].Digest
+		wantDigest, _ := want.(interface{ Digest() (v1.Hash, error) }).Digest()
+		if d != wantDigest {
+			t.Errorf("kept child %d: digest %s, want the upstream %s", 2+i, d, wantDigest)
+		}
+		desc, err := remote.Get(mustRef(t, e.through("test/shared")+"@"+d.String()))
+		if err != nil {
+			t.Errorf("kept child %d by digest: %v", 2+i, err)
+			continue
+		}
+		if desc.Digest != d {
+			t.Errorf("kept child %d: served %s for %s", 2+i, desc.Digest, d)
+		}
+	}
+
+	// Being listed unchanged in one repository's index does not make an
+	// upstream image servable by digest in another.
+	e.push(t, "test/other", "latest", unknown)
+	if _, err := remote.Get(mustRef(t, e.through("test/other")+"@"+im.Manifests[2].Digest.String())); err == nil {
+		t.Error("an upstream image digest was served unchanged in a repository whose index never listed it")
+	}
+}
+
 func TestCacheAndRestart(t *testing.T) {
 	e := newEnv(t, registry.New(registry.Logger(quiet)))
 	first := randomImage(t, types.DockerManifestSchema2, v1.Config{Cmd: []string{"a"}})

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"slices"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -19,6 +18,8 @@ const (
 
 // IndexEntry is a child of an index that is an image to rewrite.
 type IndexEntry struct {
+	// Index is the child's position in the index's manifests.
+	Index     int
 	Digest    v1.Hash
 	Size      int64
 	MediaType types.MediaType
@@ -49,19 +50,58 @@ func ImageEntries(index []byte) ([]IndexEntry, error) {
 		if e.Digest == (v1.Hash{}) {
 			return nil, fmt.Errorf("%w: manifests[%d]: no digest", ErrUnsupported, i)
 		}
+		e.Index = i
 		entries = append(entries, e.IndexEntry)
 	}
 	return entries, nil
 }
 
-// RewriteIndex points every child of index whose digest is a key of repl at
-// the digest and size of its value (the value's other fields are ignored).
-// Every other field of a child (platform, annotations...), every other child
-// and every other field of the index are kept. It returns the new index and
-// its digest. A key of repl that index does not list is an error: the
-// caller would serve an index that lacks an image it rewrote. With an empty
-// repl the index is returned as it is.
-func RewriteIndex(index []byte, repl map[v1.Hash]v1.Descriptor) ([]byte, v1.Hash, error) {
+// Children lists the digests of all the children of index that have a valid
+// one, in index order: what a client of the index may fetch next.
+func Children(index []byte) ([]v1.Hash, error) {
+	_, children, err := parseIndex(index)
+	if err != nil {
+		return nil, err
+	}
+	var ds []v1.Hash
+	for _, c := range children {
+		if d, ok := childDigest(c); ok {
+			ds = append(ds, d)
+		}
+	}
+	return ds, nil
+}
+
+func childDigest(raw json.RawMessage) (v1.Hash, bool) {
+	o, err := parseObject(raw)
+	if err != nil {
+		return v1.Hash{}, false
+	}
+	s, err := o.str("digest")
+	if err != nil {
+		return v1.Hash{}, false
+	}
+	d, err := v1.NewHash(s)
+	return d, err == nil
+}
+
+// Replacement points the child at position Index of an index, whose digest
+// must be Old, at New's digest and size (New's other fields are ignored).
+// Children are matched by position, not digest: one manifest listed for two
+// platforms may be rewritten differently for each.
+type Replacement struct {
+	Index int
+	Old   v1.Hash
+	New   v1.Descriptor
+}
+
+// RewriteIndex applies repl to index. Every other field of a replaced
+// child (platform, annotations...), every other child and every other field
+// of the index are kept. It returns the new index and its digest. A
+// replacement whose position is not in the index, or whose child has
+// another digest, is an error: the caller would serve an index that lacks
+// an image it rewrote. With no replacements the index is returned as it is.
+func RewriteIndex(index []byte, repl []Replacement) ([]byte, v1.Hash, error) {
 	top, children, err := parseIndex(index)
 	if err != nil {
 		return nil, v1.Hash{}, err
@@ -69,51 +109,29 @@ func RewriteIndex(index []byte, repl map[v1.Hash]v1.Descriptor) ([]byte, v1.Hash
 	if len(repl) == 0 {
 		return bytes.Clone(index), sha256Of(index), nil
 	}
-	for old, d := range repl {
-		if _, err := v1.NewHash(d.Digest.String()); err != nil || d.Size <= 0 {
-			return nil, v1.Hash{}, fmt.Errorf("replacement of %s: invalid digest %q or size %d", old, d.Digest, d.Size)
+	for _, r := range repl {
+		if _, err := v1.NewHash(r.New.Digest.String()); err != nil || r.New.Size <= 0 {
+			return nil, v1.Hash{}, fmt.Errorf("replacement of manifests[%d]: invalid digest %q or size %d", r.Index, r.New.Digest, r.New.Size)
 		}
-	}
-	found := map[v1.Hash]bool{}
-	for i, c := range children {
-		e, err := parseObject(c)
+		if r.Index < 0 || r.Index >= len(children) {
+			return nil, v1.Hash{}, fmt.Errorf("index does not list manifests[%d] (%s): it has %d children", r.Index, r.Old, len(children))
+		}
+		e, err := parseObject(children[r.Index])
 		if err != nil {
-			return nil, v1.Hash{}, fmt.Errorf("%w: manifests[%d]: %v", ErrUnsupported, i, err)
+			return nil, v1.Hash{}, fmt.Errorf("%w: manifests[%d]: %v", ErrUnsupported, r.Index, err)
 		}
-		// A child with a malformed digest is not one the caller rewrote (an
-		// artifact ImageEntries skipped): it is kept as it is.
-		s, err := e.str("digest")
-		if err != nil {
-			continue
+		if d, ok := childDigest(children[r.Index]); !ok || d != r.Old {
+			return nil, v1.Hash{}, fmt.Errorf("index does not list %s at manifests[%d]", r.Old, r.Index)
 		}
-		old, err := v1.NewHash(s)
-		if err != nil {
-			continue
-		}
-		d, ok := repl[old]
-		if !ok {
-			continue
-		}
-		found[old] = true
-		if err := e.set("digest", d.Digest); err != nil {
+		if err := e.set("digest", r.New.Digest); err != nil {
 			return nil, v1.Hash{}, err
 		}
-		if err := e.set("size", d.Size); err != nil {
+		if err := e.set("size", r.New.Size); err != nil {
 			return nil, v1.Hash{}, err
 		}
-		if children[i], err = marshal(e); err != nil {
+		if children[r.Index], err = marshal(e); err != nil {
 			return nil, v1.Hash{}, err
 		}
-	}
-	if len(found) != len(repl) {
-		var missing []string
-		for old := range repl {
-			if !found[old] {
-				missing = append(missing, old.String())
-			}
-		}
-		slices.Sort(missing) // a stable message for a map's keys
-		return nil, v1.Hash{}, fmt.Errorf("index does not list %v", missing)
 	}
 	if err := top.set("manifests", children); err != nil {
 		return nil, v1.Hash{}, err

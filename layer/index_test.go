@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -23,7 +24,7 @@ var indexCases = []struct {
 
 // replacement is a made-up rewrite of old, the same on every run.
 func replacement(old v1.Hash, i int) v1.Descriptor {
-	return v1.Descriptor{Digest: testHash("rewritten " + old.String()), Size: int64(2000 + i)}
+	return v1.Descriptor{Digest: testHash(fmt.Sprintf("rewritten %d %s", i, old)), Size: int64(2000 + i)}
 }
 
 func TestImageEntries(t *testing.T) {
@@ -62,10 +63,7 @@ func TestRewriteIndex(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			repl := map[v1.Hash]v1.Descriptor{}
-			for i, e := range entries {
-				repl[e.Digest] = replacement(e.Digest, i)
-			}
+			repl := replaceAll(entries)
 
 			got, digest, err := RewriteIndex(index, repl)
 			if err != nil {
@@ -87,9 +85,18 @@ func TestRewriteIndex(t *testing.T) {
 	}
 }
 
+// replaceAll replaces every entry with a made-up rewrite.
+func replaceAll(entries []IndexEntry) []Replacement {
+	var repl []Replacement
+	for i, e := range entries {
+		repl = append(repl, Replacement{Index: e.Index, Old: e.Digest, New: replacement(e.Digest, i)})
+	}
+	return repl
+}
+
 // checkIndex checks that out is in with exactly the digests and sizes of
 // repl's children swapped.
-func checkIndex(t *testing.T, in, out []byte, repl map[v1.Hash]v1.Descriptor) {
+func checkIndex(t *testing.T, in, out []byte, repl []Replacement) {
 	t.Helper()
 	before, err := v1.ParseIndexManifest(bytes.NewReader(in))
 	if err != nil {
@@ -103,9 +110,13 @@ func checkIndex(t *testing.T, in, out []byte, repl map[v1.Hash]v1.Descriptor) {
 		t.Fatalf("index went from %s with %d children to %s with %d",
 			before.MediaType, len(before.Manifests), after.MediaType, len(after.Manifests))
 	}
+	byIndex := map[int]v1.Descriptor{}
+	for _, r := range repl {
+		byIndex[r.Index] = r.New
+	}
 	for i, b := range before.Manifests {
 		want := b
-		if r, ok := repl[b.Digest]; ok {
+		if r, ok := byIndex[i]; ok {
 			want.Digest, want.Size = r.Digest, r.Size
 		}
 		if !reflect.DeepEqual(after.Manifests[i], want) {
@@ -131,7 +142,8 @@ func TestRewriteIndexEmpty(t *testing.T) {
 }
 
 // TestRewriteIndexSameImageTwice covers one manifest listed for two
-// platforms: both children take the replacement.
+// platforms: each child takes its own replacement, as each platform may get
+// its own layer.
 func TestRewriteIndexSameImageTwice(t *testing.T) {
 	d := testHash("shared")
 	index := `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[` +
@@ -141,7 +153,13 @@ func TestRewriteIndexSameImageTwice(t *testing.T) {
 	if err != nil || len(entries) != 2 {
 		t.Fatalf("%d entries, %v", len(entries), err)
 	}
-	repl := map[v1.Hash]v1.Descriptor{d: replacement(d, 0)}
+	if entries[0].Index != 0 || entries[1].Index != 1 {
+		t.Fatalf("positions %d, %d", entries[0].Index, entries[1].Index)
+	}
+	repl := replaceAll(entries)
+	if repl[0].New.Digest == repl[1].New.Digest {
+		t.Fatal("the test needs two different replacements")
+	}
 	got, _, err := RewriteIndex([]byte(index), repl)
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +192,7 @@ func TestIndexErrors(t *testing.T) {
 				t.Errorf("ImageEntries: %v, want %v", err, ErrUnsupported)
 			}
 			if !strings.HasPrefix(tc.name, "image ") && tc.name != "platform not object" {
-				repl := map[v1.Hash]v1.Descriptor{testHash("x"): replacement(testHash("x"), 0)}
+				repl := []Replacement{{Index: 0, Old: testHash("x"), New: replacement(testHash("x"), 0)}}
 				if _, _, err := RewriteIndex([]byte(tc.index), repl); !errors.Is(err, ErrUnsupported) {
 					t.Errorf("RewriteIndex: %v, want %v", err, ErrUnsupported)
 				}
@@ -183,16 +201,20 @@ func TestIndexErrors(t *testing.T) {
 	}
 
 	index := readTestdata(t, "oci-index.index.json")
-	missing := testHash("not listed")
-	if _, _, err := RewriteIndex(index, map[v1.Hash]v1.Descriptor{missing: replacement(missing, 0)}); err == nil || !strings.Contains(err.Error(), missing.String()) {
-		t.Errorf("a digest the index does not list: %v", err)
-	}
 	entries, err := ImageEntries(index)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := RewriteIndex(index, map[v1.Hash]v1.Descriptor{entries[0].Digest: {}}); err == nil {
-		t.Error("a zero replacement was accepted")
+	missing := testHash("not listed")
+	for _, r := range []Replacement{
+		{Index: entries[0].Index, Old: missing, New: replacement(missing, 0)},
+		{Index: 99, Old: entries[0].Digest, New: replacement(missing, 0)},
+		{Index: -1, Old: entries[0].Digest, New: replacement(missing, 0)},
+		{Index: entries[0].Index, Old: entries[0].Digest},
+	} {
+		if _, _, err := RewriteIndex(index, []Replacement{r}); err == nil || !strings.Contains(err.Error(), r.Old.String()) && r.New.Size > 0 {
+			t.Errorf("replacement %+v: %v", r, err)
+		}
 	}
 
 	// An artifact child with a broken digest is not ours to judge.
@@ -212,11 +234,7 @@ func FuzzRewriteIndex(f *testing.F) {
 		if err != nil {
 			return
 		}
-		repl := map[v1.Hash]v1.Descriptor{}
-		for i, e := range entries {
-			repl[e.Digest] = replacement(e.Digest, i)
-		}
-		out, _, err := RewriteIndex(index, repl)
+		out, _, err := RewriteIndex(index, replaceAll(entries))
 		if err != nil {
 			t.Fatalf("RewriteIndex after ImageEntries: %v", err)
 		}
@@ -224,4 +242,39 @@ func FuzzRewriteIndex(f *testing.F) {
 			t.Fatalf("invalid JSON out: %s", out)
 		}
 	})
+}
+
+// TestChildren checks that the children ImageEntries leaves out are still
+// listed: a client of the index may fetch them by digest.
+func TestChildren(t *testing.T) {
+	for _, tc := range indexCases {
+		t.Run(tc.name, func(t *testing.T) {
+			index := readTestdata(t, tc.name+".index.json")
+			parsed, err := v1.ParseIndexManifest(bytes.NewReader(index))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []v1.Hash
+			for _, m := range parsed.Manifests {
+				want = append(want, m.Digest)
+			}
+			got, err := Children(index)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("Children = %v, want %v", got, want)
+			}
+			entries, err := ImageEntries(index)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.name == "oci-index" && len(got) <= len(entries) {
+				t.Errorf("%d children, %d to rewrite: the test data should have children that are kept", len(got), len(entries))
+			}
+		})
+	}
+	if _, err := Children([]byte(`{"schemaVersion":2}`)); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("no index: %v", err)
+	}
 }

@@ -91,6 +91,7 @@ const (
 	recRewrite  = "rewrite"  // generation+upstream digest -> rewritten manifest
 	recManifest = "manifest" // digest -> media type and origin
 	recLink     = "link"     // repo@digest -> present: may be served for repo
+	recPass     = "pass"     // repo@digest -> listed unchanged by a rewritten index
 )
 
 type manifestRecord struct {
@@ -107,6 +108,12 @@ func linkKey(repo Repo, d v1.Hash) string { return repo.String() + "@" + d.Strin
 func (rw *Rewriting) Linked(repo Repo, d v1.Hash) bool {
 	var ok bool
 	return rw.store.GetRecord(recLink, linkKey(repo, d), &ok) == nil && ok
+}
+
+// passed reports whether a rewritten index of repo lists d unchanged.
+func (rw *Rewriting) passed(repo Repo, d v1.Hash) bool {
+	var ok bool
+	return rw.store.GetRecord(recPass, linkKey(repo, d), &ok) == nil && ok
 }
 
 func (rw *Rewriting) link(ctx context.Context, repo Repo, ds ...v1.Hash) error {
@@ -130,7 +137,7 @@ func (rw *Rewriting) Get(ctx context.Context, repo Repo, ref Ref) (Served, error
 		}
 		if ok, err := rewritable(m); err != nil {
 			return Served{}, fmt.Errorf("%s: manifest %s: %w", repo, ref, err)
-		} else if ok {
+		} else if ok && !rw.passed(repo, ref.Digest) {
 			return Served{}, &UpstreamDigestError{Repo: repo, Digest: ref.Digest}
 		}
 		// Attestations and other artifacts are referenced unchanged by the
@@ -345,17 +352,32 @@ func (rw *Rewriting) rewriteIndex(ctx context.Context, repo Repo, m Manifest, ge
 	if err := g.Wait(); err != nil {
 		return Served{}, err
 	}
-	byDigest := map[v1.Hash]v1.Descriptor{}
 	var platforms []string
+	replacements := make([]layer.Replacement, len(entries))
+	rewritten := map[v1.Hash]bool{}
 	for i, e := range entries {
-		byDigest[e.Digest] = repl[i]
+		replacements[i] = layer.Replacement{Index: e.Index, Old: e.Digest, New: repl[i]}
+		rewritten[e.Digest] = true
 		if e.Platform != nil {
 			platforms = append(platforms, e.Platform.String())
 		}
 	}
-	b, d, err := layer.RewriteIndex(m.Bytes, byDigest)
+	b, d, err := layer.RewriteIndex(m.Bytes, replacements)
 	if err != nil {
 		return Served{}, fmt.Errorf("%s: index %s: %w", repo, m.Digest, err)
+	}
+	// The children left as they are (attestations, nested indexes,
+	// unknown/unknown images) are still the client's to fetch by digest.
+	children, err := layer.Children(m.Bytes)
+	if err != nil {
+		return Served{}, fmt.Errorf("%s: index %s: %w", repo, m.Digest, err)
+	}
+	for _, c := range children {
+		if !rewritten[c] {
+			if err := rw.store.PutRecord(ctx, recPass, linkKey(repo, c), true); err != nil {
+				return Served{}, err
+			}
+		}
 	}
 	return rw.keep(ctx, repo, Manifest{Bytes: b, MediaType: m.MediaType, Digest: d}, m.Digest, platforms)
 }

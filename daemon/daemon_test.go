@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -657,14 +659,17 @@ func TestBearerAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	e.start(t, nil)
+	// Anonymous first; then the developer logs in while the daemon runs,
+	// and the next pull must use the new credentials: a transport refused
+	// once is not kept.
+	kc := &loginKeychain{}
+	e.start(t, kc)
 	_, err := remote.Image(mustRef(t, e.through("test/private")+":latest"))
 	if err == nil || !strings.Contains(err.Error(), "UNAUTHORIZED") {
 		t.Fatalf("anonymous pull of a private image: %v, want UNAUTHORIZED", err)
 	}
 
-	kc := fixedKeychain{host(srv): &authn.Basic{Username: user, Password: pass}}
-	e.start(t, kc)
+	kc.login(fixedKeychain{host(srv): &authn.Basic{Username: user, Password: pass}})
 	tokens.Store(0)
 	for range 3 {
 		img, err := remote.Image(mustRef(t, e.through("test/private")+":latest"))
@@ -678,6 +683,53 @@ func TestBearerAuth(t *testing.T) {
 	if n := tokens.Load(); n != 1 {
 		t.Fatalf("%d token requests for 3 pulls, want 1 (tokens must be reused)", n)
 	}
+}
+
+// TestBasicAuthLogin: against a registry with Basic auth, the transport of
+// an anonymous client is made without a token exchange, so it is cached;
+// after a login it must still give way to the new credentials.
+func TestBasicAuthLogin(t *testing.T) {
+	reg := registry.New(registry.Logger(quiet))
+	const user, pass = "bob", "hunter2"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != user || p != pass {
+			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	e := &env{count: newCounter(srv.Config.Handler), cacheDir: t.TempDir(), upstream: srv}
+	base := randomImage(t, types.OCIManifestSchema1, v1.Config{})
+	if err := remote.Write(mustRef(t, host(srv)+"/test/private:latest"), base, remote.WithAuth(&authn.Basic{Username: user, Password: pass})); err != nil {
+		t.Fatal(err)
+	}
+	kc := &loginKeychain{}
+	e.start(t, kc)
+	ref := mustRef(t, e.through("test/private")+":latest")
+	if _, err := remote.Image(ref); err == nil || !strings.Contains(err.Error(), "UNAUTHORIZED") {
+		t.Fatalf("anonymous pull: %v, want UNAUTHORIZED", err)
+	}
+	kc.login(fixedKeychain{host(srv): &authn.Basic{Username: user, Password: pass}})
+	img, err := remote.Image(ref)
+	if err != nil {
+		t.Fatalf("pull after login: %v", err)
+	}
+	checkInjected(t, e.layerFor("amd64"), base, img)
+}
+
+// loginKeychain is anonymous until login, as a keychain is before and after
+// a `docker login`.
+type loginKeychain struct{ kc atomic.Pointer[fixedKeychain] }
+
+func (k *loginKeychain) login(kc fixedKeychain) { k.kc.Store(&kc) }
+
+func (k *loginKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
+	if kc := k.kc.Load(); kc != nil {
+		return kc.Resolve(r)
+	}
+	return authn.Anonymous, nil
 }
 
 type fixedKeychain map[string]authn.Authenticator
@@ -740,6 +792,135 @@ func TestUpstreamFaults(t *testing.T) {
 		})
 	}
 	failures.Store(0)
+}
+
+// TestUpstreamQuirks: registries that bend the spec in ways seen in the
+// wild still give a correct pull.
+func TestUpstreamQuirks(t *testing.T) {
+	tests := []struct {
+		name  string
+		quirk func(w http.ResponseWriter, r *http.Request, next http.Handler)
+	}{
+		{"HEAD without Docker-Content-Digest", func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+			if r.Method == http.MethodHead {
+				next.ServeHTTP(dropHeader{w, "Docker-Content-Digest"}, r)
+				return
+			}
+			next.ServeHTTP(w, r)
+		}},
+		{"no HEAD on manifests", func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+			if r.Method == http.MethodHead && strings.Contains(r.URL.Path, "/manifests/") {
+				w.WriteHeader(http.StatusMethodNotAllowed)
+				return
+			}
+			next.ServeHTTP(w, r)
+		}},
+		{"manifests as application/json", func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+			if strings.Contains(r.URL.Path, "/manifests/") {
+				next.ServeHTTP(forceType{ResponseWriter: w, ct: "application/json"}, r)
+				return
+			}
+			next.ServeHTTP(w, r)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := registry.New(registry.Logger(quiet))
+			var on atomic.Bool
+			e := newEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if on.Load() {
+					tt.quirk(w, r, reg)
+					return
+				}
+				reg.ServeHTTP(w, r)
+			}))
+			base := randomImage(t, types.OCIManifestSchema1, v1.Config{})
+			e.push(t, "test/img", "latest", base)
+			on.Store(true)
+			img, err := remote.Image(mustRef(t, e.through("test/img")+":latest"))
+			if err != nil {
+				t.Fatalf("pull: %v", err)
+			}
+			checkInjected(t, e.layerFor("amd64"), base, img)
+		})
+	}
+}
+
+// dropHeader removes one header from a response.
+type dropHeader struct {
+	http.ResponseWriter
+	name string
+}
+
+func (d dropHeader) WriteHeader(code int) {
+	d.Header().Del(d.name)
+	d.ResponseWriter.WriteHeader(code)
+}
+
+// forceType sets the Content-Type of a response, whatever the handler says.
+type forceType struct {
+	http.ResponseWriter
+	ct string
+}
+
+func (f forceType) WriteHeader(code int) {
+	f.Header().Set("Content-Type", f.ct)
+	f.ResponseWriter.WriteHeader(code)
+}
+
+func (f forceType) Write(b []byte) (int, error) {
+	f.Header().Set("Content-Type", f.ct)
+	return f.ResponseWriter.Write(b)
+}
+
+// TestSharedDialOutlivesFirstClient: the ping and token exchange for a
+// repository are shared by every request waiting on them, so a first
+// client that gives up must not fail the others.
+func TestSharedDialOutlivesFirstClient(t *testing.T) {
+	reg := registry.New(registry.Logger(quiet))
+	release := make(chan struct{})
+	var gate atomic.Bool
+	e := newEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/" && gate.Load() {
+			<-release
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	base := randomImage(t, types.OCIManifestSchema1, v1.Config{})
+	e.push(t, "test/img", "latest", base)
+	gate.Store(true)
+	url := e.proxy.URL + "/v2/" + pathHost(e.upstream) + "/test/img/manifests/latest"
+
+	first, cancel := context.WithCancel(t.Context())
+	firstDone := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(first, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		firstDone <- err
+	}()
+	secondDone := make(chan int, 1)
+	go func() {
+		time.Sleep(50 * time.Millisecond) // let the first client start the dial
+		resp, err := http.Get(url)
+		if err != nil {
+			secondDone <- 0
+			return
+		}
+		resp.Body.Close()
+		secondDone <- resp.StatusCode
+	}()
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	if err := <-firstDone; err == nil {
+		t.Error("the first client was not cancelled")
+	}
+	close(release)
+	if got := <-secondDone; got != http.StatusOK {
+		t.Fatalf("second client: status %d after the first gave up, want 200", got)
+	}
 }
 
 func TestTagsList(t *testing.T) {

@@ -179,13 +179,14 @@ func (rw *Rewriting) Get(ctx context.Context, repo Repo, ref Ref) (Served, error
 	return v.(Served), nil
 }
 
-// head resolves a tag with a HEAD. A HEAD answer has no body, so on a 404
-// (or a registry that does not do HEAD) a GET asks again: its error body
-// tells NAME_UNKNOWN from MANIFEST_UNKNOWN, and its success gives the digest.
+// head resolves a tag with a HEAD. A HEAD answer has no body, so when it
+// fails for a reason a body would explain (404, 401, 403), when the
+// registry does not do HEAD (405), or when it gives no digest, a GET asks
+// again: its error body tells NAME_UNKNOWN from MANIFEST_UNKNOWN, and its
+// success gives the digest.
 func (rw *Rewriting) head(ctx context.Context, repo Repo, ref Ref) (v1.Descriptor, error) {
 	d, err := rw.up.Head(ctx, repo, ref)
-	var te *transport.Error
-	if err == nil || !errors.As(err, &te) || (te.StatusCode != http.StatusNotFound && te.StatusCode != http.StatusMethodNotAllowed) {
+	if err == nil || !askAgain(err) {
 		return d, err
 	}
 	m, err := rw.up.Manifest(ctx, repo, ref)
@@ -193,6 +194,21 @@ func (rw *Rewriting) head(ctx context.Context, repo Repo, ref Ref) (v1.Descripto
 		return v1.Descriptor{}, err
 	}
 	return v1.Descriptor{Digest: m.Digest, MediaType: m.MediaType, Size: int64(len(m.Bytes))}, nil
+}
+
+func askAgain(err error) bool {
+	if errors.Is(err, ErrNoDigest) {
+		return true
+	}
+	var te *transport.Error
+	if !errors.As(err, &te) {
+		return false
+	}
+	switch te.StatusCode {
+	case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusUnauthorized, http.StatusForbidden:
+		return true
+	}
+	return false
 }
 
 func isSHA256Hex(s string) bool {

@@ -129,10 +129,13 @@ func (g *schemeGuard) RoundTrip(r *http.Request) (*http.Response, error) {
 	return g.inner.RoundTrip(r)
 }
 
+// dialTimeout bounds the ping and token exchange that open a repository.
+const dialTimeout = 30 * time.Second
+
 // transport returns the authenticated transport for repo, creating it once.
 // ggcr's transport does the ping and the token exchange, and refreshes the
 // token on a 401; keeping it per repository means one ping and one token per
-// repository for the life of the daemon, not per request.
+// repository, not per request, until the registry refuses it (see do).
 func (u *Upstream) transport(ctx context.Context, repo Repo) (http.RoundTripper, error) {
 	key := repo.String()
 	u.mu.Lock()
@@ -141,39 +144,68 @@ func (u *Upstream) transport(ctx context.Context, repo Repo) (http.RoundTripper,
 	if ok {
 		return rt, nil
 	}
-	v, err, _ := u.dialog.Do(key, func() (any, error) {
-		var opts []name.Option
-		if u.plainHTTP(repo.Host()) {
-			opts = append(opts, name.Insecure)
-		}
-		reg, err := name.NewRegistry(repo.Host(), opts...)
+	// The dial is shared by every request waiting for it, so it must not
+	// die with the first one: it runs on its own bounded context, and each
+	// caller waits only as long as its own context lasts.
+	ch := u.dialog.DoChan(key, func() (any, error) {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dialTimeout)
+		defer cancel()
+		rt, err := u.dial(dctx, repo)
 		if err != nil {
-			return nil, fmt.Errorf("%w: registry %q: %v", ErrNameInvalid, repo.Host(), err)
-		}
-		// Credentials are looked up by the canonical registry name, so Docker
-		// Hub credentials stored for docker.io reach registry-1.docker.io.
-		credReg, err := name.NewRegistry(repo.Registry, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("%w: registry %q: %v", ErrNameInvalid, repo.Registry, err)
-		}
-		auth, err := u.keychain.Resolve(credReg)
-		if err != nil {
-			return nil, fmt.Errorf("credentials for %s: %w", repo.Registry, err)
-		}
-		scope := reg.Repo(repo.Path).Scope(transport.PullScope)
-		rt, err := transport.NewWithContext(ctx, reg, auth, u.base, []string{scope})
-		if err != nil {
-			return nil, classify(repo, err)
+			return nil, err
 		}
 		u.mu.Lock()
 		u.repos[key] = rt
 		u.mu.Unlock()
 		return rt, nil
 	})
-	if err != nil {
-		return nil, err
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(http.RoundTripper), nil
 	}
-	return v.(http.RoundTripper), nil
+}
+
+func (u *Upstream) dial(ctx context.Context, repo Repo) (http.RoundTripper, error) {
+	var opts []name.Option
+	if u.plainHTTP(repo.Host()) {
+		opts = append(opts, name.Insecure)
+	}
+	reg, err := name.NewRegistry(repo.Host(), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: registry %q: %v", ErrNameInvalid, repo.Host(), err)
+	}
+	// Credentials are looked up by the canonical registry name, so Docker
+	// Hub credentials stored for docker.io reach registry-1.docker.io.
+	credReg, err := name.NewRegistry(repo.Registry, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: registry %q: %v", ErrNameInvalid, repo.Registry, err)
+	}
+	auth, err := u.keychain.Resolve(credReg)
+	if err != nil {
+		return nil, fmt.Errorf("credentials for %s: %w", repo.Registry, err)
+	}
+	scope := reg.Repo(repo.Path).Scope(transport.PullScope)
+	rt, err := transport.NewWithContext(ctx, reg, auth, u.base, []string{scope})
+	if err != nil {
+		return nil, classify(repo, err)
+	}
+	return rt, nil
+}
+
+// forget drops repo's transport if it is still rt, so that the next request
+// dials again and resolves credentials anew: after a `docker login`, or a
+// password changed in the config, a refused transport must not be kept.
+func (u *Upstream) forget(repo Repo, rt http.RoundTripper) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.repos[repo.String()] == rt {
+		delete(u.repos, repo.String())
+	}
 }
 
 // classify wraps errors that are not the registry's own answers as
@@ -219,6 +251,9 @@ func (u *Upstream) do(ctx context.Context, repo Repo, method, url string, hdr ht
 	}
 	if err := transport.CheckError(resp, ok...); err != nil {
 		resp.Body.Close()
+		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+			u.forget(repo, rt)
+		}
 		return nil, classify(repo, err)
 	}
 	return resp, nil
@@ -242,7 +277,7 @@ func (u *Upstream) Head(ctx context.Context, repo Repo, ref Ref) (v1.Descriptor,
 	resp.Body.Close()
 	d, err := v1.NewHash(resp.Header.Get("Docker-Content-Digest"))
 	if err != nil {
-		return v1.Descriptor{}, fmt.Errorf("%s: HEAD %s gave no usable digest: %w", repo, ref, err)
+		return v1.Descriptor{}, fmt.Errorf("%w: %s: HEAD %s: %v", ErrNoDigest, repo, ref, err)
 	}
 	return v1.Descriptor{
 		Digest:    d,
@@ -293,6 +328,10 @@ func knownManifestType(mt types.MediaType) bool {
 // ErrDigestMismatch marks upstream content that does not hash to the digest
 // it was asked for.
 var ErrDigestMismatch = errors.New("upstream content does not match its digest")
+
+// ErrNoDigest marks a HEAD answer without a usable Docker-Content-Digest,
+// which the spec allows: only a GET can then tell the digest.
+var ErrNoDigest = errors.New("upstream gave no digest")
 
 // ErrTooLarge marks an upstream document over its size limit.
 var ErrTooLarge = errors.New("too large")

@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -337,16 +338,21 @@ func TestPullIndex(t *testing.T) {
 	}
 
 	// A client that accepts no index gets the linux/amd64 image, as from
-	// distribution.
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, e.proxy.URL+"/v2/"+pathHost(e.upstream)+"/test/multi/manifests/latest", nil)
-	req.Header.Set("Accept", string(types.OCIManifestSchema1))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if got := resp.Header.Get("Docker-Content-Digest"); resp.StatusCode != 200 || got != im.Manifests[0].Digest.String() {
-		t.Fatalf("GET without index in Accept: %d, digest %s; want the amd64 image %s", resp.StatusCode, got, im.Manifests[0].Digest)
+	// distribution, when it asks by tag; by digest it gets what it named.
+	for _, tt := range []struct{ ref, want string }{
+		{"latest", im.Manifests[0].Digest.String()},
+		{d.String(), d.String()},
+	} {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, e.proxy.URL+"/v2/"+pathHost(e.upstream)+"/test/multi/manifests/"+tt.ref, nil)
+		req.Header.Set("Accept", string(types.OCIManifestSchema1))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Docker-Content-Digest"); resp.StatusCode != 200 || got != tt.want {
+			t.Errorf("GET %s without index in Accept: %d, digest %s; want %s", tt.ref, resp.StatusCode, got, tt.want)
+		}
 	}
 }
 
@@ -536,44 +542,101 @@ func TestErrors(t *testing.T) {
 	}
 }
 
+// TestBlobRangeAndHeaders covers blobs from both sources, the upstream (a
+// base layer) and the store (the injected layer): whole, ranged, HEAD, and
+// a range past the end.
 func TestBlobRangeAndHeaders(t *testing.T) {
 	e := newEnv(t, registry.New(registry.Logger(quiet)))
 	base := randomImage(t, types.OCIManifestSchema1, v1.Config{})
 	e.push(t, "test/img", "latest", base)
-	ls, _ := base.Layers()
-	d, _ := ls[0].Digest()
-	full, _ := ls[0].Compressed()
-	want, _ := io.ReadAll(full)
-
-	url := e.proxy.URL + "/v2/" + host(e.upstream) + "/test/img/blobs/" + d.String()
-	req, _ := http.NewRequestWithContext(t.Context(), "GET", url, nil)
-	req.Header.Set("Range", "bytes=10-19")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusPartialContent || string(got) != string(want[10:20]) {
-		t.Fatalf("range: %d %q, want 206 %q", resp.StatusCode, got, want[10:20])
-	}
-	if h := resp.Header.Get("Docker-Content-Digest"); h != d.String() {
-		t.Fatalf("Docker-Content-Digest %q", h)
-	}
-
-	// The injected layer comes from the store, with Range too.
-	l := e.layerFor("amd64")
 	if _, err := remote.Head(mustRef(t, e.through("test/img")+":latest")); err != nil {
 		t.Fatal(err)
 	}
-	req, _ = http.NewRequestWithContext(t.Context(), "HEAD", e.proxy.URL+"/v2/"+host(e.upstream)+"/test/img/blobs/"+l.GzipDigest.String(), nil)
-	resp, err = http.DefaultClient.Do(req)
+	ls, _ := base.Layers()
+	baseDigest, _ := ls[0].Digest()
+	rc, _ := ls[0].Compressed()
+	baseBytes, _ := io.ReadAll(rc)
+	// The injected layer's bytes, whole, are checked by their digest.
+	l := e.layerFor("amd64")
+	resp, err := http.Get(e.proxy.URL + "/v2/" + pathHost(e.upstream) + "/test/img/blobs/" + l.GzipDigest.String())
 	if err != nil {
 		t.Fatal(err)
 	}
+	ourBytes, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || resp.ContentLength != l.GzipSize {
-		t.Fatalf("HEAD injected layer: %d, length %d, want 200, %d", resp.StatusCode, resp.ContentLength, l.GzipSize)
+	if got, _, _ := v1.SHA256(bytes.NewReader(ourBytes)); got != l.GzipDigest || int64(len(ourBytes)) != l.GzipSize {
+		t.Fatalf("injected layer: %d bytes hashing to %s, want %d, %s", len(ourBytes), got, l.GzipSize, l.GzipDigest)
+	}
+
+	for _, src := range []struct {
+		name   string
+		digest v1.Hash
+		bytes  []byte
+	}{
+		{"upstream", baseDigest, baseBytes},
+		{"store", l.GzipDigest, ourBytes},
+	} {
+		size := len(src.bytes)
+		// The upstream here (ggcr's registry) knows no suffix ranges and
+		// sends its 416 without Content-Range; the store does both.
+		pastEnd := fmt.Sprintf("bytes */%d", size)
+		if src.name == "upstream" {
+			pastEnd = ""
+		}
+		tests := []struct {
+			name, method, rng string
+			status            int
+			body              []byte
+			contentRange      string
+			digestHeader      bool
+		}{
+			{"whole", "GET", "", 200, src.bytes, "", true},
+			{"head", "HEAD", "", 200, nil, "", true},
+			{"range", "GET", "bytes=10-19", 206, src.bytes[10:20], fmt.Sprintf("bytes 10-19/%d", size), true},
+			{"past the end", "GET", fmt.Sprintf("bytes=%d-", size+10), 416, nil, pastEnd, false},
+		}
+		if src.name == "store" {
+			tests = append(tests, struct {
+				name, method, rng string
+				status            int
+				body              []byte
+				contentRange      string
+				digestHeader      bool
+			}{"suffix", "GET", "bytes=-5", 206, src.bytes[size-5:], fmt.Sprintf("bytes %d-%d/%d", size-5, size-1, size), true})
+		}
+		for _, tt := range tests {
+			t.Run(src.name+"/"+tt.name, func(t *testing.T) {
+				url := e.proxy.URL + "/v2/" + pathHost(e.upstream) + "/test/img/blobs/" + src.digest.String()
+				req, _ := http.NewRequestWithContext(t.Context(), tt.method, url, nil)
+				if tt.rng != "" {
+					req.Header.Set("Range", tt.rng)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != tt.status {
+					t.Fatalf("status %d (%s), want %d", resp.StatusCode, got, tt.status)
+				}
+				if tt.body != nil && !bytes.Equal(got, tt.body) {
+					t.Errorf("body of %d bytes, want %d", len(got), len(tt.body))
+				}
+				if tt.method == "HEAD" && resp.ContentLength != int64(size) {
+					t.Errorf("HEAD Content-Length %d, want %d", resp.ContentLength, size)
+				}
+				if h := resp.Header.Get("Content-Range"); h != tt.contentRange {
+					t.Errorf("Content-Range %q, want %q", h, tt.contentRange)
+				}
+				if h := resp.Header.Get("Docker-Content-Digest"); (h == src.digest.String()) != tt.digestHeader {
+					t.Errorf("Docker-Content-Digest %q (want it: %v)", h, tt.digestHeader)
+				}
+				if tt.status == 416 && resp.Header.Get("Content-Type") == "application/octet-stream" {
+					t.Error("a 416 is labelled as blob content")
+				}
+			})
+		}
 	}
 }
 

@@ -54,10 +54,9 @@ func (h *Registry) serveBlob(w *statusWriter, r *http.Request, rt route, ev *eve
 			defer f.Close()
 			ev.Source = "store"
 			hd.Set("Content-Type", "application/octet-stream")
-			hd.Set("Docker-Content-Digest", d.String())
 			hd.Set("Etag", `"`+d.String()+`"`)
 			// ServeContent answers Range and HEAD from the file itself.
-			http.ServeContent(w, r, "", time.Time{}, f)
+			http.ServeContent(blobHeaders{w, d}, r, "", time.Time{}, f)
 			return nil
 		}
 	}
@@ -67,6 +66,13 @@ func (h *Registry) serveBlob(w *statusWriter, r *http.Request, rt route, ev *eve
 		return err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusRequestedRangeNotSatisfiable {
+		if v := resp.Header.Get("Content-Range"); v != "" {
+			hd.Set("Content-Range", v)
+		}
+		return newError(http.StatusRequestedRangeNotSatisfiable, codeRangeInvalid,
+			fmt.Sprintf("range %q is not satisfiable for blob %s", r.Header.Get("Range"), d))
+	}
 	for _, k := range []string{"Content-Length", "Content-Range", "Accept-Ranges", "Etag", "Last-Modified"} {
 		if v := resp.Header.Get(k); v != "" {
 			hd.Set(k, v)
@@ -85,6 +91,20 @@ func (h *Registry) serveBlob(w *statusWriter, r *http.Request, rt route, ev *eve
 	// checks the whole blob once it has all of it.
 	_, err = io.Copy(w, resp.Body)
 	return err
+}
+
+// blobHeaders adds Docker-Content-Digest to successful answers only: an
+// error that ServeContent writes, such as a 416, is not the blob.
+type blobHeaders struct {
+	http.ResponseWriter
+	digest v1.Hash
+}
+
+func (b blobHeaders) WriteHeader(code int) {
+	if code < http.StatusBadRequest {
+		b.Header().Set("Docker-Content-Digest", b.digest.String())
+	}
+	b.ResponseWriter.WriteHeader(code)
 }
 
 // errBlobMismatch is a whole upstream blob whose bytes do not match its

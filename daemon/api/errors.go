@@ -28,6 +28,8 @@ const (
 	codeTooManyRequests = "TOOMANYREQUESTS"
 	codeUnavailable     = "UNAVAILABLE"
 	codeUnknown         = "UNKNOWN"
+	// codeRangeInvalid is distribution's code for a 416.
+	codeRangeInvalid = "RANGE_INVALID"
 )
 
 // apiError is an error with its OCI code and HTTP status chosen.

@@ -58,9 +58,10 @@ func (h *Registry) resolveManifest(r *http.Request, rt route) (servedManifest, e
 	if err != nil {
 		return servedManifest{}, err
 	}
-	if isIndex(s.MediaType) && !acceptsIndex(r.Header.Values("Accept")) {
+	if !ref.IsDigest() && isIndex(s.MediaType) && !acceptsIndex(r.Header.Values("Accept")) {
 		// A client that cannot read an index gets the linux/amd64 image,
 		// as distribution does for clients without manifest-list support.
+		// Not when it asked for a digest: it checks the answer against it.
 		d, err := platformChild(s.Bytes, v1.Platform{OS: "linux", Architecture: "amd64"})
 		if err != nil {
 			return servedManifest{}, err

@@ -40,20 +40,22 @@ type Options struct {
 	Keychain authn.Keychain
 	Log      *slog.Logger
 	Bus      *event.Bus
+	// ShutdownTimeout bounds how long in-flight requests may take to finish
+	// once the daemon is asked to stop; zero means 5 s.
+	ShutdownTimeout time.Duration
 }
 
 // Daemon is a running towerreg-dev.
 type Daemon struct {
-	cfg     config.Config
-	log     *slog.Logger
-	bus     *event.Bus
-	handler http.Handler
-	gen     proxy.Generation
+	cfg      config.Config
+	shutdown time.Duration
+	log      *slog.Logger
+	bus      *event.Bus
+	handler  http.Handler
+	gen      proxy.Generation
 }
 
-// shutdownTimeout bounds how long in-flight pulls may take to finish once
-// the daemon is asked to stop.
-const shutdownTimeout = 5 * time.Second
+const defaultShutdownTimeout = 5 * time.Second
 
 // New builds a daemon: it opens the store and packs the layer, so a broken
 // layer directory or cache fails here, before anything listens.
@@ -83,7 +85,10 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	up := proxy.NewUpstream(proxy.Options{Keychain: kc, Insecure: o.Config.Insecure(), Log: o.Log})
 	rw := proxy.NewRewriting(up, st, proxy.StaticLayers{Gen: gen})
 	reg := api.NewRegistry(rw, up, o.Config.DefaultRegistry, o.Bus, o.Log)
-	return &Daemon{cfg: o.Config, log: o.Log, bus: o.Bus, handler: localHandler(reg), gen: gen}, nil
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = defaultShutdownTimeout
+	}
+	return &Daemon{cfg: o.Config, shutdown: o.ShutdownTimeout, log: o.Log, bus: o.Bus, handler: localHandler(reg), gen: gen}, nil
 }
 
 func packLayer(ctx context.Context, o Options, st *store.Store) (proxy.Generation, error) {
@@ -134,6 +139,9 @@ func (d *Daemon) Generation() proxy.Generation { return d.gen }
 // Run listens on the configured address and serves until ctx ends, then
 // shuts down gracefully.
 func (d *Daemon) Run(ctx context.Context) error {
+	if err := checkLoopback(d.cfg.Listen); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", d.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another towerreg-dev or registry running? choose another address with --listen)", d.cfg.Listen, err)
@@ -141,13 +149,35 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return d.Serve(ctx, ln)
 }
 
+// checkLoopback refuses a local address that other machines could reach:
+// the local handler pulls with the developer's registry credentials and
+// serves the admin API, so it is for this machine only.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--listen %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("--listen %s is not a loopback address: the local handler uses your registry credentials and serves the admin API, so it listens on this machine only (for example 127.0.0.1:9090); to serve other machines, use --public-listen or the tunnel", addr)
+	}
+	return nil
+}
+
 // Serve serves on ln until ctx ends.
 func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
+	// Requests run on their own context, cancelled only when the shutdown
+	// gives up waiting: a stop lets in-flight pulls finish, within a bound.
+	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
 	srv := &http.Server{
 		Handler:           d.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return base },
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -158,10 +188,15 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	})
 	g.Go(func() error {
 		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), shutdownTimeout)
+		d.log.Info("shutting down", "in-flight limit", d.shutdown)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), d.shutdown)
 		defer cancel()
 		if err := srv.Shutdown(sctx); err != nil {
-			return fmt.Errorf("shutdown: %w", err)
+			// Pulls still running are cut: their clients see a broken
+			// transfer and retry, which beats a daemon that never stops.
+			d.log.Warn("in-flight requests did not finish in time; closing them", "after", d.shutdown)
+			cancelBase()
+			srv.Close()
 		}
 		return nil
 	})

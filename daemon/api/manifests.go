@@ -58,7 +58,7 @@ func (h *Registry) resolveManifest(r *http.Request, rt route) (servedManifest, e
 	if err != nil {
 		return servedManifest{}, err
 	}
-	if !ref.IsDigest() && isIndex(s.MediaType) && !acceptsIndex(r.Header.Values("Accept")) {
+	if !ref.IsDigest() && s.MediaType.IsIndex() && !acceptsIndex(r.Header.Values("Accept")) {
 		// A client that cannot read an index gets the linux/amd64 image,
 		// as distribution does for clients without manifest-list support.
 		// Not when it asked for a digest: it checks the answer against it.
@@ -71,10 +71,6 @@ func (h *Registry) resolveManifest(r *http.Request, rt route) (servedManifest, e
 		}
 	}
 	return servedManifest{Served: s, repo: repo}, nil
-}
-
-func isIndex(mt types.MediaType) bool {
-	return mt == types.OCIImageIndex || mt == types.DockerManifestList
 }
 
 // acceptsIndex reports whether an Accept header admits an index. No header

@@ -111,3 +111,30 @@ func TestParseRef(t *testing.T) {
 		})
 	}
 }
+
+func TestDigestTag(t *testing.T) {
+	hex := strings.Repeat("ab", 32)
+	tests := []struct {
+		tag string
+		ok  bool
+	}{
+		{"sha256-" + hex, true},
+		{"sha256-" + strings.ToUpper(hex), false}, // digests are lowercase
+		{"sha256-" + hex[:63], false},
+		{"sha256-" + hex + "0", false},
+		{"sha512-" + hex, false},
+		{"latest", false},
+		{"sha256-", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.tag, func(t *testing.T) {
+			d, ok := digestTag(tt.tag)
+			if ok != tt.ok {
+				t.Fatalf("digestTag(%q) ok = %v, want %v", tt.tag, ok, tt.ok)
+			}
+			if ok && d.String() != "sha256:"+hex {
+				t.Errorf("digest %s", d)
+			}
+		})
+	}
+}

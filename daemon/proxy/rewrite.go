@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -146,8 +145,8 @@ func (rw *Rewriting) Get(ctx context.Context, repo Repo, ref Ref) (Served, error
 	}
 
 	var desc v1.Descriptor
-	if hexPart, ok := strings.CutPrefix(ref.Tag, DigestTagPrefix); ok && isSHA256Hex(hexPart) {
-		desc.Digest = v1.Hash{Algorithm: "sha256", Hex: hexPart}
+	if d, ok := digestTag(ref.Tag); ok {
+		desc.Digest = d
 	} else {
 		d, err := rw.head(ctx, repo, ref)
 		if err != nil {
@@ -211,9 +210,14 @@ func askAgain(err error) bool {
 	return false
 }
 
-func isSHA256Hex(s string) bool {
-	_, err := hex.DecodeString(s)
-	return len(s) == 64 && err == nil && strings.ToLower(s) == s
+// digestTag reads the tag form of an upstream digest.
+func digestTag(tag string) (v1.Hash, bool) {
+	hexPart, ok := strings.CutPrefix(tag, DigestTagPrefix)
+	if !ok || strings.ToLower(hexPart) != hexPart {
+		return v1.Hash{}, false
+	}
+	d, err := ParseDigest("sha256:" + hexPart)
+	return d, err == nil
 }
 
 type rewriteRecord struct{ Digest v1.Hash }

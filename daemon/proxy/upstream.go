@@ -281,7 +281,7 @@ func (u *Upstream) Head(ctx context.Context, repo Repo, ref Ref) (v1.Descriptor,
 	}
 	return v1.Descriptor{
 		Digest:    d,
-		MediaType: types.MediaType(strings.TrimSpace(strings.Split(resp.Header.Get("Content-Type"), ";")[0])),
+		MediaType: contentType(resp),
 		Size:      resp.ContentLength,
 	}, nil
 }
@@ -305,8 +305,8 @@ func (u *Upstream) Manifest(ctx context.Context, repo Repo, ref Ref) (Manifest, 
 	if ref.IsDigest() && d != ref.Digest {
 		return Manifest{}, fmt.Errorf("%w: %s: manifest %s hashes to %s", ErrDigestMismatch, repo, ref, d)
 	}
-	mt := types.MediaType(strings.TrimSpace(strings.Split(resp.Header.Get("Content-Type"), ";")[0]))
-	if !knownManifestType(mt) {
+	mt := contentType(resp)
+	if !mt.IsIndex() && !mt.IsImage() && !mt.IsSchema1() {
 		// Some registries answer application/json or nothing at all: the
 		// bytes say what they are.
 		if mt, err = layer.MediaType(b); err != nil {
@@ -316,13 +316,10 @@ func (u *Upstream) Manifest(ctx context.Context, repo Repo, ref Ref) (Manifest, 
 	return Manifest{Bytes: b, MediaType: mt, Digest: d}, nil
 }
 
-func knownManifestType(mt types.MediaType) bool {
-	switch mt {
-	case types.OCIImageIndex, types.DockerManifestList, types.OCIManifestSchema1,
-		types.DockerManifestSchema2, types.DockerManifestSchema1, types.DockerManifestSchema1Signed:
-		return true
-	}
-	return false
+// contentType is a response's media type, without parameters.
+func contentType(resp *http.Response) types.MediaType {
+	mt, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";")
+	return types.MediaType(strings.TrimSpace(mt))
 }
 
 // ErrDigestMismatch marks upstream content that does not hash to the digest

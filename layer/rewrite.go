@@ -39,8 +39,31 @@ type Image struct {
 // It returns ErrNotImage for an artifact and ErrUnsupported for schema 1,
 // an index or anything that is not a manifest.
 func AppendImage(manifest, config []byte, l Built) (Image, error) {
-	if err := checkBuilt(l); err != nil {
-		return Image{}, err
+	return ApplyImage(manifest, config, []Built{l}, Change{})
+}
+
+// Change is a change to an image's config, as a container token asks for.
+// The zero Change keeps the config as it is.
+type Change struct {
+	// Entrypoint and Cmd replace the image's when not nil; an empty,
+	// non-nil slice clears them.
+	Entrypoint []string `json:"entrypoint,omitempty"`
+	Cmd        []string `json:"cmd,omitempty"`
+	// Env entries (K=V) are appended: a later entry wins over an earlier
+	// one of the same name, as in Docker.
+	Env []string `json:"env,omitempty"`
+	// WorkingDir replaces the image's when not empty.
+	WorkingDir string `json:"workingDir,omitempty"`
+}
+
+// ApplyImage is AppendImage for several layers, appended in order, and a
+// change to the config. The change is applied first, so that when a layer
+// has the entry, the entry chains to the changed entrypoint.
+func ApplyImage(manifest, config []byte, ls []Built, ch Change) (Image, error) {
+	for _, l := range ls {
+		if err := checkBuilt(l); err != nil {
+			return Image{}, err
+		}
 	}
 	m, err := parseObject(manifest)
 	if err != nil {
@@ -53,7 +76,7 @@ func AppendImage(manifest, config []byte, l Built) (Image, error) {
 	if err := im.checkConfig(config); err != nil {
 		return Image{}, err
 	}
-	newConfig, err := appendConfig(config, len(im.layers), l)
+	newConfig, err := appendConfig(config, len(im.layers), ls, ch)
 	if err != nil {
 		return Image{}, fmt.Errorf("config %s: %w", im.configDigest, err)
 	}
@@ -72,11 +95,15 @@ func AppendImage(manifest, config []byte, l Built) (Image, error) {
 	if im.mediaType == types.DockerManifestSchema2 {
 		layerType = types.DockerLayer
 	}
-	desc, err := marshal(descriptor{MediaType: layerType, Size: l.GzipSize, Digest: l.GzipDigest})
-	if err != nil {
-		return Image{}, err
+	layers := im.layers
+	for _, l := range ls {
+		desc, err := marshal(descriptor{MediaType: layerType, Size: l.GzipSize, Digest: l.GzipDigest})
+		if err != nil {
+			return Image{}, err
+		}
+		layers = append(layers, desc)
 	}
-	if err := m.set("layers", append(im.layers, desc)); err != nil {
+	if err := m.set("layers", layers); err != nil {
 		return Image{}, err
 	}
 	newManifest, err := marshal(m)

@@ -20,10 +20,11 @@ type historyEntry struct {
 	Comment   string          `json:"comment"`
 }
 
-// appendConfig returns config with l's diff_id and history appended, and,
-// when l has an entry, the entrypoint pointed at it. layers is the
-// manifest's layer count, which the diff_ids must match.
-func appendConfig(config []byte, layers int, l Built) ([]byte, error) {
+// appendConfig returns config with ch applied, then each layer's diff_id
+// and history appended, and, when a layer has an entry, the entrypoint
+// pointed at it. layers is the manifest's layer count, which the diff_ids
+// must match.
+func appendConfig(config []byte, layers int, ls []Built, ch Change) ([]byte, error) {
 	c, err := parseObject(config)
 	if err != nil {
 		return nil, err
@@ -42,33 +43,84 @@ func appendConfig(config []byte, layers int, l Built) ([]byte, error) {
 	if len(diffIDs) != layers {
 		return nil, fmt.Errorf("%d diff_ids for %d layers", len(diffIDs), layers)
 	}
-	id, err := marshal(l.TarDigest)
-	if err != nil {
-		return nil, err
+	entry := false
+	for i, l := range ls {
+		id, err := marshal(l.TarDigest)
+		if err != nil {
+			return nil, err
+		}
+		diffIDs = append(diffIDs, id)
+		if err := appendHistory(c, layers+i, l); err != nil {
+			return nil, err
+		}
+		entry = entry || l.HasEntry
 	}
-	if err := rootfs.set("diff_ids", append(diffIDs, id)); err != nil {
+	if err := rootfs.set("diff_ids", diffIDs); err != nil {
 		return nil, err
 	}
 	if err := c.set("rootfs", rootfs); err != nil {
 		return nil, err
 	}
-
-	if err := appendHistory(c, layers, l); err != nil {
+	if !entry && ch.isZero() {
+		return marshal(c)
+	}
+	inner, err := c.child("config")
+	if err != nil {
 		return nil, err
 	}
-	if l.HasEntry {
-		inner, err := c.child("config")
-		if err != nil {
-			return nil, err
-		}
+	if err := ch.apply(inner); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if entry {
 		if err := injectEntry(inner); err != nil {
 			return nil, fmt.Errorf("config: %w", err)
 		}
-		if err := c.set("config", inner); err != nil {
-			return nil, err
-		}
+	}
+	if err := c.set("config", inner); err != nil {
+		return nil, err
 	}
 	return marshal(c)
+}
+
+func (ch Change) isZero() bool {
+	return ch.Entrypoint == nil && ch.Cmd == nil && len(ch.Env) == 0 && ch.WorkingDir == ""
+}
+
+// apply sets the changed fields of the inner config, by their Docker names.
+func (ch Change) apply(inner *object) error {
+	if ch.Entrypoint != nil {
+		if err := inner.set("Entrypoint", ch.Entrypoint); err != nil {
+			return err
+		}
+	}
+	if ch.Cmd != nil {
+		if err := inner.set("Cmd", ch.Cmd); err != nil {
+			return err
+		}
+	}
+	if ch.WorkingDir != "" {
+		if err := inner.set("WorkingDir", ch.WorkingDir); err != nil {
+			return err
+		}
+	}
+	if len(ch.Env) == 0 {
+		return nil
+	}
+	env, err := inner.array("Env")
+	if err != nil {
+		return err
+	}
+	for _, e := range ch.Env {
+		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
+			return fmt.Errorf("env %q is not K=V", e)
+		}
+		b, err := marshal(e)
+		if err != nil {
+			return err
+		}
+		env = append(env, b)
+	}
+	return inner.set("Env", env)
 }
 
 // appendHistory adds the layer's history entry. An image with layers but no

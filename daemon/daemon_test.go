@@ -936,53 +936,66 @@ func (f forceType) Write(b []byte) (int, error) {
 	return f.ResponseWriter.Write(b)
 }
 
-// TestSharedDialOutlivesFirstClient: the ping and token exchange for a
-// repository are shared by every request waiting on them, so a first
-// client that gives up must not fail the others.
-func TestSharedDialOutlivesFirstClient(t *testing.T) {
-	reg := registry.New(registry.Logger(quiet))
-	release := make(chan struct{})
-	var gate atomic.Bool
-	e := newEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v2/" && gate.Load() {
-			<-release
-		}
-		reg.ServeHTTP(w, r)
-	}))
-	base := randomImage(t, types.OCIManifestSchema1, v1.Config{})
-	e.push(t, "test/img", "latest", base)
-	gate.Store(true)
-	url := e.proxy.URL + "/v2/" + pathHost(e.upstream) + "/test/img/manifests/latest"
-
-	first, cancel := context.WithCancel(t.Context())
-	firstDone := make(chan error, 1)
-	go func() {
-		req, _ := http.NewRequestWithContext(first, http.MethodGet, url, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-		}
-		firstDone <- err
-	}()
-	secondDone := make(chan int, 1)
-	go func() {
-		time.Sleep(50 * time.Millisecond) // let the first client start the dial
-		resp, err := http.Get(url)
-		if err != nil {
-			secondDone <- 0
-			return
-		}
-		resp.Body.Close()
-		secondDone <- resp.StatusCode
-	}()
-	time.Sleep(100 * time.Millisecond)
-	cancel()
-	if err := <-firstDone; err == nil {
-		t.Error("the first client was not cancelled")
+// TestSharedWorkOutlivesFirstClient: the ping and token exchange for a
+// repository, and the rewrite of an image, are shared by every request
+// waiting on them, so a first client that gives up must not fail the
+// others.
+func TestSharedWorkOutlivesFirstClient(t *testing.T) {
+	tests := []struct {
+		name string
+		hold func(r *http.Request) bool // the upstream request to hold
+	}{
+		{"dial", func(r *http.Request) bool { return r.URL.Path == "/v2/" }},
+		{"rewrite", func(r *http.Request) bool {
+			return r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/manifests/sha256:")
+		}},
 	}
-	close(release)
-	if got := <-secondDone; got != http.StatusOK {
-		t.Fatalf("second client: status %d after the first gave up, want 200", got)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := registry.New(registry.Logger(quiet))
+			release := make(chan struct{})
+			var gate atomic.Bool
+			e := newEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if gate.Load() && tt.hold(r) {
+					<-release
+				}
+				reg.ServeHTTP(w, r)
+			}))
+			e.push(t, "test/img", "latest", randomImage(t, types.OCIManifestSchema1, v1.Config{}))
+			gate.Store(true)
+			url := e.proxy.URL + "/v2/" + pathHost(e.upstream) + "/test/img/manifests/latest"
+
+			first, cancel := context.WithCancel(t.Context())
+			firstDone := make(chan error, 1)
+			go func() {
+				req, _ := http.NewRequestWithContext(first, http.MethodGet, url, nil)
+				resp, err := http.DefaultClient.Do(req)
+				if err == nil {
+					resp.Body.Close()
+				}
+				firstDone <- err
+			}()
+			secondDone := make(chan int, 1)
+			go func() {
+				time.Sleep(50 * time.Millisecond) // let the first client start the work
+				resp, err := http.Get(url)
+				if err != nil {
+					secondDone <- 0
+					return
+				}
+				resp.Body.Close()
+				secondDone <- resp.StatusCode
+			}()
+			time.Sleep(150 * time.Millisecond)
+			cancel()
+			if err := <-firstDone; err == nil {
+				t.Error("the first client was not cancelled")
+			}
+			close(release)
+			if got := <-secondDone; got != http.StatusOK {
+				t.Fatalf("second client: status %d after the first gave up, want 200", got)
+			}
+		})
 	}
 }
 

@@ -46,9 +46,9 @@ func AppendImage(manifest, config []byte, l Built) (Image, error) {
 // The zero Change keeps the config as it is.
 type Change struct {
 	// Entrypoint and Cmd replace the image's when not nil; an empty,
-	// non-nil slice clears them.
-	Entrypoint []string `json:"entrypoint,omitempty"`
-	Cmd        []string `json:"cmd,omitempty"`
+	// non-nil slice clears them. No omitempty: null and [] differ.
+	Entrypoint []string `json:"entrypoint"`
+	Cmd        []string `json:"cmd"`
 	// Env entries (K=V) are appended: a later entry wins over an earlier
 	// one of the same name, as in Docker.
 	Env []string `json:"env,omitempty"`

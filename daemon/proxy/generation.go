@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/tower-reg/tower-reg/layer"
 )
 
@@ -16,12 +18,61 @@ const rewriteVersion = "towerreg-rewrite-1"
 
 // NewGeneration returns generation number n of set, with its content ID.
 func NewGeneration(n int, set layer.Set) (Generation, error) {
-	b, err := json.Marshal(set) // map keys marshal sorted: stable
+	id, err := contentID(set)
 	if err != nil {
 		return Generation{}, fmt.Errorf("generation id: %w", err)
 	}
+	return Generation{ID: id, Number: n, Set: set}, nil
+}
+
+// Recipe is what a rewrite does to an upstream image: the layers it
+// appends, for the image's platform, and a change to its config.
+type Recipe struct {
+	// ID changes exactly when the output would: it keys the rewrite cache.
+	ID string
+	// Set gives one layer per platform (a generation of the layer
+	// directory); Layers, when not nil, are appended to every platform
+	// instead (a container token's).
+	Set    layer.Set
+	Layers []layer.Built
+	Change layer.Change
+}
+
+// Recipe returns the recipe of the generation: its layer, nothing else.
+func (g Generation) Recipe() Recipe { return Recipe{ID: g.ID, Set: g.Set} }
+
+func (r Recipe) layersFor(p *v1.Platform) []layer.Built {
+	if r.Layers != nil {
+		return r.Layers
+	}
+	return []layer.Built{r.Set.For(p)}
+}
+
+// NewRecipe returns the recipe that appends ls and applies ch, with its ID.
+func NewRecipe(ls []layer.Built, ch layer.Change) (Recipe, error) {
+	if ls == nil {
+		ls = []layer.Built{}
+	}
+	r := Recipe{Layers: ls, Change: ch}
+	id, err := contentID(struct {
+		Layers []layer.Built `json:"layers"`
+		Change layer.Change  `json:"change"`
+	}{ls, ch})
+	if err != nil {
+		return Recipe{}, fmt.Errorf("recipe id: %w", err)
+	}
+	r.ID = id
+	return r, nil
+}
+
+// contentID hashes v's JSON with the rewrite version.
+func contentID(v any) (string, error) {
+	b, err := json.Marshal(v) // map keys marshal sorted: stable
+	if err != nil {
+		return "", err
+	}
 	sum := sha256.Sum256(append([]byte(rewriteVersion+"\n"), b...))
-	return Generation{ID: hex.EncodeToString(sum[:]), Number: n, Set: set}, nil
+	return hex.EncodeToString(sum[:]), nil
 }
 
 // StaticLayers is a Layers whose generation never changes.

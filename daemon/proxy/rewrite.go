@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -144,9 +145,17 @@ func (rw *Rewriting) Get(ctx context.Context, repo Repo, ref Ref) (Served, error
 		return Served{Manifest: m, Upstream: m.Digest}, nil
 	}
 
+	return rw.Rewrite(ctx, repo, ref, rw.layers.Current().Recipe())
+}
+
+// Rewrite answers a manifest request for repo and a tag (or the tag form of
+// an upstream digest), with the upstream image rewritten by r.
+func (rw *Rewriting) Rewrite(ctx context.Context, repo Repo, ref Ref, r Recipe) (Served, error) {
 	var desc v1.Descriptor
 	if d, ok := digestTag(ref.Tag); ok {
 		desc.Digest = d
+	} else if ref.IsDigest() {
+		desc.Digest = ref.Digest
 	} else {
 		d, err := rw.head(ctx, repo, ref)
 		if err != nil {
@@ -154,15 +163,14 @@ func (rw *Rewriting) Get(ctx context.Context, repo Repo, ref Ref) (Served, error
 		}
 		desc = d
 	}
-	gen := rw.layers.Current()
-	key := gen.ID + " " + desc.Digest.String()
+	key := r.ID + " " + desc.Digest.String()
 	if d, ok := rw.rewritten(key); ok {
 		if s, err := rw.stored(repo, d); err == nil {
 			return s, nil
 		}
 	}
-	v, err, _ := rw.flight.Do(repo.String()+" "+key, func() (any, error) {
-		s, err := rw.rewrite(ctx, repo, desc.Digest, gen)
+	return shared(ctx, &rw.flight, repo.String()+" "+key, rewriteTimeout, func(ctx context.Context) (Served, error) {
+		s, err := rw.rewrite(ctx, repo, desc.Digest, r)
 		if err != nil {
 			return Served{}, err
 		}
@@ -172,11 +180,11 @@ func (rw *Rewriting) Get(ctx context.Context, repo Repo, ref Ref) (Served, error
 		rw.rewrites.put(key, s.Digest)
 		return s, nil
 	})
-	if err != nil {
-		return Served{}, err
-	}
-	return v.(Served), nil
 }
+
+// rewriteTimeout bounds one rewrite: the manifests and configs it fetches
+// are small, so this is long only for a registry that is failing.
+const rewriteTimeout = 2 * time.Minute
 
 // head resolves a tag with a HEAD. A HEAD answer has no body, so when it
 // fails for a reason a body would explain (404, 401, 403), when the
@@ -276,19 +284,19 @@ func rewritable(m Manifest) (bool, error) {
 }
 
 // rewrite fetches the upstream manifest d and stores its rewritten form.
-func (rw *Rewriting) rewrite(ctx context.Context, repo Repo, d v1.Hash, gen Generation) (Served, error) {
+func (rw *Rewriting) rewrite(ctx context.Context, repo Repo, d v1.Hash, r Recipe) (Served, error) {
 	m, err := rw.up.Manifest(ctx, repo, Ref{Digest: d})
 	if err != nil {
 		return Served{}, err
 	}
 	switch m.MediaType {
 	case types.OCIImageIndex, types.DockerManifestList:
-		return rw.rewriteIndex(ctx, repo, m, gen)
+		return rw.rewriteIndex(ctx, repo, m, r)
 	case types.OCIManifestSchema1, types.DockerManifestSchema2:
 		if !layer.IsImage(m.Bytes) {
 			return Served{Manifest: m, Upstream: m.Digest}, nil
 		}
-		img, err := rw.rewriteImage(ctx, repo, m, gen.Set, nil)
+		img, err := rw.rewriteImage(ctx, repo, m, r, nil)
 		if err != nil {
 			return Served{}, err
 		}
@@ -302,7 +310,7 @@ func (rw *Rewriting) rewrite(ctx context.Context, repo Repo, d v1.Hash, gen Gene
 // manifest m and stores the new config; the caller stores the manifest. The
 // platform is the index entry's when there is one, else the config's: a
 // single-platform image still needs the entry built for its architecture.
-func (rw *Rewriting) rewriteImage(ctx context.Context, repo Repo, m Manifest, set layer.Set, p *v1.Platform) (layer.Image, error) {
+func (rw *Rewriting) rewriteImage(ctx context.Context, repo Repo, m Manifest, r Recipe, p *v1.Platform) (layer.Image, error) {
 	var desc struct {
 		Config v1.Descriptor `json:"config"`
 	}
@@ -316,15 +324,19 @@ func (rw *Rewriting) rewriteImage(ctx context.Context, repo Repo, m Manifest, se
 	if p == nil {
 		p = configPlatform(cfg)
 	}
-	l := set.For(p)
-	img, err := layer.AppendImage(m.Bytes, cfg, l)
+	ls := r.layersFor(p)
+	img, err := layer.ApplyImage(m.Bytes, cfg, ls, r.Change)
 	if err != nil {
 		return layer.Image{}, fmt.Errorf("%s: manifest %s: %w", repo, m.Digest, err)
 	}
 	if _, err := rw.store.PutBytes(ctx, img.Config); err != nil {
 		return layer.Image{}, err
 	}
-	return img, rw.link(ctx, repo, img.ConfigDigest, l.GzipDigest)
+	linked := []v1.Hash{img.ConfigDigest}
+	for _, l := range ls {
+		linked = append(linked, l.GzipDigest)
+	}
+	return img, rw.link(ctx, repo, linked...)
 }
 
 // configPlatform reads the platform an image config declares; nil when it
@@ -344,7 +356,7 @@ func configPlatform(cfg []byte) *v1.Platform {
 // maxIndexFanout bounds the platform manifests rewritten at once.
 const maxIndexFanout = 8
 
-func (rw *Rewriting) rewriteIndex(ctx context.Context, repo Repo, m Manifest, gen Generation) (Served, error) {
+func (rw *Rewriting) rewriteIndex(ctx context.Context, repo Repo, m Manifest, r Recipe) (Served, error) {
 	entries, err := layer.ImageEntries(m.Bytes)
 	if err != nil {
 		return Served{}, fmt.Errorf("%s: index %s: %w", repo, m.Digest, err)
@@ -358,7 +370,7 @@ func (rw *Rewriting) rewriteIndex(ctx context.Context, repo Repo, m Manifest, ge
 			if err != nil {
 				return err
 			}
-			img, err := rw.rewriteImage(gctx, repo, child, gen.Set, e.Platform)
+			img, err := rw.rewriteImage(gctx, repo, child, r, e.Platform)
 			if err != nil {
 				return err
 			}

@@ -144,13 +144,8 @@ func (u *Upstream) transport(ctx context.Context, repo Repo) (http.RoundTripper,
 	if ok {
 		return rt, nil
 	}
-	// The dial is shared by every request waiting for it, so it must not
-	// die with the first one: it runs on its own bounded context, and each
-	// caller waits only as long as its own context lasts.
-	ch := u.dialog.DoChan(key, func() (any, error) {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dialTimeout)
-		defer cancel()
-		rt, err := u.dial(dctx, repo)
+	return shared(ctx, &u.dialog, key, dialTimeout, func(ctx context.Context) (http.RoundTripper, error) {
+		rt, err := u.dial(ctx, repo)
 		if err != nil {
 			return nil, err
 		}
@@ -159,15 +154,6 @@ func (u *Upstream) transport(ctx context.Context, repo Repo) (http.RoundTripper,
 		u.mu.Unlock()
 		return rt, nil
 	})
-	select {
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case res := <-ch:
-		if res.Err != nil {
-			return nil, res.Err
-		}
-		return res.Val.(http.RoundTripper), nil
-	}
 }
 
 func (u *Upstream) dial(ctx context.Context, repo Repo) (http.RoundTripper, error) {

@@ -85,10 +85,11 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	up := proxy.NewUpstream(proxy.Options{Keychain: kc, Insecure: o.Config.Insecure(), Log: o.Log})
 	rw := proxy.NewRewriting(up, st, proxy.StaticLayers{Gen: gen})
 	reg := api.NewRegistry(rw, up, o.Config.DefaultRegistry, o.Bus, o.Log)
+	admin := api.NewAdmin(up, o.Log)
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = defaultShutdownTimeout
 	}
-	return &Daemon{cfg: o.Config, shutdown: o.ShutdownTimeout, log: o.Log, bus: o.Bus, handler: localHandler(reg), gen: gen}, nil
+	return &Daemon{cfg: o.Config, shutdown: o.ShutdownTimeout, log: o.Log, bus: o.Bus, handler: localHandler(reg, admin), gen: gen}, nil
 }
 
 func packLayer(ctx context.Context, o Options, st *store.Store) (proxy.Generation, error) {
@@ -115,10 +116,11 @@ func withTime(b *event.Bus, e event.LayerPacked) event.LayerPacked {
 	return e
 }
 
-// localHandler is what --listen serves: the registry API and, later, the
-// admin routes.
-func localHandler(reg *api.Registry) http.Handler {
+// localHandler is what --listen serves: the registry API and the admin
+// routes.
+func localHandler(reg *api.Registry, admin *api.Admin) http.Handler {
 	mux := http.NewServeMux()
+	admin.Register(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The registry sees every /v2 path as sent, before ServeMux would
 		// clean and redirect it: "/v2/../x" must get NAME_INVALID, not a 301.

@@ -1,0 +1,103 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/tower-reg/tower-reg/daemon/proxy"
+)
+
+// codeBadRequest is the admin API's code for a request it cannot read.
+const codeBadRequest = "BAD_REQUEST"
+
+// maxAdminBody bounds an admin request body: they are small JSON documents.
+const maxAdminBody = 1 << 20
+
+// Admin serves the local handler's own routes, beside the registry. They
+// are for this machine only: the public handler never routes to them.
+type Admin struct {
+	up  *proxy.Upstream
+	log *slog.Logger
+}
+
+// NewAdmin returns the admin routes' handler.
+func NewAdmin(up *proxy.Upstream, log *slog.Logger) *Admin {
+	return &Admin{up: up, log: log}
+}
+
+// Register adds the admin routes to mux.
+func (a *Admin) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /validate-creds", a.validateCreds)
+}
+
+type credsRequest struct {
+	UserName string `json:"userName"`
+	Password string `json:"password"`
+	Registry string `json:"registry"`
+}
+
+// validateCreds answers true or false: whether the registry takes the
+// credentials. A registry that cannot be asked is an error, never false,
+// so a caller does not take an outage for a wrong password.
+func (a *Admin) validateCreds(w http.ResponseWriter, r *http.Request) {
+	var req credsRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		writeError(w, r, a.log, kindUnknown, err)
+		return
+	}
+	var missing []string
+	for _, f := range []struct{ name, v string }{{"userName", req.UserName}, {"registry", req.Registry}} {
+		if f.v == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		writeError(w, r, a.log, kindUnknown, newError(http.StatusBadRequest, codeBadRequest, "missing "+strings.Join(missing, ", ")))
+		return
+	}
+	ok, err := a.up.ValidateCreds(r.Context(), req.Registry, req.UserName, req.Password)
+	if err != nil {
+		if errors.Is(err, proxy.ErrUnavailable) {
+			err = &apiError{Status: http.StatusBadGateway, Code: codeUnavailable, Message: err.Error(), Err: err}
+		}
+		writeError(w, r, a.log, kindUnknown, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ok)
+}
+
+// decodeJSON reads a small JSON body strictly: one object, known fields.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return newError(http.StatusUnsupportedMediaType, codeBadRequest, "the body must be application/json, not "+ct)
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAdminBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return newError(http.StatusRequestEntityTooLarge, codeBadRequest, fmt.Sprintf("the body is over %d bytes", mbe.Limit))
+		}
+		return newError(http.StatusBadRequest, codeBadRequest, "the body is not the expected JSON: "+err.Error())
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return newError(http.StatusBadRequest, codeBadRequest, "the body has more than one JSON value")
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}

@@ -96,7 +96,9 @@ func (p *process) waitReady(url string) error {
 		if err == nil {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			// A registry with auth answers the anonymous ping with a 401
+			// challenge: it is up all the same.
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized && resp.Header.Get("WWW-Authenticate") != "" {
 				return nil
 			}
 			err = fmt.Errorf("GET %s: %s", url, resp.Status)
@@ -160,7 +162,7 @@ func (p *process) logTail() string {
 }
 
 // startServer starts a server on a free 127.0.0.1 port and waits until
-// GET http://ADDR/v2/ answers 200. args gets the address; it retries when
+// GET http://ADDR/v2/ answers 200 (or a 401 challenge). args gets the address; it retries when
 // another process took the port first. Cleanup stops it and, when the test
 // failed, prints its output.
 func startServer(tb testing.TB, name string, env []string, bin string, args func(addr string) ([]string, error)) (*process, string) {

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // ---------------------------------------------------------------------------
@@ -24,9 +25,6 @@ type upstream struct {
 
 // ref names repo ("test/busybox:latest") on the upstream.
 func (u *upstream) ref(repo string) string { return u.Host + "/" + repo }
-
-// No htpasswd variant: docker-registry takes only bcrypt hashes and
-// golang.org/x/crypto is not in go.mod, so there is no way to make one here.
 
 const registryConfig = `version: 0.1
 log:
@@ -46,14 +44,41 @@ http:
   secret: e2e-not-secret
 `
 
+// htpasswdConfig turns on distribution's Basic auth from an htpasswd file.
+const htpasswdConfig = `auth:
+  htpasswd:
+    realm: e2e
+    path: %q
+`
+
 // startUpstream starts an empty upstream registry.
 func startUpstream(tb testing.TB) *upstream {
+	tb.Helper()
+	return startRegistry(tb, "")
+}
+
+// startUpstreamAuth starts an empty upstream registry that takes only
+// user:password, by Basic auth.
+func startUpstreamAuth(tb testing.TB, user, password string) *upstream {
+	tb.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	path := filepath.Join(tb.TempDir(), "htpasswd")
+	if err := os.WriteFile(path, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return startRegistry(tb, fmt.Sprintf(htpasswdConfig, path))
+}
+
+func startRegistry(tb testing.TB, extraConfig string) *upstream {
 	tb.Helper()
 	bin := need(tb, "docker-registry")
 	dir := tb.TempDir()
 	_, addr := startServer(tb, "docker-registry", os.Environ(), bin, func(addr string) ([]string, error) {
 		cfg := filepath.Join(dir, "config.yml")
-		data := fmt.Sprintf(registryConfig, filepath.Join(dir, "storage"), addr)
+		data := fmt.Sprintf(registryConfig, filepath.Join(dir, "storage"), addr) + extraConfig
 		if err := os.WriteFile(cfg, []byte(data), 0o644); err != nil {
 			return nil, err
 		}

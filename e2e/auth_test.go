@@ -1,0 +1,109 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+const (
+	privateUser     = "e2e-user"
+	privatePassword = "e2e-Pa55word"
+)
+
+// startPrivateUpstream starts a docker-registry with htpasswd auth that
+// holds the busybox test image.
+func startPrivateUpstream(tb testing.TB) (*upstream, *fixtures) {
+	tb.Helper()
+	fx := testImages(tb)
+	u := startUpstreamAuth(tb, privateUser, privatePassword)
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	auth := remote.WithAuth(&authn.Basic{Username: privateUser, Password: privatePassword})
+	if err := remote.Write(u.tag(tb, repoBusybox), fx.Busybox, auth, remote.WithContext(ctx)); err != nil {
+		tb.Fatalf("push to the private upstream: %v", err)
+	}
+	return u, fx
+}
+
+// TestValidateCreds asks the daemon to check credentials against a real
+// docker-registry with htpasswd auth.
+func TestValidateCreds(t *testing.T) {
+	u, _ := startPrivateUpstream(t)
+	d := startDaemon(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unreachable := ln.Addr().String()
+	ln.Close()
+
+	tests := []struct {
+		name, user, password, registry string
+		status                         int
+		answer                         string
+	}{
+		{"right", privateUser, privatePassword, u.Host, 200, "true"},
+		{"wrong password", privateUser, "not-it", u.Host, 200, "false"},
+		{"unknown user", "mallory", privatePassword, u.Host, 200, "false"},
+		{"unreachable registry", privateUser, privatePassword, unreachable, 502, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body, _ := json.Marshal(map[string]string{"userName": tt.user, "password": tt.password, "registry": tt.registry})
+			resp, err := httpClient.Post(d.url("/validate-creds"), "application/json", strings.NewReader(string(body)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got json.RawMessage
+			json.NewDecoder(resp.Body).Decode(&got)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d (%s), want %d", resp.StatusCode, got, tt.status)
+			}
+			if tt.answer != "" && string(got) != tt.answer {
+				t.Errorf("answer %s, want %s", got, tt.answer)
+			}
+			if tt.answer == "" && !strings.Contains(string(got), unreachable) {
+				t.Errorf("the error does not name the registry: %s", got)
+			}
+		})
+	}
+}
+
+// TestProxyPrivateUpstream pulls an image of a registry with auth: with the
+// credentials in the daemon's config (the password from an environment
+// variable) the pull works; without them the client is told it is
+// unauthorized.
+func TestProxyPrivateUpstream(t *testing.T) {
+	u, _ := startPrivateUpstream(t)
+	sk := newSkopeo(t)
+
+	cfg := filepath.Join(t.TempDir(), "config.yml")
+	yml := "registries:\n  " + u.Host + ":\n    username: " + privateUser + "\n    password_env: E2E_REGISTRY_PASSWORD\n"
+	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("E2E_REGISTRY_PASSWORD", privatePassword) // the daemon inherits it
+	withCreds := startDaemon(t, "--config", cfg)
+	dir := sk.copyToOCI(t, withCreds.ref(strings.Replace(u.Host, ":", "_", 1)+"/"+repoBusybox), false)
+	if _, err := os.Stat(filepath.Join(dir, "index.json")); err != nil {
+		t.Fatalf("skopeo copied nothing: %v", err)
+	}
+
+	anonymous := startDaemon(t)
+	repo, _, _ := strings.Cut(repoBusybox, ":")
+	resp, body := do(t, http.MethodGet, anonymous.url("/v2/"+strings.Replace(u.Host, ":", "_", 1)+"/"+repo+"/manifests/latest"))
+	checkOCIError(t, http.MethodGet, resp, body, http.StatusUnauthorized, "UNAUTHORIZED")
+	if strings.Contains(string(body), privatePassword) {
+		t.Error("the password is in an error answer")
+	}
+}

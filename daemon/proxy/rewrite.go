@@ -75,12 +75,24 @@ type Rewriting struct {
 	rewrites *memo[v1.Hash]
 	served   *memo[Served]
 	flight   singleflight.Group
+	// scope names the audience whose links this Rewriting reads and
+	// writes; see NewScopedRewriting.
+	scope string
 }
 
 // NewRewriting returns the rewriting decorator over up.
 func NewRewriting(up *Upstream, st *store.Store, layers Layers) *Rewriting {
+	return NewScopedRewriting(up, st, layers, "")
+}
+
+// NewScopedRewriting returns a rewriting decorator whose store links are
+// its own: what one audience (the developer, with their credentials) made
+// is not served to another (anonymous clients of the public handler) just
+// because it is in the store. Each audience proves its access upstream,
+// with its own credentials, before the store serves it.
+func NewScopedRewriting(up *Upstream, st *store.Store, layers Layers, scope string) *Rewriting {
 	return &Rewriting{
-		up: up, store: st, layers: layers,
+		up: up, store: st, layers: layers, scope: scope,
 		rewrites: newMemo(4096, func(v1.Hash) int { return 1 }),
 		served:   newMemo(32<<20, func(s Served) int { return len(s.Bytes) }),
 	}
@@ -100,25 +112,31 @@ type manifestRecord struct {
 	Platforms []string        `json:"platforms,omitempty"`
 }
 
-func linkKey(repo Repo, d v1.Hash) string { return repo.String() + "@" + d.String() }
+func (rw *Rewriting) linkKey(repo Repo, d v1.Hash) string {
+	k := repo.String() + "@" + d.String()
+	if rw.scope != "" {
+		k = rw.scope + " " + k
+	}
+	return k
+}
 
 // Linked reports whether the blob or manifest d was made for repo, so that
 // the store may serve it there. Digests of one repository are never served
 // under another: the store may hold configs of private images.
 func (rw *Rewriting) Linked(repo Repo, d v1.Hash) bool {
 	var ok bool
-	return rw.store.GetRecord(recLink, linkKey(repo, d), &ok) == nil && ok
+	return rw.store.GetRecord(recLink, rw.linkKey(repo, d), &ok) == nil && ok
 }
 
 // passed reports whether a rewritten index of repo lists d unchanged.
 func (rw *Rewriting) passed(repo Repo, d v1.Hash) bool {
 	var ok bool
-	return rw.store.GetRecord(recPass, linkKey(repo, d), &ok) == nil && ok
+	return rw.store.GetRecord(recPass, rw.linkKey(repo, d), &ok) == nil && ok
 }
 
 func (rw *Rewriting) link(ctx context.Context, repo Repo, ds ...v1.Hash) error {
 	for _, d := range ds {
-		if err := rw.store.PutRecord(ctx, recLink, linkKey(repo, d), true); err != nil {
+		if err := rw.store.PutRecord(ctx, recLink, rw.linkKey(repo, d), true); err != nil {
 			return err
 		}
 	}
@@ -245,7 +263,7 @@ func (rw *Rewriting) rewritten(key string) (v1.Hash, bool) {
 
 // stored serves a rewritten manifest from the store.
 func (rw *Rewriting) stored(repo Repo, d v1.Hash) (Served, error) {
-	if s, ok := rw.served.get(linkKey(repo, d)); ok {
+	if s, ok := rw.served.get(rw.linkKey(repo, d)); ok {
 		return s, nil
 	}
 	if !rw.Linked(repo, d) {
@@ -265,7 +283,7 @@ func (rw *Rewriting) stored(repo Repo, d v1.Hash) (Served, error) {
 		Cached:    true,
 		Platforms: rec.Platforms,
 	}
-	rw.served.put(linkKey(repo, d), s)
+	rw.served.put(rw.linkKey(repo, d), s)
 	return s, nil
 }
 
@@ -406,7 +424,7 @@ func (rw *Rewriting) rewriteIndex(ctx context.Context, repo Repo, m Manifest, r 
 	}
 	for _, c := range children {
 		if !rewritten[c] {
-			if err := rw.store.PutRecord(ctx, recPass, linkKey(repo, c), true); err != nil {
+			if err := rw.store.PutRecord(ctx, recPass, rw.linkKey(repo, c), true); err != nil {
 				return Served{}, err
 			}
 		}

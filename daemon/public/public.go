@@ -1,0 +1,242 @@
+// Package public is the handler that other machines reach: through the
+// tunnel, or --public-listen. It serves the registry routes only, behind
+// the registry token flow that `docker login` and every registry client
+// speak, so that the developer's registry credentials serve only clients
+// that proved they may use them.
+package public
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// TokenPath is where the challenge sends clients for a token.
+const TokenPath = "/auth/token"
+
+// service is the token service's name in challenges and token requests.
+const service = "tower-reg"
+
+// sessionTTL is how long a token from TokenPath is good for. Clients ask
+// again when it runs out, so it only bounds how long a token that leaked
+// stays useful.
+const sessionTTL = time.Hour
+
+// anonymousToken is the token of clients that did not log in. It grants
+// what no token at all would, so it needs no secrecy, and it keeps no state:
+// anyone may ask for it any number of times.
+const anonymousToken = "anonymous"
+
+// Credential is the login the public handler takes.
+type Credential struct {
+	Username string
+	Password string
+}
+
+// Options builds a Handler.
+type Options struct {
+	// Full serves clients that logged in: the registry with the
+	// developer's upstream credentials. It also serves the container token
+	// routes (TokenRoute), which authorize by the token in their path.
+	Full http.Handler
+	// Anonymous serves everyone else: the registry with anonymous upstream
+	// access and a store scope of its own.
+	Anonymous http.Handler
+	// TokenRoute reports whether a path is a container token's (/v2/wt/).
+	TokenRoute func(path string) bool
+	Login      Credential
+	Log        *slog.Logger
+	Now        func() time.Time
+}
+
+// Handler is the public handler.
+type Handler struct {
+	o Options
+
+	mu       sync.Mutex
+	sessions map[[sha256.Size]byte]session // by the token's hash
+}
+
+type session struct {
+	loggedIn bool
+	expires  time.Time
+}
+
+// New returns the public handler.
+func New(o Options) *Handler {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.TokenRoute == nil {
+		o.TokenRoute = func(string) bool { return false }
+	}
+	return &Handler{o: o, sessions: map[[sha256.Size]byte]session{}}
+}
+
+// ServeHTTP implements http.Handler. Anything but the registry and the
+// token endpoint is a 404: the admin routes do not exist here.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.URL.Path == TokenPath:
+		h.token(w, r)
+	case r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/"):
+		h.registry(w, r)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (h *Handler) registry(w http.ResponseWriter, r *http.Request) {
+	s, ok := h.authorize(r)
+	if !ok {
+		h.challenge(w, r)
+		return
+	}
+	switch {
+	case s.loggedIn, h.o.TokenRoute(r.URL.Path):
+		h.o.Full.ServeHTTP(w, r)
+	default:
+		h.o.Anonymous.ServeHTTP(w, r)
+	}
+}
+
+// authorize finds the session of a request: a Bearer token from
+// TokenPath, or the login itself as Basic auth, as curl users send it.
+func (h *Handler) authorize(r *http.Request) (session, bool) {
+	if u, p, ok := r.BasicAuth(); ok {
+		return session{loggedIn: true}, h.checkLogin(u, p)
+	}
+	t, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return session{}, false
+	}
+	if t == anonymousToken {
+		return session{}, true
+	}
+	key := sha256.Sum256([]byte(t))
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s, ok := h.sessions[key]
+	if !ok {
+		return session{}, false
+	}
+	if !h.o.Now().Before(s.expires) {
+		delete(h.sessions, key)
+		return session{}, false
+	}
+	return s, true
+}
+
+// checkLogin compares in constant time, hashes first so that the lengths
+// do not show either.
+func (h *Handler) checkLogin(user, password string) bool {
+	if h.o.Login.Username == "" || h.o.Login.Password == "" {
+		return false
+	}
+	hu, hp := sha256.Sum256([]byte(user)), sha256.Sum256([]byte(password))
+	wu, wp := sha256.Sum256([]byte(h.o.Login.Username)), sha256.Sum256([]byte(h.o.Login.Password))
+	return subtle.ConstantTimeCompare(hu[:], wu[:])&subtle.ConstantTimeCompare(hp[:], wp[:]) == 1
+}
+
+// challenge answers 401 with the Bearer challenge that sends the client to
+// TokenPath, as a registry with token auth does.
+func (h *Handler) challenge(w http.ResponseWriter, r *http.Request) {
+	c := fmt.Sprintf(`Bearer realm=%q,service=%q`, realm(r), service)
+	if name := repoName(r.URL.Path); name != "" {
+		c += fmt.Sprintf(`,scope="repository:%s:pull"`, name)
+	}
+	w.Header().Set("WWW-Authenticate", c)
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required: run `docker login "+r.Host+"` with the daemon's login, or let your client fetch an anonymous token")
+}
+
+// realm is the absolute URL of TokenPath as the client reached us. Behind
+// the tunnel the request arrives as plain HTTP with X-Forwarded-Proto set
+// by the tunnel's edge.
+func realm(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + TokenPath
+}
+
+// repoName is the repository of a /v2/<name>/... path, for the challenge's
+// scope; empty for /v2/ itself.
+func repoName(path string) string {
+	rest, ok := strings.CutPrefix(path, "/v2/")
+	if !ok {
+		return ""
+	}
+	for _, kind := range []string{"/manifests/", "/blobs/", "/tags/"} {
+		if i := strings.LastIndex(rest, kind); i > 0 {
+			return rest[:i]
+		}
+	}
+	return ""
+}
+
+// token is the token endpoint of the distribution token spec: with the
+// login as Basic auth it issues a logged-in token, without any an
+// anonymous one, with a wrong login a 401. Clients that try the OAuth2
+// POST first get a 404, which the spec says sends them to GET.
+func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		http.NotFound(w, r)
+		return
+	}
+	var s session
+	if u, p, ok := r.BasicAuth(); ok {
+		if !h.checkLogin(u, p) {
+			h.o.Log.Warn("public login refused", "user", u, "client", r.RemoteAddr)
+			writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "wrong user name or password for this tower-reg")
+			return
+		}
+		s.loggedIn = true
+	}
+	now := h.o.Now()
+	t := anonymousToken
+	if s.loggedIn {
+		s.expires = now.Add(sessionTTL)
+		var b [32]byte
+		rand.Read(b[:]) // crypto/rand.Read never fails
+		t = hex.EncodeToString(b[:])
+		h.mu.Lock()
+		h.sweep(now)
+		h.sessions[sha256.Sum256([]byte(t))] = s
+		h.mu.Unlock()
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(struct {
+		Token       string `json:"token"`
+		AccessToken string `json:"access_token"`
+		ExpiresIn   int    `json:"expires_in"`
+		IssuedAt    string `json:"issued_at"`
+	}{t, t, int(sessionTTL / time.Second), now.UTC().Format(time.RFC3339)})
+}
+
+// sweep drops expired sessions; the caller holds mu.
+func (h *Handler) sweep(now time.Time) {
+	for k, s := range h.sessions {
+		if !now.Before(s.expires) {
+			delete(h.sessions, k)
+		}
+	}
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]string{{"code": code, "message": msg}}})
+}

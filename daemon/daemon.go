@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -47,12 +48,16 @@ type Options struct {
 
 // Daemon is a running towerreg-dev.
 type Daemon struct {
-	cfg      config.Config
-	shutdown time.Duration
-	log      *slog.Logger
-	bus      *event.Bus
-	handler  http.Handler
-	gen      proxy.Generation
+	cfg         config.Config
+	shutdown    time.Duration
+	layerSource string
+	started     time.Time
+	addr        atomic.Value // string: the address Serve listens on
+	counts      *counters
+	log         *slog.Logger
+	bus         *event.Bus
+	handler     http.Handler
+	gen         proxy.Generation
 }
 
 const defaultShutdownTimeout = 5 * time.Second
@@ -85,11 +90,14 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	up := proxy.NewUpstream(proxy.Options{Keychain: kc, Insecure: o.Config.Insecure(), Log: o.Log})
 	rw := proxy.NewRewriting(up, st, proxy.StaticLayers{Gen: gen})
 	reg := api.NewRegistry(rw, up, o.Config.DefaultRegistry, o.Bus, o.Log)
-	admin := api.NewAdmin(up, o.Log)
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = defaultShutdownTimeout
 	}
-	return &Daemon{cfg: o.Config, shutdown: o.ShutdownTimeout, log: o.Log, bus: o.Bus, handler: localHandler(reg, admin), gen: gen}, nil
+	d := &Daemon{cfg: o.Config, shutdown: o.ShutdownTimeout, log: o.Log, bus: o.Bus, gen: gen,
+		layerSource: o.LayerSource, started: time.Now(), counts: &counters{}}
+	o.Bus.Observe(d.counts.add)
+	d.handler = localHandler(reg, api.NewAdmin(up, o.Bus, d.status, o.Log))
+	return d, nil
 }
 
 func packLayer(ctx context.Context, o Options, st *store.Store) (proxy.Generation, error) {
@@ -203,6 +211,7 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 		return nil
 	})
 	addr := ln.Addr().String()
+	d.addr.Store(addr)
 	d.log.Info("ready", "listen", addr, "layer", d.gen.Set.Common.GzipDigest.String(),
 		"try", "docker pull "+addr+"/library/busybox")
 	return g.Wait()

@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
+	"github.com/tower-reg/tower-reg/daemon/event"
 	"github.com/tower-reg/tower-reg/daemon/proxy"
 )
 
@@ -21,18 +23,82 @@ const maxAdminBody = 1 << 20
 // Admin serves the local handler's own routes, beside the registry. They
 // are for this machine only: the public handler never routes to them.
 type Admin struct {
-	up  *proxy.Upstream
-	log *slog.Logger
+	up     *proxy.Upstream
+	bus    *event.Bus
+	status func() any
+	log    *slog.Logger
 }
 
-// NewAdmin returns the admin routes' handler.
-func NewAdmin(up *proxy.Upstream, log *slog.Logger) *Admin {
-	return &Admin{up: up, log: log}
+// NewAdmin returns the admin routes' handler. status gives the document
+// that GET /_towerreg/status answers.
+func NewAdmin(up *proxy.Upstream, bus *event.Bus, status func() any, log *slog.Logger) *Admin {
+	return &Admin{up: up, bus: bus, status: status, log: log}
 }
+
+// Routes of the daemon's own read-only API.
+const (
+	StatusPath = "/_towerreg/status"
+	EventsPath = "/_towerreg/events"
+)
 
 // Register adds the admin routes to mux.
 func (a *Admin) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /validate-creds", a.validateCreds)
+	mux.HandleFunc("GET "+StatusPath, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, a.status())
+	})
+	mux.HandleFunc("GET "+EventsPath, a.events)
+}
+
+// keepAlive is how often an idle event stream sends a comment, so proxies
+// and clients can tell a quiet daemon from a dead connection.
+const keepAlive = 15 * time.Second
+
+// events streams the daemon's typed events as Server-Sent Events: the
+// event name is the kind (event.Kind), the data its JSON.
+func (a *Admin) events(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	sub := a.bus.Subscribe(4096)
+	defer sub.Close()
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, ": tower-reg events\n\n")
+	if err := rc.Flush(); err != nil {
+		return
+	}
+	tick := time.NewTicker(keepAlive)
+	defer tick.Stop()
+	var dropped int64
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-tick.C:
+			// A subscriber that falls behind loses events rather than
+			// stalling pulls; it is told how many.
+			if d := sub.Dropped(); d != dropped {
+				dropped = d
+				fmt.Fprintf(w, "event: dropped\ndata: %d\n\n", d)
+			} else {
+				fmt.Fprint(w, ": keep-alive\n\n")
+			}
+		case e, ok := <-sub.C():
+			if !ok {
+				return
+			}
+			b, err := json.Marshal(e)
+			if err != nil {
+				a.log.Error("encode event", "kind", event.Kind(e), "error", err)
+				continue
+			}
+			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event.Kind(e), b)
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+	}
 }
 
 type credsRequest struct {

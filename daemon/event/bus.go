@@ -10,8 +10,9 @@ import (
 type Bus struct {
 	now func() time.Time
 
-	mu   sync.Mutex
-	subs map[*Subscription]struct{}
+	mu        sync.Mutex
+	subs      map[*Subscription]struct{}
+	observers []func(Event)
 }
 
 // NewBus returns a bus that stamps events with now (time.Now when nil).
@@ -58,10 +59,22 @@ func (b *Bus) Subscribe(buf int) *Subscription {
 // Now returns the bus clock's time, for publishers that stamp Meta.
 func (b *Bus) Now() time.Time { return b.now() }
 
+// Observe has fn called with every event, in Publish itself: for tallies
+// that must see every event, which a subscription under load may drop. fn
+// must be quick, and must neither block nor publish.
+func (b *Bus) Observe(fn func(Event)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.observers = append(b.observers, fn)
+}
+
 // Publish sends e to every subscriber without blocking.
 func (b *Bus) Publish(e Event) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	for _, fn := range b.observers {
+		fn(e)
+	}
 	for s := range b.subs {
 		select {
 		case s.c <- e:

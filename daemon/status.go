@@ -1,0 +1,98 @@
+package daemon
+
+import (
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/tower-reg/tower-reg/daemon/event"
+)
+
+// Status is what GET /_towerreg/status answers: enough for a script or the
+// dashboard to tell what this daemon is and has done.
+type Status struct {
+	Version         string      `json:"version"`
+	Listen          string      `json:"listen"`
+	DefaultRegistry string      `json:"defaultRegistry"`
+	Started         time.Time   `json:"started"`
+	Layer           LayerStatus `json:"layer"`
+	Counts          Counts      `json:"counts"`
+}
+
+// LayerStatus is the layer generation being injected.
+type LayerStatus struct {
+	Generation int      `json:"generation"`
+	Source     string   `json:"source"`
+	TarDigest  string   `json:"tarDigest"`
+	GzipDigest string   `json:"gzipDigest"`
+	GzipSize   int64    `json:"gzipSize"`
+	Files      int      `json:"files"`
+	Platforms  []string `json:"platforms,omitempty"`
+}
+
+// Counts are totals since the daemon started.
+type Counts struct {
+	// Pulls counts manifests served by tag: one per image pulled.
+	Pulls     int64 `json:"pulls"`
+	Manifests int64 `json:"manifests"`
+	Blobs     int64 `json:"blobs"`
+	Bytes     int64 `json:"bytes"`
+	Errors    int64 `json:"errors"`
+}
+
+// counters tally the event stream for Status. They observe the bus, so
+// they miss no event, and keep the handlers free of bookkeeping.
+type counters struct {
+	pulls, manifests, blobs, bytes, errors atomic.Int64
+}
+
+func (c *counters) add(e event.Event) {
+	switch e := e.(type) {
+	case event.ManifestServed:
+		if e.Status >= 400 || e.Err != "" {
+			c.errors.Add(1)
+			return
+		}
+		c.manifests.Add(1)
+		if e.Method == "GET" && e.Reference != e.Digest {
+			c.pulls.Add(1)
+		}
+	case event.BlobServed:
+		if e.Status >= 400 || e.Err != "" {
+			c.errors.Add(1)
+			return
+		}
+		c.blobs.Add(1)
+		c.bytes.Add(e.Bytes)
+	}
+}
+
+func (c *counters) snapshot() Counts {
+	return Counts{
+		Pulls: c.pulls.Load(), Manifests: c.manifests.Load(), Blobs: c.blobs.Load(),
+		Bytes: c.bytes.Load(), Errors: c.errors.Load(),
+	}
+}
+
+// status builds the Status document.
+func (d *Daemon) status() any {
+	g := d.Generation()
+	platforms := make([]string, 0, len(g.Set.Platforms))
+	for p := range g.Set.Platforms {
+		platforms = append(platforms, p)
+	}
+	sort.Strings(platforms)
+	listen, _ := d.addr.Load().(string)
+	return Status{
+		Version:         Version,
+		Listen:          listen,
+		DefaultRegistry: d.cfg.DefaultRegistry,
+		Started:         d.started,
+		Layer: LayerStatus{
+			Generation: g.Number, Source: d.layerSource,
+			TarDigest: g.Set.Common.TarDigest.String(), GzipDigest: g.Set.Common.GzipDigest.String(),
+			GzipSize: g.Set.Common.GzipSize, Files: g.Set.Common.Files, Platforms: platforms,
+		},
+		Counts: d.counts.snapshot(),
+	}
+}

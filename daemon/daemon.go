@@ -2,12 +2,14 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sort"
 	"sync/atomic"
@@ -36,6 +38,10 @@ type Options struct {
 	// logs and events ("default" or a path).
 	Layer       fs.FS
 	LayerSource string
+	// LayerDir is the directory Layer was opened from, if it was: Serve
+	// then watches it and starts a new generation when it changes. Layer
+	// defaults to os.DirFS(LayerDir).
+	LayerDir string
 	// Keychain supplies upstream credentials; nil means the config's
 	// registries, then the Docker config (~/.docker/config.json).
 	Keychain authn.Keychain
@@ -57,7 +63,8 @@ type Daemon struct {
 	log         *slog.Logger
 	bus         *event.Bus
 	handler     http.Handler
-	gen         proxy.Generation
+	layers      *reloader
+	layerDir    string
 }
 
 const defaultShutdownTimeout = 5 * time.Second
@@ -75,10 +82,20 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Layer == nil && o.LayerDir != "" {
+		o.Layer = os.DirFS(o.LayerDir)
+	}
+	var fp [sha256.Size]byte
+	if o.LayerDir != "" {
+		// Before the pack, so that an edit during it shows as a change.
+		fp, _ = fingerprint(ctx, o.Layer)
+	}
 	gen, err := packLayer(ctx, o, st)
 	if err != nil {
 		return nil, err
 	}
+	layers := &reloader{st: st, src: o.Layer, source: o.LayerSource, bus: o.Bus, log: o.Log}
+	layers.start(gen, fp)
 	kc := o.Keychain
 	if kc == nil {
 		ckc, err := o.Config.Keychain()
@@ -88,12 +105,12 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		kc = authn.NewMultiKeychain(ckc, authn.DefaultKeychain)
 	}
 	up := proxy.NewUpstream(proxy.Options{Keychain: kc, Insecure: o.Config.Insecure(), Log: o.Log})
-	rw := proxy.NewRewriting(up, st, proxy.StaticLayers{Gen: gen})
+	rw := proxy.NewRewriting(up, st, layers)
 	reg := api.NewRegistry(rw, up, o.Config.DefaultRegistry, o.Bus, o.Log)
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = defaultShutdownTimeout
 	}
-	d := &Daemon{cfg: o.Config, shutdown: o.ShutdownTimeout, log: o.Log, bus: o.Bus, gen: gen,
+	d := &Daemon{cfg: o.Config, shutdown: o.ShutdownTimeout, log: o.Log, bus: o.Bus, layers: layers, layerDir: o.LayerDir,
 		layerSource: o.LayerSource, started: time.Now(), counts: &counters{}}
 	o.Bus.Observe(d.counts.add)
 	d.handler = localHandler(reg, api.NewAdmin(up, o.Bus, d.status, o.Log))
@@ -144,7 +161,7 @@ func localHandler(reg *api.Registry, admin *api.Admin) http.Handler {
 func (d *Daemon) Handler() http.Handler { return d.handler }
 
 // Generation returns the layer generation being injected.
-func (d *Daemon) Generation() proxy.Generation { return d.gen }
+func (d *Daemon) Generation() proxy.Generation { return d.layers.Current() }
 
 // Run listens on the configured address and serves until ctx ends, then
 // shuts down gracefully.
@@ -210,9 +227,12 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		return nil
 	})
+	if d.layerDir != "" {
+		g.Go(func() error { return d.layers.watch(gctx, d.layerDir) })
+	}
 	addr := ln.Addr().String()
 	d.addr.Store(addr)
-	d.log.Info("ready", "listen", addr, "layer", d.gen.Set.Common.GzipDigest.String(),
+	d.log.Info("ready", "listen", addr, "layer", d.Generation().Set.Common.GzipDigest.String(),
 		"try", "docker pull "+addr+"/library/busybox")
 	return g.Wait()
 }

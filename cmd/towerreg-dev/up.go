@@ -69,11 +69,16 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer sub.Close()
 	go event.Log(ctx, sub, log)
 
+	var watchDir string
+	if cfg.LayerDir != "" {
+		watchDir = name // the absolute path; the default layer is embedded
+	}
 	d, err := daemon.New(ctx, daemon.Options{
 		Config:      cfg,
 		CacheDir:    filepath.Join(xdg.CacheHome, "towerreg"),
 		Layer:       src,
 		LayerSource: name,
+		LayerDir:    watchDir,
 		Log:         log,
 		Bus:         bus,
 	})

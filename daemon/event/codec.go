@@ -13,6 +13,7 @@ var all = []Event{
 	ManifestServed{},
 	BlobServed{},
 	LayerPacked{},
+	LayerReloaded{},
 }
 
 // Kind is the wire name of e's type, e.g. "ManifestServed".

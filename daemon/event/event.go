@@ -69,3 +69,29 @@ type LayerPacked struct {
 	Duration   time.Duration `json:"duration"`
 	Err        string        `json:"error,omitempty"`
 }
+
+// LayerReloaded is the outcome of a change in the layer directory: a new
+// generation, a re-pack that gave the same layers, or an error that left the
+// previous generation serving.
+type LayerReloaded struct {
+	Meta
+	Source string `json:"source"`
+	// Trigger is the file whose change started the reload, relative to
+	// the layer directory; empty for a rescan.
+	Trigger string `json:"trigger,omitempty"`
+	// Generation is the generation serving after the reload.
+	Generation int `json:"generation"`
+	// Changed reports that a new generation started.
+	Changed bool `json:"changed"`
+	// OldDigest and NewDigest are the common layer's gzip digests before
+	// and after (NewDigest is empty on error).
+	OldDigest string `json:"oldDigest"`
+	NewDigest string `json:"newDigest,omitempty"`
+	// Platforms maps each overlay to its new gzip digest.
+	Platforms map[string]string `json:"platforms,omitempty"`
+	Files     int               `json:"files"`
+	// Bytes is the compressed size of all the layers of the set.
+	Bytes    int64         `json:"bytes"`
+	Duration time.Duration `json:"duration"`
+	Err      string        `json:"error,omitempty"`
+}

@@ -59,6 +59,20 @@ func logOne(ctx context.Context, log *slog.Logger, e Event) {
 			level = slog.LevelError
 			attrs = append(attrs, slog.String("error", e.Err))
 		}
+	case LayerReloaded:
+		msg = "layer reloaded"
+		attrs = []slog.Attr{slog.String("source", e.Source), slog.String("trigger", e.Trigger),
+			slog.Int("generation", e.Generation), slog.Bool("changed", e.Changed),
+			slog.String("old", e.OldDigest), slog.String("new", e.NewDigest),
+			slog.Int("files", e.Files), slog.Int64("bytes", e.Bytes), slog.Duration("took", e.Duration)}
+		if !e.Changed && e.Err == "" {
+			msg = "layer unchanged"
+		}
+		if e.Err != "" {
+			level = slog.LevelError
+			msg = "layer reload failed; the previous generation keeps serving"
+			attrs = append(attrs, slog.String("error", e.Err))
+		}
 	default:
 		msg = "event"
 		attrs = []slog.Attr{slog.Any("event", e)}

@@ -1,0 +1,204 @@
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tower-reg/tower-reg/daemon/event"
+	"github.com/tower-reg/tower-reg/daemon/proxy"
+	"github.com/tower-reg/tower-reg/daemon/store"
+	"github.com/tower-reg/tower-reg/layer"
+	"github.com/tower-reg/tower-reg/layer/watch"
+)
+
+// errUnsettled is a layer directory that changed while it was being packed:
+// a file half-written by an editor or a build. The layer packed from it may
+// mix old and new bytes, so it is not served; the write that changed it has
+// an event of its own, which packs again once the directory is still.
+var errUnsettled = errors.New("the layer directory changed while it was packed (a file still being written?)")
+
+// reloader is the proxy.Layers of the daemon: the current generation, which
+// a change of the layer directory replaces. Every pull reads Current once,
+// so a pull in flight during a reload completes with the generation it
+// started with, and its digests stay consistent.
+type reloader struct {
+	cur    atomic.Pointer[proxy.Generation]
+	st     *store.Store
+	src    fs.FS
+	source string
+	bus    *event.Bus
+	log    *slog.Logger
+	// afterSwap runs after a new generation starts (the cache GC).
+	afterSwap func(ctx context.Context, g proxy.Generation)
+
+	mu sync.Mutex // one reload at a time; guards fp
+	// fp is the fingerprint of the tree the current generation was
+	// packed from.
+	fp [sha256.Size]byte
+}
+
+var _ proxy.Layers = (*reloader)(nil)
+
+// Current implements proxy.Layers.
+func (r *reloader) Current() proxy.Generation { return *r.cur.Load() }
+
+// start sets the first generation.
+func (r *reloader) start(g proxy.Generation, fp [sha256.Size]byte) {
+	r.cur.Store(&g)
+	r.fp = fp
+}
+
+// reload packs the layer directory again and starts a new generation if
+// the layers changed. On any error the previous generation keeps serving;
+// the error goes to the log and the event stream, and is returned.
+func (r *reloader) reload(ctx context.Context, trigger string) (proxy.Generation, bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.Current()
+	ev := event.LayerReloaded{Source: r.source, Trigger: trigger, Generation: old.Number,
+		OldDigest: old.Set.Common.GzipDigest.String()}
+	publish := func() {
+		ev.Time = r.bus.Now()
+		r.bus.Publish(ev)
+	}
+
+	before, err := fingerprint(ctx, r.src)
+	if err == nil && before == r.fp {
+		// Only metadata that the layer does not carry changed (an atime,
+		// a file saved with the same bytes and mtime): nothing to pack.
+		r.log.Debug("layer directory unchanged", "trigger", trigger)
+		return old, false, nil
+	}
+	start := time.Now()
+	set, err := layer.PackSet(ctx, r.src, r.st)
+	ev.Duration = time.Since(start)
+	if err == nil {
+		// A tree that moved under the packer gave a layer that may be
+		// torn; the fingerprint cannot fail where PackSet just worked,
+		// but a failure would be reported all the same.
+		var after [sha256.Size]byte
+		if after, err = fingerprint(ctx, r.src); err == nil && after != before {
+			err = errUnsettled
+		}
+	}
+	var gen proxy.Generation
+	if err == nil {
+		gen, err = proxy.NewGeneration(old.Number+1, set)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return old, false, ctx.Err()
+		}
+		err = fmt.Errorf("reload layer %s: %w", r.source, err)
+		ev.Err = err.Error()
+		publish()
+		return old, false, err
+	}
+
+	ev.NewDigest = set.Common.GzipDigest.String()
+	ev.Files, ev.Bytes = set.Common.Files, set.Common.GzipSize
+	if len(set.Platforms) > 0 {
+		ev.Platforms = make(map[string]string, len(set.Platforms))
+		for k, b := range set.Platforms {
+			ev.Platforms[k] = b.GzipDigest.String()
+			ev.Bytes += b.GzipSize
+		}
+	}
+	r.fp = before
+	if gen.ID == old.ID {
+		// Same bytes packed (a touch, or an edit undone): the digests
+		// clients hold stay current.
+		publish()
+		return old, false, nil
+	}
+	r.cur.Store(&gen)
+	ev.Generation, ev.Changed = gen.Number, true
+	publish()
+	if r.afterSwap != nil {
+		r.afterSwap(ctx, gen)
+	}
+	return gen, true, nil
+}
+
+// watch reloads on every change of dir until ctx ends. A watcher that
+// cannot start (the inotify limits) turns hot reload off, with an error in
+// the log, rather than stopping the daemon: the layer it packed still
+// serves.
+func (r *reloader) watch(ctx context.Context, dir string) error {
+	w, err := watch.New(dir, watch.Options{Log: r.log})
+	if err != nil {
+		r.log.Error("cannot watch the layer directory: hot reload is off until a restart", "dir", dir, "error", err)
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	// Edits made between the first pack and the watch have no event.
+	r.reload(ctx, "")
+	for {
+		select {
+		case <-ctx.Done():
+			<-done
+			return nil
+		case err := <-done:
+			r.log.Error("the layer watcher stopped: hot reload is off until a restart", "dir", dir, "error", err)
+			return nil
+		case c := <-w.C():
+			r.reload(ctx, c.Trigger)
+		}
+	}
+}
+
+// fingerprint hashes what a layer is made of, short of the contents: each
+// entry's path, type, permissions, size and mtime, and each symlink's
+// target. An unchanged fingerprint means an unchanged layer, so the tree is
+// not packed again; a changed one packs and compares the digests.
+func fingerprint(ctx context.Context, src fs.FS) ([sha256.Size]byte, error) {
+	h := sha256.New()
+	var buf [8]byte
+	num := func(v int64) {
+		binary.LittleEndian.PutUint64(buf[:], uint64(v))
+		h.Write(buf[:])
+	}
+	err := fs.WalkDir(src, ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		h.Write([]byte(name))
+		h.Write([]byte{0})
+		num(int64(info.Mode()))
+		num(info.Size())
+		num(info.ModTime().UnixNano())
+		if info.Mode()&fs.ModeSymlink != 0 {
+			target, err := fs.ReadLink(src, name)
+			if err != nil {
+				return err
+			}
+			h.Write([]byte(target))
+			h.Write([]byte{0})
+		}
+		return nil
+	})
+	var sum [sha256.Size]byte
+	if err != nil {
+		return sum, fmt.Errorf("scan layer directory: %w", err)
+	}
+	copy(sum[:], h.Sum(nil))
+	return sum, nil
+}

@@ -11,7 +11,7 @@ STATICCHECK_VERSION ?= v0.8.2
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO_SOURCES := $(shell find . -name '*.go' -not -path './bin/*')
 
-.PHONY: all build layer run test test-short bench lint tools ci clean
+.PHONY: all build layer run pack test test-short bench lint tools ci clean
 
 all: build
 
@@ -28,6 +28,12 @@ build: layer
 
 run: build
 	$(BIN)/towerreg-dev up $(ARGS)
+
+# `make pack ARGS='--layer DIR --out DIR'` writes DIR/layer.tar.gz and prints
+# its {location, gzipDigest, gzipSize, tarDigest}; no ARGS packs the default
+# layer into the current directory.
+pack: build
+	$(BIN)/towerreg-dev pack $(ARGS)
 
 tools: $(BIN)/crane
 

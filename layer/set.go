@@ -345,3 +345,26 @@ func (d *mergedDir) ReadDir(n int) ([]fs.DirEntry, error) {
 	d.off += len(rest)
 	return rest, nil
 }
+
+// PlatformFS returns the tree of src that PackSet packs for an image of
+// platform p, as For picks it: the matching overlay merged over the common
+// tree, else the common tree alone. It also returns the overlay's name,
+// empty for the common tree.
+func PlatformFS(src fs.FS, p v1.Platform) (fs.FS, string, error) {
+	names, err := overlayNames(src)
+	if err != nil {
+		return nil, "", err
+	}
+	// For looks overlays up by directory name, so this does too.
+	for _, k := range candidateKeys(p) {
+		if !slices.Contains(names, k) {
+			continue
+		}
+		upper, err := fs.Sub(src, PlatformsDir+"/"+k)
+		if err != nil {
+			return nil, "", err
+		}
+		return overlayFS{lower: src, upper: upper}, k, nil
+	}
+	return src, "", nil
+}

@@ -351,3 +351,37 @@ func TestOverlayFS(t *testing.T) {
 		t.Errorf("Open(missing) = %v, want ErrNotExist", err)
 	}
 }
+
+// TestPlatformFS: the tree PlatformFS gives packs to the layer PackSet made
+// for that platform, overlay or common.
+func TestPlatformFS(t *testing.T) {
+	src := os.DirFS(writeTree(t, setTree))
+	set, err := PackSet(t.Context(), src, newMemBlobs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		p       v1.Platform
+		overlay string
+	}{
+		{v1.Platform{OS: "linux", Architecture: "amd64"}, "linux_amd64"},
+		{v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}, "linux_arm64"},
+		{v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}, "linux_arm_v7"},
+		{v1.Platform{OS: "linux", Architecture: "s390x"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.p.String(), func(t *testing.T) {
+			fsys, name, err := PlatformFS(src, tt.p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if name != tt.overlay {
+				t.Errorf("overlay %q, want %q", name, tt.overlay)
+			}
+			got, _ := mustPack(t, fsys)
+			if want := set.For(&tt.p); got != want {
+				t.Errorf("packed %+v, PackSet made %+v", got, want)
+			}
+		})
+	}
+}

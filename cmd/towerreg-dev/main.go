@@ -17,9 +17,10 @@ const usage = `towerreg-dev: a registry proxy that appends a layer to every pull
 
 Usage:
   towerreg-dev up [flags]     run the daemon
+  towerreg-dev pack [flags]   pack a layer directory; print its {location, gzipDigest, gzipSize, tarDigest}
   towerreg-dev version        print the version
 
-Run 'towerreg-dev up -h' for the daemon's flags.
+Run 'towerreg-dev up -h' or 'towerreg-dev pack -h' for their flags.
 `
 
 func main() {
@@ -42,6 +43,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "up":
 		return up(ctx, args[1:], stdout, stderr)
+	case "pack":
+		return pack(ctx, args[1:], stdout, stderr)
 	case "version":
 		return version(stdout)
 	case "-h", "-help", "--help", "help":

@@ -96,6 +96,10 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	}
 	layers := &reloader{st: st, src: o.Layer, source: o.LayerSource, bus: o.Bus, log: o.Log}
 	layers.start(gen, fp)
+	layers.afterSwap = func(ctx context.Context, g proxy.Generation) {
+		collect(ctx, st, o.Config.CacheMaxBytes, g, o.Log)
+	}
+	layers.afterSwap(ctx, gen)
 	kc := o.Keychain
 	if kc == nil {
 		ckc, err := o.Config.Keychain()

@@ -34,6 +34,7 @@ type live struct {
 	upstream *httptest.Server
 	addr     string
 	dir      string
+	cacheDir string
 	d        *daemon.Daemon
 	events   *event.Subscription
 }
@@ -69,23 +70,27 @@ func atomicSave(t testing.TB, p, data string) {
 	}
 }
 
-func startLive(t testing.TB, files map[string]string) *live {
+func startLive(t testing.TB, files map[string]string, opts ...func(*daemon.Options)) *live {
 	t.Helper()
-	l := &live{dir: t.TempDir()}
+	l := &live{dir: t.TempDir(), cacheDir: t.TempDir()}
 	writeFiles(t, l.dir, files)
 	l.upstream = httptest.NewServer(registry.New(registry.Logger(quiet)))
 	t.Cleanup(l.upstream.Close)
 	bus := event.NewBus(nil)
 	l.events = bus.Subscribe(256)
 	t.Cleanup(l.events.Close)
-	d, err := daemon.New(t.Context(), daemon.Options{
+	o := daemon.Options{
 		Config:      config.Default(),
-		CacheDir:    t.TempDir(),
+		CacheDir:    l.cacheDir,
 		LayerDir:    l.dir,
 		LayerSource: l.dir,
 		Keychain:    authn.NewMultiKeychain(),
 		Bus:         bus,
-	})
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	d, err := daemon.New(t.Context(), o)
 	if err != nil {
 		t.Fatalf("daemon.New: %v", err)
 	}
@@ -433,5 +438,38 @@ func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReloadGC: with a store over its limit, a reload collects what no
+// recent pull used, and never the current generation, so pulls go on.
+func TestReloadGC(t *testing.T) {
+	l := startLive(t, map[string]string{"foo.txt": "v1\n"}, func(o *daemon.Options) { o.Config.CacheMaxBytes = 1 })
+	l.push(t, "test/img:latest", randomImage(t, types.OCIManifestSchema1, v1.Config{}))
+	d1 := l.headTag(t, "test/img:latest")
+	l.pull(t, l.ref("test/img@"+d1.String()))
+	old := l.d.Generation().Set.Common.GzipDigest
+
+	// Everything stored so far was last used a day ago.
+	blobs := filepath.Join(l.cacheDir, "store", "blobs", "sha256")
+	entries, err := os.ReadDir(blobs)
+	if err != nil || len(entries) == 0 {
+		t.Fatalf("store holds %d blobs (%v)", len(entries), err)
+	}
+	dayAgo := time.Now().Add(-24 * time.Hour)
+	for _, e := range entries {
+		must(t, os.Chtimes(filepath.Join(blobs, e.Name()), dayAgo, dayAgo))
+	}
+
+	atomicSave(t, filepath.Join(l.dir, "foo.txt"), "v2\n")
+	d2 := l.waitNewDigest(t, "test/img:latest", d1)
+	if got := appended(t, l.pull(t, l.ref("test/img@"+d2.String())))["foo.txt"]; got != "v2\n" {
+		t.Fatalf("foo.txt = %q after the reload", got)
+	}
+	if _, err := os.Stat(filepath.Join(blobs, old.Hex)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the old generation's layer, unused for a day, survived a GC to 1 byte (%v)", err)
+	}
+	if _, err := os.Stat(filepath.Join(blobs, l.d.Generation().Set.Common.GzipDigest.Hex)); err != nil {
+		t.Fatalf("the current generation's layer was collected: %v", err)
 	}
 }

@@ -16,6 +16,10 @@ import (
 const (
 	DefaultListen   = "127.0.0.1:9090"
 	DefaultRegistry = "docker.io"
+	// DefaultCacheMaxBytes bounds the content store: rewritten manifests
+	// and configs are a few KiB each, so most of it is packed layers,
+	// one set per generation.
+	DefaultCacheMaxBytes = 10 << 30
 )
 
 // Config is the daemon's configuration. Flags override its fields.
@@ -27,6 +31,10 @@ type Config struct {
 	// LayerDir is the directory injected into every image; empty means the
 	// built-in default layer.
 	LayerDir string `yaml:"layer_dir"`
+	// CacheMaxBytes is the size the content store is trimmed to, least
+	// recently used blobs first; 0 means DefaultCacheMaxBytes, a negative
+	// value no limit.
+	CacheMaxBytes int64 `yaml:"cache_max_bytes"`
 	// Registries holds per-registry settings, keyed by registry host as
 	// written in image names ("quay.io", "docker.io", "127.0.0.1:5000").
 	Registries map[string]Registry `yaml:"registries"`
@@ -47,7 +55,7 @@ type Registry struct {
 
 // Default returns the configuration used when there is no file.
 func Default() Config {
-	return Config{Listen: DefaultListen, DefaultRegistry: DefaultRegistry}
+	return Config{Listen: DefaultListen, DefaultRegistry: DefaultRegistry, CacheMaxBytes: DefaultCacheMaxBytes}
 }
 
 // Load reads the config file at path over the defaults. A missing file is
@@ -73,6 +81,9 @@ func Load(path string) (Config, error) {
 	}
 	if c.DefaultRegistry == "" {
 		c.DefaultRegistry = d.DefaultRegistry
+	}
+	if c.CacheMaxBytes == 0 {
+		c.CacheMaxBytes = d.CacheMaxBytes
 	}
 	return c, nil
 }

@@ -24,8 +24,18 @@ func TestLoad(t *testing.T) {
 		wantErr string
 	}{
 		{name: "missing file", yaml: "", want: func(t *testing.T, c Config) {
-			if c.Listen != DefaultListen || c.DefaultRegistry != DefaultRegistry {
+			if c.Listen != DefaultListen || c.DefaultRegistry != DefaultRegistry || c.CacheMaxBytes != DefaultCacheMaxBytes {
 				t.Fatalf("defaults not applied: %+v", c)
+			}
+		}},
+		{name: "cache size", yaml: "cache_max_bytes: 1048576\n", want: func(t *testing.T, c Config) {
+			if c.CacheMaxBytes != 1<<20 {
+				t.Fatalf("cache_max_bytes = %d, want 1048576", c.CacheMaxBytes)
+			}
+		}},
+		{name: "cache unlimited", yaml: "cache_max_bytes: -1\n", want: func(t *testing.T, c Config) {
+			if c.CacheMaxBytes != -1 {
+				t.Fatalf("cache_max_bytes = %d, want -1", c.CacheMaxBytes)
 			}
 		}},
 		{name: "override", yaml: "listen: 127.0.0.1:1\ndefault_registry: quay.io\n", want: func(t *testing.T, c Config) {

@@ -6,4 +6,10 @@
 // place only after its bytes hashed to the digest it is stored under, so a
 // crash or a bad stream never leaves a corrupt blob behind. Files are 0600 and
 // directories 0700: the cache may hold configs of private images.
+//
+// Nothing is ever overwritten with other bytes, so whatever a client was
+// handed by digest stays servable until GC deletes it. GC trims the blobs to
+// a size, least recently used first (a read records the use in the blob's
+// mtime), sparing pinned blobs, the ones its caller keeps and those used
+// within a grace period. Open removes what crashed writes left in tmp/.
 package store

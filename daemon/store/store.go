@@ -33,6 +33,7 @@ const (
 // Store is a content-addressed store rooted at one directory.
 type Store struct {
 	root string
+	pins pins
 }
 
 // Open creates (if needed) and opens the store at root.
@@ -41,6 +42,9 @@ func Open(root string) (*Store, error) {
 		if err := os.MkdirAll(filepath.Join(root, d), dirPerm); err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
+	}
+	if err := cleanTmp(filepath.Join(root, "tmp")); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
 	}
 	return &Store{root: root}, nil
 }
@@ -87,6 +91,9 @@ func (s *Store) OpenBlob(h v1.Hash) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open blob %s: %w", h, err)
 	}
+	if info, err := f.Stat(); err == nil {
+		touch(p, info.ModTime())
+	}
 	return f, nil
 }
 
@@ -110,8 +117,12 @@ func (s *Store) PutBytes(ctx context.Context, b []byte) (v1.Hash, error) {
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	if _, err := s.Stat(h); err == nil {
-		return h, nil
+	if p, err := s.blobPath(h); err == nil {
+		if info, err := os.Stat(p); err == nil {
+			// Stored again is used again.
+			touch(p, info.ModTime())
+			return h, nil
+		}
 	}
 	w, err := s.Create(ctx)
 	if err != nil {

@@ -1,0 +1,42 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/tower-reg/tower-reg/daemon/config"
+	"github.com/tower-reg/tower-reg/daemon/proxy"
+	"github.com/tower-reg/tower-reg/daemon/store"
+)
+
+// gcGrace spares blobs used recently from GC, whatever the size: a client
+// that got a manifest a moment ago is about to fetch its config and layers,
+// and a reload must not pull them from under it.
+const gcGrace = 10 * time.Minute
+
+// collect trims the store to maxBytes, keeping the layers of the current
+// generation. It runs when the daemon starts and after each new generation,
+// the moments when the store grows by a layer set.
+func collect(ctx context.Context, st *store.Store, maxBytes int64, gen proxy.Generation, log *slog.Logger) {
+	if maxBytes == 0 {
+		maxBytes = config.DefaultCacheMaxBytes
+	}
+	current := map[v1.Hash]bool{gen.Set.Common.GzipDigest: true}
+	for _, b := range gen.Set.Platforms {
+		current[b.GzipDigest] = true
+	}
+	stats, err := st.GC(ctx, maxBytes, gcGrace, func(h v1.Hash) bool { return current[h] })
+	if err != nil {
+		log.Warn("cache gc", "error", err)
+		return
+	}
+	if stats.Removed > 0 {
+		log.Info("cache gc", "removed", stats.Removed, "before", stats.Before, "after", stats.After, "limit", maxBytes)
+	}
+	if stats.After > maxBytes && maxBytes >= 0 {
+		log.Debug("cache over its limit after gc: the rest is in use", "after", stats.After, "limit", maxBytes)
+	}
+}

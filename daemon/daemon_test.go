@@ -162,11 +162,11 @@ func (e *env) through(repo string) string {
 	return host(e.proxy) + "/" + pathHost(e.upstream) + "/" + repo
 }
 
-func randomImage(t *testing.T, mt types.MediaType, cfg v1.Config) v1.Image {
+func randomImage(t testing.TB, mt types.MediaType, cfg v1.Config) v1.Image {
 	return randomImageFor(t, "amd64", mt, cfg)
 }
 
-func randomImageFor(t *testing.T, arch string, mt types.MediaType, cfg v1.Config) v1.Image {
+func randomImageFor(t testing.TB, arch string, mt types.MediaType, cfg v1.Config) v1.Image {
 	t.Helper()
 	img, err := random.Image(256, 2)
 	if err != nil {

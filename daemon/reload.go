@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/tower-reg/tower-reg/daemon/event"
@@ -159,8 +160,8 @@ func (r *reloader) watch(ctx context.Context, dir string) error {
 }
 
 // fingerprint hashes what a layer is made of, short of the contents: each
-// entry's path, type, permissions, size and mtime, and each symlink's
-// target. An unchanged fingerprint means an unchanged layer, so the tree is
+// entry's path, type, permissions, size, mtime and (on Linux) ctime and
+// inode, and each symlink's target. An unchanged fingerprint means an unchanged layer, so the tree is
 // not packed again; a changed one packs and compares the digests.
 func fingerprint(ctx context.Context, src fs.FS) ([sha256.Size]byte, error) {
 	h := sha256.New()
@@ -185,6 +186,14 @@ func fingerprint(ctx context.Context, src fs.FS) ([sha256.Size]byte, error) {
 		num(int64(info.Mode()))
 		num(info.Size())
 		num(info.ModTime().UnixNano())
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			// A tool that restores mtimes (cp -p, rsync -t, tar) can
+			// change bytes under the same size and mtime; the inode
+			// change time and the inode number it cannot restore.
+			num(st.Ctim.Sec)
+			num(st.Ctim.Nsec)
+			num(int64(st.Ino))
+		}
 		if info.Mode()&fs.ModeSymlink != 0 {
 			target, err := fs.ReadLink(src, name)
 			if err != nil {

@@ -78,3 +78,63 @@ func TestReloadHalfWritten(t *testing.T) {
 		t.Fatalf("reload of the settled tree: gen %d changed %v err %v; want generation 2", got.Number, changed, err)
 	}
 }
+
+// TestFingerprint: what changes a layer changes the fingerprint, even
+// bytes written under a restored size and mtime; reading does not.
+func TestFingerprint(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(t *testing.T, dir string)
+		same   bool
+	}{
+		{"nothing", func(*testing.T, string) {}, true},
+		{"a read", func(t *testing.T, dir string) {
+			if _, err := os.ReadFile(filepath.Join(dir, "a.txt")); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		{"same size, mtime restored", func(t *testing.T, dir string) {
+			p := filepath.Join(dir, "a.txt")
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte("A.txt"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"mode", func(t *testing.T, dir string) {
+			if err := os.Chmod(filepath.Join(dir, "a.txt"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"new empty directory", func(t *testing.T, dir string) {
+			if err := os.Mkdir(filepath.Join(dir, "empty"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "a.txt"), []byte("a.txt"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			before, err := fingerprint(t.Context(), os.DirFS(dir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.change(t, dir)
+			after, err := fingerprint(t.Context(), os.DirFS(dir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (before == after) != tt.same {
+				t.Fatalf("fingerprint unchanged = %v, want %v", before == after, tt.same)
+			}
+		})
+	}
+}

@@ -3,9 +3,11 @@ package daemon_test
 import (
 	"archive/tar"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -24,6 +26,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/tower-reg/tower-reg/daemon"
+	"github.com/tower-reg/tower-reg/daemon/api"
 	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/daemon/event"
 )
@@ -245,6 +248,18 @@ func TestHotReload(t *testing.T) {
 	}
 	if ev.Platforms["linux_amd64"] != l.d.Generation().Set.Platforms["linux_amd64"].GzipDigest.String() {
 		t.Fatalf("LayerReloaded platforms %v, want the new linux_amd64 digest", ev.Platforms)
+	}
+
+	// The status API reports the generation serving.
+	resp, err := http.Get("http://" + l.addr + api.StatusPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st daemon.Status
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if err != nil || st.Layer.Generation != gen1.Number+1 || st.Layer.GzipDigest != ev.NewDigest {
+		t.Fatalf("status layer %+v (%v), want generation %d, %s", st.Layer, err, gen1.Number+1, ev.NewDigest)
 	}
 
 	// The digest handed out before the reload still serves, manifest and

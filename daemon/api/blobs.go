@@ -55,6 +55,14 @@ func (h *Registry) serveBlob(w *statusWriter, r *http.Request, rt route, ev *eve
 			ev.Source = "store"
 			hd.Set("Content-Type", "application/octet-stream")
 			hd.Set("Etag", `"`+d.String()+`"`)
+			if r.Method == http.MethodGet {
+				size := int64(-1)
+				if fi, err := f.Stat(); err == nil {
+					size = fi.Size()
+				}
+				h.bus.Publish(event.BlobStarted{Meta: event.Meta{Time: h.bus.Now()}, Client: r.RemoteAddr,
+					Repo: ev.Repo, Digest: d.String(), Source: ev.Source, Size: size})
+			}
 			// ServeContent answers Range and HEAD from the file itself.
 			http.ServeContent(blobHeaders{w, d}, r, "", time.Time{}, f)
 			return nil
@@ -81,6 +89,10 @@ func (h *Registry) serveBlob(w *statusWriter, r *http.Request, rt route, ev *eve
 	hd.Set("Content-Type", "application/octet-stream")
 	hd.Set("Docker-Content-Digest", d.String())
 	w.WriteHeader(resp.StatusCode)
+	if r.Method == http.MethodGet {
+		h.bus.Publish(event.BlobStarted{Meta: event.Meta{Time: h.bus.Now()}, Client: r.RemoteAddr,
+			Repo: ev.Repo, Digest: d.String(), Source: ev.Source, Size: resp.ContentLength})
+	}
 	if r.Method == http.MethodHead {
 		return nil
 	}

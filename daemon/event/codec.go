@@ -14,6 +14,10 @@ var all = []Event{
 	BlobServed{},
 	LayerPacked{},
 	LayerReloaded{},
+	BlobStarted{},
+	TokenIssued{},
+	TokenExpired{},
+	TunnelStatus{},
 }
 
 // Kind is the wire name of e's type, e.g. "ManifestServed".

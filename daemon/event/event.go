@@ -39,6 +39,8 @@ type ManifestServed struct {
 	Status    int           `json:"status"`
 	Duration  time.Duration `json:"duration"`
 	Err       string        `json:"error,omitempty"`
+	// Token is the shortened container token of a pull through one.
+	Token string `json:"token,omitempty"`
 }
 
 // BlobServed is a blob request answered: a base layer streamed from
@@ -54,6 +56,7 @@ type BlobServed struct {
 	Status   int           `json:"status"`
 	Duration time.Duration `json:"duration"`
 	Err      string        `json:"error,omitempty"`
+	Token    string        `json:"token,omitempty"`
 }
 
 // LayerPacked is a layer generation built from the layer directory.
@@ -94,4 +97,58 @@ type LayerReloaded struct {
 	Bytes    int64         `json:"bytes"`
 	Duration time.Duration `json:"duration"`
 	Err      string        `json:"error,omitempty"`
+}
+
+// BlobStarted is a blob transfer whose headers are out: with BlobServed at
+// its end, it lets a viewer draw progress. Size is the whole blob's (or the
+// range's) length, -1 when unknown.
+type BlobStarted struct {
+	Meta
+	Client string `json:"client"`
+	Repo   string `json:"repo"`
+	Digest string `json:"digest"`
+	Source string `json:"source"`
+	Size   int64  `json:"size"`
+	Token  string `json:"token,omitempty"`
+}
+
+// TokenIssued is a container token handed out. Token is shortened: the
+// whole token is a credential and never leaves the token store.
+type TokenIssued struct {
+	Meta
+	Token       string    `json:"token"`
+	Image       string    `json:"image"`
+	TargetImage string    `json:"targetImage"`
+	Expires     time.Time `json:"expires"`
+	Layers      int       `json:"layers"`
+	// Generation is the pinned layer generation of a token without a
+	// containerConfig, 0 otherwise.
+	Generation int `json:"generation,omitempty"`
+}
+
+// TokenExpired is a container token purged after its expiry.
+type TokenExpired struct {
+	Meta
+	Token   string    `json:"token"`
+	Image   string    `json:"image"`
+	Expired time.Time `json:"expired"`
+}
+
+// Tunnel states.
+const (
+	TunnelConnecting   = "connecting"
+	TunnelUp           = "up"
+	TunnelReconnecting = "reconnecting"
+	TunnelDown         = "down"
+)
+
+// TunnelStatus is the public tunnel changing state.
+type TunnelStatus struct {
+	Meta
+	Provider string `json:"provider"` // "ngrok", or "listen" for --public-listen
+	State    string `json:"state"`
+	// URL is the public URL while up.
+	URL string `json:"url,omitempty"`
+	// Err says why the tunnel is down or reconnecting, in plain words.
+	Err string `json:"error,omitempty"`
 }

@@ -73,6 +73,27 @@ func logOne(ctx context.Context, log *slog.Logger, e Event) {
 			msg = "layer reload failed; the previous generation keeps serving"
 			attrs = append(attrs, slog.String("error", e.Err))
 		}
+	case BlobStarted:
+		level, msg = slog.LevelDebug, "blob started"
+		attrs = []slog.Attr{slog.String("client", e.Client), slog.String("repo", e.Repo),
+			slog.String("digest", e.Digest), slog.String("source", e.Source), slog.Int64("size", e.Size)}
+	case TokenIssued:
+		msg = "container token issued"
+		attrs = []slog.Attr{slog.String("token", e.Token), slog.String("image", e.Image),
+			slog.String("target", e.TargetImage), slog.Time("expires", e.Expires), slog.Int("layers", e.Layers)}
+	case TokenExpired:
+		msg = "container token expired"
+		attrs = []slog.Attr{slog.String("token", e.Token), slog.String("image", e.Image), slog.Time("expired", e.Expired)}
+	case TunnelStatus:
+		msg = "tunnel " + e.State
+		attrs = []slog.Attr{slog.String("provider", e.Provider)}
+		if e.URL != "" {
+			attrs = append(attrs, slog.String("url", e.URL))
+		}
+		if e.Err != "" {
+			level = slog.LevelWarn
+			attrs = append(attrs, slog.String("reason", e.Err))
+		}
 	default:
 		msg = "event"
 		attrs = []slog.Attr{slog.Any("event", e)}

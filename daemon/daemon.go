@@ -22,6 +22,7 @@ import (
 	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/daemon/event"
 	"github.com/tower-reg/tower-reg/daemon/proxy"
+	"github.com/tower-reg/tower-reg/daemon/public"
 	"github.com/tower-reg/tower-reg/daemon/store"
 	"github.com/tower-reg/tower-reg/layer"
 )
@@ -50,6 +51,9 @@ type Options struct {
 	// ShutdownTimeout bounds how long in-flight requests may take to finish
 	// once the daemon is asked to stop; zero means 5 s.
 	ShutdownTimeout time.Duration
+	// StateDir keeps what must outlive a restart: the generated public
+	// login, the container tokens.
+	StateDir string
 }
 
 // Daemon is a running towerreg-dev.
@@ -63,6 +67,9 @@ type Daemon struct {
 	log         *slog.Logger
 	bus         *event.Bus
 	handler     http.Handler
+	public      http.Handler
+	publicUser  string
+	publicFile  string // where the generated public password is, if it is
 	layers      *reloader
 	layerDir    string
 }
@@ -118,6 +125,24 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		layerSource: o.LayerSource, started: time.Now(), counts: &counters{}}
 	o.Bus.Observe(d.counts.add)
 	d.handler = localHandler(reg, api.NewAdmin(up, o.Bus, d.status, o.Log))
+
+	// The public handler's anonymous clients reach upstreams with no
+	// credentials, and see only what was linked for them.
+	login, file, err := publicLogin(o.Config.Public, o.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	anonUp := proxy.NewUpstream(proxy.Options{Keychain: authn.NewMultiKeychain(), Insecure: o.Config.Insecure(), Log: o.Log})
+	anonRW := proxy.NewScopedRewriting(anonUp, st, layers, "anonymous")
+	d.public = public.New(public.Options{
+		Full:      reg,
+		Anonymous: api.NewRegistry(anonRW, anonUp, o.Config.DefaultRegistry, o.Bus, o.Log),
+		Login:     login,
+		Log:       o.Log,
+	})
+	if login.Password != "" {
+		d.publicUser, d.publicFile = login.Username, file
+	}
 	return d, nil
 }
 
@@ -167,8 +192,8 @@ func (d *Daemon) Handler() http.Handler { return d.handler }
 // Generation returns the layer generation being injected.
 func (d *Daemon) Generation() proxy.Generation { return d.layers.Current() }
 
-// Run listens on the configured address and serves until ctx ends, then
-// shuts down gracefully.
+// Run listens on the configured addresses (the local one, and the public
+// one if configured) and serves until ctx ends, then shuts down gracefully.
 func (d *Daemon) Run(ctx context.Context) error {
 	if err := checkLoopback(d.cfg.Listen); err != nil {
 		return err
@@ -177,7 +202,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another towerreg-dev or registry running? choose another address with --listen)", d.cfg.Listen, err)
 	}
-	return d.Serve(ctx, ln)
+	var pub []net.Listener
+	if a := d.cfg.Public.Listen; a != "" {
+		pl, err := net.Listen("tcp", a)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s: %w (choose another address with --public-listen)", a, err)
+		}
+		pub = append(pub, pl)
+	}
+	return d.Serve(ctx, ln, pub...)
 }
 
 // checkLoopback refuses a local address that other machines could reach:
@@ -197,46 +231,69 @@ func checkLoopback(addr string) error {
 	return nil
 }
 
-// Serve serves on ln until ctx ends.
-func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
+// Serve serves the local handler on local, and the public handler on each
+// of public, until ctx ends.
+func (d *Daemon) Serve(ctx context.Context, local net.Listener, public ...net.Listener) error {
 	// Requests run on their own context, cancelled only when the shutdown
 	// gives up waiting: a stop lets in-flight pulls finish, within a bound.
 	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
-	srv := &http.Server{
-		Handler:           d.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return base },
-	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serve %s: %w", ln.Addr(), err)
+	serve := func(ln net.Listener, h http.Handler) {
+		srv := &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
+			BaseContext:       func(net.Listener) context.Context { return base },
 		}
-		return nil
-	})
+		g.Go(func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve %s: %w", ln.Addr(), err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), d.shutdown)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil {
+				// Pulls still running are cut: their clients see a broken
+				// transfer and retry, which beats a daemon that never stops.
+				d.log.Warn("in-flight requests did not finish in time; closing them", "listener", ln.Addr().String(), "after", d.shutdown)
+				cancelBase()
+				srv.Close()
+			}
+			return nil
+		})
+	}
+	serve(local, d.handler)
+	var pubAddrs []string
+	for _, ln := range public {
+		serve(ln, d.public)
+		pubAddrs = append(pubAddrs, ln.Addr().String())
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		d.log.Info("shutting down", "in-flight limit", d.shutdown)
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), d.shutdown)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			// Pulls still running are cut: their clients see a broken
-			// transfer and retry, which beats a daemon that never stops.
-			d.log.Warn("in-flight requests did not finish in time; closing them", "after", d.shutdown)
-			cancelBase()
-			srv.Close()
-		}
 		return nil
 	})
 	if d.layerDir != "" {
 		g.Go(func() error { return d.layers.watch(gctx, d.layerDir) })
 	}
-	addr := ln.Addr().String()
+	addr := local.Addr().String()
 	d.addr.Store(addr)
 	d.log.Info("ready", "listen", addr, "layer", d.Generation().Set.Common.GzipDigest.String(),
 		"try", "docker pull "+addr+"/library/busybox")
+	for _, a := range pubAddrs {
+		attrs := []any{"listen", a, "login", "none configured: anonymous and container-token pulls only"}
+		if d.publicUser != "" {
+			attrs = []any{"listen", a, "login", "docker login " + a + " -u " + d.publicUser}
+		}
+		if d.publicFile != "" {
+			attrs = append(attrs, "password", "in "+d.publicFile)
+		}
+		d.log.Info("public handler ready", attrs...)
+	}
 	return g.Wait()
 }

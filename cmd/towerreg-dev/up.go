@@ -27,6 +27,7 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defaultReg = fl.String("default-registry", "", "registry for names with no host (default "+config.DefaultRegistry+")")
 		cfgPath    = fl.String("config", "", "config file (default $XDG_CONFIG_HOME/towerreg/config.yml)")
 		logLevel   = fl.String("log-level", "info", "log level: debug, info, warn, error")
+		publicAddr = fl.String("public-listen", "", "also serve the public (tunnel-facing) handler on this address, e.g. 0.0.0.0:9443")
 	)
 	// The dashboard is not built yet, so the daemon always logs lines; the
 	// flag is accepted now so that scripts written today keep working.
@@ -59,6 +60,9 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *layerDir != "" {
 		cfg.LayerDir = *layerDir
 	}
+	if *publicAddr != "" {
+		cfg.Public.Listen = *publicAddr
+	}
 
 	src, name, err := layerSource(cfg.LayerDir, log)
 	if err != nil {
@@ -76,6 +80,7 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	d, err := daemon.New(ctx, daemon.Options{
 		Config:      cfg,
 		CacheDir:    filepath.Join(xdg.CacheHome, "towerreg"),
+		StateDir:    filepath.Join(xdg.StateHome, "towerreg"),
 		Layer:       src,
 		LayerSource: name,
 		LayerDir:    watchDir,

@@ -38,19 +38,35 @@ type Config struct {
 	// Registries holds per-registry settings, keyed by registry host as
 	// written in image names ("quay.io", "docker.io", "127.0.0.1:5000").
 	Registries map[string]Registry `yaml:"registries"`
+	// Public is the public handler: what --public-listen and the tunnel
+	// serve to other machines.
+	Public Public `yaml:"public"`
+}
+
+// Login is a user name and the password, given in the file or, so that no
+// secret has to sit in it, named by an environment variable or a file.
+type Login struct {
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"`
+	PasswordEnv  string `yaml:"password_env"`
+	PasswordFile string `yaml:"password_file"`
 }
 
 // Registry is one upstream registry's settings.
 type Registry struct {
-	Username string `yaml:"username"`
-	Password string `yaml:"password"`
-	// PasswordEnv names an environment variable holding the password, so no
-	// secret has to sit in the file.
-	PasswordEnv string `yaml:"password_env"`
-	// PasswordFile names a file holding the password.
-	PasswordFile string `yaml:"password_file"`
+	Login `yaml:",inline"`
 	// Insecure allows plain HTTP to a registry that is not on loopback.
 	Insecure bool `yaml:"insecure"`
+}
+
+// Public configures the public handler.
+type Public struct {
+	// Listen also serves the public handler on a plain listener, as
+	// --public-listen does.
+	Listen string `yaml:"listen"`
+	// Login is what `docker login PUBLIC_HOST` takes. Without a password
+	// the daemon generates one and keeps it in its state directory.
+	Login `yaml:",inline"`
 }
 
 // Default returns the configuration used when there is no file.
@@ -99,9 +115,9 @@ func (c Config) Insecure() []string {
 	return out
 }
 
-// Secret resolves a registry's password from the field, the environment
-// variable or the file, in that order.
-func (r Registry) Secret() (string, error) {
+// Secret resolves the password from the field, the environment variable
+// or the file, in that order.
+func (r Login) Secret() (string, error) {
 	switch {
 	case r.Password != "":
 		return r.Password, nil

@@ -38,6 +38,12 @@ func TestLoad(t *testing.T) {
 				t.Fatalf("cache_max_bytes = %d, want -1", c.CacheMaxBytes)
 			}
 		}},
+		{name: "public", yaml: "public:\n  listen: 0.0.0.0:9443\n  username: ci\n  password_env: TR_TEST_PW\n", want: func(t *testing.T, c Config) {
+			pw, err := c.Public.Secret()
+			if c.Public.Listen != "0.0.0.0:9443" || c.Public.Username != "ci" || err != nil || pw != "from-env" {
+				t.Fatalf("public = %+v, password %q, %v", c.Public, pw, err)
+			}
+		}},
 		{name: "override", yaml: "listen: 127.0.0.1:1\ndefault_registry: quay.io\n", want: func(t *testing.T, c Config) {
 			if c.Listen != "127.0.0.1:1" || c.DefaultRegistry != "quay.io" {
 				t.Fatalf("got %+v", c)
@@ -95,7 +101,7 @@ func TestLoad(t *testing.T) {
 }
 
 func TestMissingPasswordEnv(t *testing.T) {
-	c := Config{Registries: map[string]Registry{"quay.io": {Username: "u", PasswordEnv: "TR_TEST_UNSET_VAR"}}}
+	c := Config{Registries: map[string]Registry{"quay.io": {Login: Login{Username: "u", PasswordEnv: "TR_TEST_UNSET_VAR"}}}}
 	if _, err := c.Keychain(); err == nil || !strings.Contains(err.Error(), "TR_TEST_UNSET_VAR") {
 		t.Fatalf("Keychain error = %v, want it to name the variable", err)
 	}

@@ -107,3 +107,61 @@ func TestProxyPrivateUpstream(t *testing.T) {
 		t.Error("the password is in an error answer")
 	}
 }
+
+// TestPublicListen serves a private upstream through --public-listen: an
+// anonymous skopeo is refused with a challenge, `skopeo login` with the
+// daemon's generated login lets it copy, the admin routes are not there,
+// and the local handler pulls the same image without any login.
+func TestPublicListen(t *testing.T) {
+	u, _ := startPrivateUpstream(t)
+	sk := newSkopeo(t)
+	cfg := filepath.Join(t.TempDir(), "config.yml")
+	yml := "registries:\n  " + u.Host + ":\n    username: " + privateUser + "\n    password: " + privatePassword + "\n"
+	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pubAddr := freeAddr(t)
+	d := startDaemon(t, "--config", cfg, "--public-listen", pubAddr)
+	repo := strings.Replace(u.Host, ":", "_", 1) + "/" + repoBusybox
+	pubRef := pubAddr + "/" + repo
+
+	// The local handler: no login.
+	sk.copyToOCI(t, d.ref(repo), false)
+
+	// Anonymous on the public handler: refused, with a challenge.
+	resp, _ := do(t, http.MethodGet, "http://"+pubAddr+"/v2/")
+	if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer realm=") {
+		t.Errorf("public /v2/ without a token: %s %q, want 401 with a Bearer challenge", resp.Status, resp.Header.Get("WWW-Authenticate"))
+	}
+	authFile := filepath.Join(t.TempDir(), "auth.json")
+	_, errOut, err := runCmd(t, os.Environ(), sk.bin, "--insecure-policy", "inspect", "--retry-times=0", "--tls-verify=false", "--authfile", authFile, "docker://"+pubRef)
+	if err == nil || !strings.Contains(strings.ToLower(errOut), "unauthorized") {
+		t.Errorf("anonymous skopeo inspect on the public handler: %v\n%s", err, errOut)
+	}
+
+	// skopeo login with the daemon's generated login, then copy.
+	pw, err := os.ReadFile(filepath.Join(d.stateDir(), "towerreg", "public-password"))
+	if err != nil {
+		t.Fatalf("the generated public password: %v", err)
+	}
+	out := mustRunStdin(t, strings.TrimSpace(string(pw)), sk.bin, "login", "--tls-verify=false", "--authfile", authFile,
+		"-u", "towerreg", "--password-stdin", pubAddr)
+	if !strings.Contains(out, "Login Succeeded") {
+		t.Errorf("skopeo login: %s", out)
+	}
+	mustRun(t, os.Environ(), sk.bin, "--insecure-policy", "copy", "--retry-times=0", "--src-tls-verify=false",
+		"--src-authfile", authFile, "docker://"+pubRef, "oci:"+filepath.Join(t.TempDir(), "oci"))
+
+	// A wrong password is refused at login.
+	if _, errOut, err := runCmdStdin(t, "not-the-password", sk.bin, "login", "--tls-verify=false", "--authfile", filepath.Join(t.TempDir(), "a.json"),
+		"-u", "towerreg", "--password-stdin", pubAddr); err == nil {
+		t.Errorf("skopeo login with a wrong password succeeded: %s", errOut)
+	}
+
+	for _, p := range []string{"/validate-creds", "/container-token", "/_towerreg/status", "/_towerreg/events"} {
+		resp, _ := do(t, http.MethodGet, "http://"+pubAddr+p)
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("public GET %s: %s, want 404", p, resp.Status)
+		}
+	}
+}

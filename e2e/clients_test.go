@@ -23,10 +23,33 @@ import (
 // stderr. Every command and its duration goes to the test log.
 func runCmd(tb testing.TB, env []string, bin string, args ...string) (stdout, stderr string, err error) {
 	tb.Helper()
+	return runCmdIn(tb, env, "", bin, args...)
+}
+
+// runCmdStdin is runCmd with stdin, for secrets that must not go on a
+// command line.
+func runCmdStdin(tb testing.TB, stdin string, bin string, args ...string) (stdout, stderr string, err error) {
+	tb.Helper()
+	return runCmdIn(tb, os.Environ(), stdin, bin, args...)
+}
+
+// mustRunStdin is runCmdStdin that fails the test on error.
+func mustRunStdin(tb testing.TB, stdin string, bin string, args ...string) string {
+	tb.Helper()
+	out, errOut, err := runCmdStdin(tb, stdin, bin, args...)
+	if err != nil {
+		tb.Fatalf("%s %s: %v\nstdout:\n%s\nstderr:\n%s", filepath.Base(bin), strings.Join(args, " "), err, out, errOut)
+	}
+	return out
+}
+
+func runCmdIn(tb testing.TB, env []string, stdin string, bin string, args ...string) (stdout, stderr string, err error) {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = env
+	cmd.Stdin = strings.NewReader(stdin)
 	cmd.WaitDelay = 5 * time.Second // a child holding the pipes open must not hang us
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e

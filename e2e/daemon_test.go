@@ -89,7 +89,11 @@ func daemonBinary(tb testing.TB) string {
 type towerreg struct {
 	Addr string // 127.0.0.1:PORT
 	proc *process
+	dir  string // holds its XDG and Docker config directories
 }
+
+// stateDir is the daemon's $XDG_STATE_HOME.
+func (d *towerreg) stateDir() string { return filepath.Join(d.dir, "xdg_state_home") }
 
 // ref names repo on the proxy: "127.0.0.1:PORT/" + repo.
 func (d *towerreg) ref(repo string) string { return d.Addr + "/" + repo }
@@ -133,7 +137,7 @@ func startDaemon(tb testing.TB, args ...string) *towerreg {
 			tb.Errorf("towerreg-dev reported a data race (its output follows)")
 		}
 	})
-	return &towerreg{Addr: addr, proc: p}
+	return &towerreg{Addr: addr, proc: p, dir: dir}
 }
 
 // ---------------------------------------------------------------------------

@@ -18,9 +18,10 @@ const usage = `towerreg-dev: a registry proxy that appends a layer to every pull
 Usage:
   towerreg-dev up [flags]     run the daemon
   towerreg-dev pack [flags]   pack a layer directory; print its {location, gzipDigest, gzipSize, tarDigest}
+  towerreg-dev token IMAGE    ask the daemon for a container token
   towerreg-dev version        print the version
 
-Run 'towerreg-dev up -h' or 'towerreg-dev pack -h' for their flags.
+Run 'towerreg-dev COMMAND -h' for a command's flags.
 `
 
 func main() {
@@ -45,6 +46,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return up(ctx, args[1:], stdout, stderr)
 	case "pack":
 		return pack(ctx, args[1:], stdout, stderr)
+	case "token":
+		return tokenCommand(ctx, args[1:], stdout, stderr)
 	case "version":
 		return version(stdout)
 	case "-h", "-help", "--help", "help":

@@ -131,14 +131,16 @@ func DecodeRequest(r io.Reader) (Request, error) {
 type fields map[string]func(raw json.RawMessage, path string) error
 
 // object decodes a JSON object field by field, in a fixed order so that the
-// first error reported does not depend on map iteration.
+// first error reported does not depend on the order of the keys. A key given
+// twice is refused: encoding/json would keep the last one silently, and a
+// proxy or a log may have read the first.
 func object(raw json.RawMessage, path string, fs fields) error {
 	if isNull(raw) {
 		return fieldErr(path, "must be an object, not null")
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return fieldErr(path, "must be a JSON object: %v", jsonMsg(err))
+	m, err := members(raw)
+	if err != nil {
+		return fieldErr(path, "must be a JSON object: %v", err)
 	}
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -151,11 +153,66 @@ func object(raw json.RawMessage, path string, fs fields) error {
 		}
 	}
 	for _, k := range keys {
+		if m[k] == nil {
+			return fieldErr(join(path, k), "given twice")
+		}
+	}
+	for _, k := range keys {
 		if err := fs[k](m[k], join(path, k)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// members splits one JSON object into its members; a key given twice maps
+// to nil. Nothing may follow the object.
+func members(raw json.RawMessage) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, errors.New(jsonMsg(err))
+	}
+	if tok != json.Delim('{') {
+		return nil, fmt.Errorf("found %s", jsonKind(tok))
+	}
+	m := map[string]json.RawMessage{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, errors.New(jsonMsg(err))
+		}
+		k := tok.(string) // inside an object the decoder yields string keys only
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, errors.New(jsonMsg(err))
+		}
+		if _, dup := m[k]; dup {
+			v = nil
+		}
+		m[k] = v
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, errors.New(jsonMsg(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("data after the object")
+	}
+	return m, nil
+}
+
+func jsonKind(tok json.Token) string {
+	switch tok.(type) {
+	case json.Delim:
+		return "an array"
+	case string:
+		return "a string"
+	case float64, json.Number:
+		return "a number"
+	case bool:
+		return "a boolean"
+	}
+	return "something else"
 }
 
 func join(path, k string) string {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -21,9 +22,11 @@ import (
 	"github.com/tower-reg/tower-reg/daemon/api"
 	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/daemon/event"
+	"github.com/tower-reg/tower-reg/daemon/fetch"
 	"github.com/tower-reg/tower-reg/daemon/proxy"
 	"github.com/tower-reg/tower-reg/daemon/public"
 	"github.com/tower-reg/tower-reg/daemon/store"
+	"github.com/tower-reg/tower-reg/daemon/token"
 	"github.com/tower-reg/tower-reg/layer"
 )
 
@@ -71,6 +74,7 @@ type Daemon struct {
 	publicUser  string
 	publicFile  string // where the generated public password is, if it is
 	layers      *reloader
+	tokens      *tokens
 	layerDir    string
 }
 
@@ -124,7 +128,25 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	d := &Daemon{cfg: o.Config, shutdown: o.ShutdownTimeout, log: o.Log, bus: o.Bus, layers: layers, layerDir: o.LayerDir,
 		layerSource: o.LayerSource, started: time.Now(), counts: &counters{}}
 	o.Bus.Observe(d.counts.add)
-	d.handler = localHandler(reg, api.NewAdmin(up, o.Bus, d.status, o.Log))
+	admin := api.NewAdmin(up, o.Bus, d.status, o.Log)
+	d.handler = localHandler(reg, admin)
+
+	stateDir := o.StateDir
+	if stateDir == "" {
+		stateDir = filepath.Join(o.CacheDir, "state")
+	}
+	ts, err := token.Open(ctx, filepath.Join(stateDir, "tokens"), token.Options{Now: o.Bus.Now, Log: o.Log})
+	if err != nil {
+		return nil, err
+	}
+	d.tokens = &tokens{
+		store: ts, blobs: st, rw: rw, layers: layers, fetcher: fetch.New(fetch.Options{}),
+		ttl: o.Config.TokenTTL.Value(), defReg: o.Config.DefaultRegistry, host: d.tokenHost,
+		bus: o.Bus, log: o.Log, unpin: map[string]func(){},
+	}
+	d.tokens.pinAll()
+	reg.SetTokens(d.tokens)
+	admin.SetTokens(d.tokens)
 
 	// The public handler's anonymous clients reach upstreams with no
 	// credentials, and see only what was linked for them.
@@ -135,10 +157,11 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	anonUp := proxy.NewUpstream(proxy.Options{Keychain: authn.NewMultiKeychain(), Insecure: o.Config.Insecure(), Log: o.Log})
 	anonRW := proxy.NewScopedRewriting(anonUp, st, layers, "anonymous")
 	d.public = public.New(public.Options{
-		Full:      reg,
-		Anonymous: api.NewRegistry(anonRW, anonUp, o.Config.DefaultRegistry, o.Bus, o.Log),
-		Login:     login,
-		Log:       o.Log,
+		Full:       reg,
+		Anonymous:  api.NewRegistry(anonRW, anonUp, o.Config.DefaultRegistry, o.Bus, o.Log),
+		Login:      login,
+		TokenRoute: func(p string) bool { return strings.HasPrefix(p, "/v2/wt/") },
+		Log:        o.Log,
 	})
 	if login.Password != "" {
 		d.publicUser, d.publicFile = login.Username, file
@@ -184,6 +207,15 @@ func localHandler(reg *api.Registry, admin *api.Admin) http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// tokenHost is the host in a container token's targetImage: the address
+// the local handler listens on (the tunnel's public host, once up).
+func (d *Daemon) tokenHost() string {
+	if a, ok := d.addr.Load().(string); ok {
+		return a
+	}
+	return d.cfg.Listen
 }
 
 // Handler returns the local handler, for tests.
@@ -281,6 +313,7 @@ func (d *Daemon) Serve(ctx context.Context, local net.Listener, public ...net.Li
 	if d.layerDir != "" {
 		g.Go(func() error { return d.layers.watch(gctx, d.layerDir) })
 	}
+	g.Go(func() error { return d.tokens.run(gctx) })
 	addr := local.Addr().String()
 	d.addr.Store(addr)
 	d.log.Info("ready", "listen", addr, "layer", d.Generation().Set.Common.GzipDigest.String(),

@@ -23,6 +23,7 @@ const maxAdminBody = 1 << 20
 // Admin serves the local handler's own routes, beside the registry. They
 // are for this machine only: the public handler never routes to them.
 type Admin struct {
+	tokens Tokens
 	up     *proxy.Upstream
 	bus    *event.Bus
 	status func() any
@@ -35,6 +36,9 @@ func NewAdmin(up *proxy.Upstream, bus *event.Bus, status func() any, log *slog.L
 	return &Admin{up: up, bus: bus, status: status, log: log}
 }
 
+// SetTokens has POST /container-token issue tokens through t.
+func (a *Admin) SetTokens(t Tokens) { a.tokens = t }
+
 // Routes of the daemon's own read-only API.
 const (
 	StatusPath = "/_towerreg/status"
@@ -44,6 +48,7 @@ const (
 // Register adds the admin routes to mux.
 func (a *Admin) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /validate-creds", a.validateCreds)
+	mux.HandleFunc("POST /container-token", a.containerToken)
 	mux.HandleFunc("GET "+StatusPath, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, a.status())
 	})
@@ -111,6 +116,10 @@ type credsRequest struct {
 // credentials. A registry that cannot be asked is an error, never false,
 // so a caller does not take an outage for a wrong password.
 func (a *Admin) validateCreds(w http.ResponseWriter, r *http.Request) {
+	if err := checkLocalRequest(r); err != nil {
+		writeError(w, r, a.log, kindUnknown, err)
+		return
+	}
 	var req credsRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		writeError(w, r, a.log, kindUnknown, err)

@@ -15,11 +15,14 @@ import (
 	"github.com/tower-reg/tower-reg/daemon/proxy"
 )
 
-func (h *Registry) blob(w http.ResponseWriter, r *http.Request, rt route) {
+// blob answers a blob request; allow refuses digests the route may not
+// serve (a container token's route serves its image's blobs only), and tok
+// is the short form of that token, if any.
+func (h *Registry) blob(w http.ResponseWriter, r *http.Request, rt route, tok string, allow func(v1.Hash) error) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
-	ev := event.BlobServed{Client: r.RemoteAddr, Method: r.Method, Repo: rt.name, Digest: rt.ref}
-	err := h.serveBlob(sw, r, rt, &ev)
+	ev := event.BlobServed{Client: r.RemoteAddr, Method: r.Method, Repo: rt.name, Digest: rt.ref, Token: tok}
+	err := h.serveBlob(sw, r, rt, allow, &ev)
 	started := sw.status != 0 // headers out before the error
 	if err != nil {
 		ev.Err = err.Error()
@@ -38,7 +41,7 @@ func (h *Registry) blob(w http.ResponseWriter, r *http.Request, rt route) {
 	}
 }
 
-func (h *Registry) serveBlob(w *statusWriter, r *http.Request, rt route, ev *event.BlobServed) error {
+func (h *Registry) serveBlob(w *statusWriter, r *http.Request, rt route, allow func(v1.Hash) error, ev *event.BlobServed) error {
 	repo, err := rt.repo(h.defaultRegistry)
 	if err != nil {
 		return err
@@ -46,6 +49,9 @@ func (h *Registry) serveBlob(w *statusWriter, r *http.Request, rt route, ev *eve
 	ev.Repo = repo.String()
 	d, err := proxy.ParseDigest(rt.ref)
 	if err != nil {
+		return err
+	}
+	if err := allow(d); err != nil {
 		return err
 	}
 	hd := w.Header()
@@ -61,7 +67,7 @@ func (h *Registry) serveBlob(w *statusWriter, r *http.Request, rt route, ev *eve
 					size = fi.Size()
 				}
 				h.bus.Publish(event.BlobStarted{Meta: event.Meta{Time: h.bus.Now()}, Client: r.RemoteAddr,
-					Repo: ev.Repo, Digest: d.String(), Source: ev.Source, Size: size})
+					Repo: ev.Repo, Digest: d.String(), Source: ev.Source, Size: size, Token: ev.Token})
 			}
 			// ServeContent answers Range and HEAD from the file itself.
 			http.ServeContent(blobHeaders{w, d}, r, "", time.Time{}, f)
@@ -91,7 +97,7 @@ func (h *Registry) serveBlob(w *statusWriter, r *http.Request, rt route, ev *eve
 	w.WriteHeader(resp.StatusCode)
 	if r.Method == http.MethodGet {
 		h.bus.Publish(event.BlobStarted{Meta: event.Meta{Time: h.bus.Now()}, Client: r.RemoteAddr,
-			Repo: ev.Repo, Digest: d.String(), Source: ev.Source, Size: resp.ContentLength})
+			Repo: ev.Repo, Digest: d.String(), Source: ev.Source, Size: resp.ContentLength, Token: ev.Token})
 	}
 	if r.Method == http.MethodHead {
 		return nil

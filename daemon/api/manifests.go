@@ -15,10 +15,12 @@ import (
 	"github.com/tower-reg/tower-reg/daemon/proxy"
 )
 
-func (h *Registry) manifest(w http.ResponseWriter, r *http.Request, rt route) {
+// manifest answers a manifest request with what resolve gives; tok is the
+// short form of the container token it goes through, if any.
+func (h *Registry) manifest(w http.ResponseWriter, r *http.Request, rt route, tok string, resolve func() (servedManifest, error)) {
 	start := time.Now()
-	ev := event.ManifestServed{Client: r.RemoteAddr, Method: r.Method, Repo: rt.name, Reference: rt.ref}
-	s, err := h.resolveManifest(r, rt)
+	ev := event.ManifestServed{Client: r.RemoteAddr, Method: r.Method, Repo: rt.name, Reference: rt.ref, Token: tok}
+	s, err := resolve()
 	if err != nil {
 		ev.Status = writeError(w, r, h.log, rt.kind, err)
 		ev.Err = err.Error()
@@ -58,10 +60,15 @@ func (h *Registry) resolveManifest(r *http.Request, rt route) (servedManifest, e
 	if err != nil {
 		return servedManifest{}, err
 	}
+	return h.forClient(r, repo, ref, s)
+}
+
+// forClient gives a client that cannot read an index, and asked by tag,
+// the linux/amd64 image of the index s, as distribution does for clients
+// without manifest-list support. Not when it asked for a digest: it checks
+// the answer against it.
+func (h *Registry) forClient(r *http.Request, repo proxy.Repo, ref proxy.Ref, s proxy.Served) (servedManifest, error) {
 	if !ref.IsDigest() && s.MediaType.IsIndex() && !acceptsIndex(r.Header.Values("Accept")) {
-		// A client that cannot read an index gets the linux/amd64 image,
-		// as distribution does for clients without manifest-list support.
-		// Not when it asked for a digest: it checks the answer against it.
 		d, err := platformChild(s.Bytes, v1.Platform{OS: "linux", Architecture: "amd64"})
 		if err != nil {
 			return servedManifest{}, err

@@ -4,7 +4,10 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/tower-reg/tower-reg/daemon/event"
 	"github.com/tower-reg/tower-reg/daemon/proxy"
@@ -13,6 +16,8 @@ import (
 // Registry serves the OCI distribution read API through the rewriting
 // proxy.
 type Registry struct {
+	tokens          Tokens
+	closures        sync.Map // rewritten root digest -> map[v1.Hash]bool, for token routes
 	rw              *proxy.Rewriting
 	up              *proxy.Upstream
 	defaultRegistry string
@@ -42,6 +47,10 @@ func (h *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"tower-reg is a read-only proxy: "+r.Method+" is not supported"))
 		return
 	}
+	if tokenRoute(rt) {
+		h.tokenRoute(w, r, rt)
+		return
+	}
 	switch rt.kind {
 	case kindBase:
 		w.Header().Set("Content-Type", "application/json")
@@ -50,9 +59,9 @@ func (h *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Write([]byte("{}"))
 		}
 	case kindManifest:
-		h.manifest(w, r, rt)
+		h.manifest(w, r, rt, "", func() (servedManifest, error) { return h.resolveManifest(r, rt) })
 	case kindBlob:
-		h.blob(w, r, rt)
+		h.blob(w, r, rt, "", func(v1.Hash) error { return nil })
 	case kindTags:
 		if err := h.tags(w, r, rt); err != nil {
 			writeError(w, r, h.log, rt.kind, err)

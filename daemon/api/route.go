@@ -22,6 +22,9 @@ type route struct {
 	kind kind
 	name string // the repository name as the client wrote it
 	ref  string // tag or digest, for manifests and blobs
+	// upstream, when set, is the repository the name stands for: a
+	// container token's, which its route names without the registry.
+	upstream *proxy.Repo
 }
 
 // parseRoute reads a /v2/ path from its end, because repository names
@@ -53,5 +56,8 @@ func parseRoute(path string) route {
 
 // repo resolves the route's name against the default registry.
 func (rt route) repo(defaultRegistry string) (proxy.Repo, error) {
+	if rt.upstream != nil {
+		return *rt.upstream, nil
+	}
 	return proxy.ParseRepo(rt.name, defaultRegistry)
 }

@@ -8,8 +8,10 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/parser"
 )
 
 // Defaults.
@@ -41,6 +43,33 @@ type Config struct {
 	// Public is the public handler: what --public-listen and the tunnel
 	// serve to other machines.
 	Public Public `yaml:"public"`
+	// TokenTTL is how long a container token lives ("24h"); zero means
+	// the token store's default.
+	TokenTTL Duration `yaml:"token_ttl"`
+}
+
+// Duration is a time.Duration written as Go writes it: "90s", "12h".
+// Load checks it, so that a bad one is reported with its line.
+type Duration string
+
+// Value returns the duration; zero when unset. Load has checked it.
+func (d Duration) Value() time.Duration {
+	v, _ := time.ParseDuration(string(d))
+	return v
+}
+
+func (d Duration) check() error {
+	if d == "" {
+		return nil
+	}
+	v, err := time.ParseDuration(string(d))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration like 90s or 12h", string(d))
+	}
+	if v < 0 {
+		return fmt.Errorf("%q is negative", string(d))
+	}
+	return nil
 }
 
 // Login is a user name and the password, given in the file or, so that no
@@ -91,6 +120,14 @@ func Load(path string) (Config, error) {
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return Config{}, fmt.Errorf("config %s:\n%s", path, yaml.FormatError(err, false, true))
 	}
+	for _, f := range []struct {
+		path string
+		d    Duration
+	}{{"$.token_ttl", c.TokenTTL}} {
+		if err := f.d.check(); err != nil {
+			return Config{}, fmt.Errorf("config %s:%d: %s: %w", path, line(b, f.path), strings.TrimPrefix(f.path, "$."), err)
+		}
+	}
 	d := Default()
 	if c.Listen == "" {
 		c.Listen = d.Listen
@@ -102,6 +139,23 @@ func Load(path string) (Config, error) {
 		c.CacheMaxBytes = d.CacheMaxBytes
 	}
 	return c, nil
+}
+
+// line is the line of the YAML path p in b, 0 if not found.
+func line(b []byte, p string) int {
+	yp, err := yaml.PathString(p)
+	if err != nil {
+		return 0
+	}
+	f, err := parser.ParseBytes(b, 0)
+	if err != nil {
+		return 0
+	}
+	n, err := yp.FilterFile(f)
+	if err != nil || n == nil || n.GetToken() == nil {
+		return 0
+	}
+	return n.GetToken().Position.Line
 }
 
 // Insecure lists the registries configured for plain HTTP.

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -44,6 +45,13 @@ func TestLoad(t *testing.T) {
 				t.Fatalf("public = %+v, password %q, %v", c.Public, pw, err)
 			}
 		}},
+		{name: "token ttl", yaml: "token_ttl: 90m\n", want: func(t *testing.T, c Config) {
+			if c.TokenTTL.Value() != 90*time.Minute {
+				t.Fatalf("token_ttl = %v", c.TokenTTL.Value())
+			}
+		}},
+		{name: "bad token ttl", yaml: "listen: 127.0.0.1:1\ntoken_ttl: soon\n", wantErr: `config.yml:2: token_ttl: "soon" is not a duration`},
+		{name: "negative token ttl", yaml: "token_ttl: -1h\n", wantErr: `config.yml:1: token_ttl: "-1h" is negative`},
 		{name: "override", yaml: "listen: 127.0.0.1:1\ndefault_registry: quay.io\n", want: func(t *testing.T, c Config) {
 			if c.Listen != "127.0.0.1:1" || c.DefaultRegistry != "quay.io" {
 				t.Fatalf("got %+v", c)

@@ -65,6 +65,19 @@ func NewRecipe(ls []layer.Built, ch layer.Change) (Recipe, error) {
 	return r, nil
 }
 
+// NewRecipeForSet returns the recipe that appends set's layer for each
+// platform and applies ch: a pinned generation with a token's changes.
+func NewRecipeForSet(set layer.Set, ch layer.Change) (Recipe, error) {
+	id, err := contentID(struct {
+		Set    layer.Set    `json:"set"`
+		Change layer.Change `json:"change"`
+	}{set, ch})
+	if err != nil {
+		return Recipe{}, fmt.Errorf("recipe id: %w", err)
+	}
+	return Recipe{ID: id, Set: set, Change: ch}, nil
+}
+
 // contentID hashes v's JSON with the rewrite version.
 func contentID(v any) (string, error) {
 	b, err := json.Marshal(v) // map keys marshal sorted: stable

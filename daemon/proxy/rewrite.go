@@ -200,6 +200,19 @@ func (rw *Rewriting) Rewrite(ctx context.Context, repo Repo, ref Ref, r Recipe) 
 	})
 }
 
+// Resolve finds the upstream manifest a reference names now: a tag is
+// asked upstream, a digest (or its tag form) is checked to exist there.
+func (rw *Rewriting) Resolve(ctx context.Context, repo Repo, ref Ref) (v1.Descriptor, error) {
+	if d, ok := digestTag(ref.Tag); ok {
+		ref = Ref{Digest: d}
+	}
+	return rw.head(ctx, repo, ref)
+}
+
+// Stored serves a manifest that this Rewriting made for repo, from the
+// store only.
+func (rw *Rewriting) Stored(repo Repo, d v1.Hash) (Served, error) { return rw.stored(repo, d) }
+
 // rewriteTimeout bounds one rewrite: the manifests and configs it fetches
 // are small, so this is long only for a registry that is failing.
 const rewriteTimeout = 2 * time.Minute

@@ -1,0 +1,293 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/tower-reg/tower-reg/daemon/fetch"
+	"github.com/tower-reg/tower-reg/daemon/proxy"
+	"github.com/tower-reg/tower-reg/daemon/token"
+)
+
+// Tokens is the container token service that the API serves.
+type Tokens interface {
+	// Issue resolves the request's image, fetches its layers and issues a
+	// token.
+	Issue(ctx context.Context, req token.Request) (token.Response, error)
+	// Resolve finds what a token pulls; a token that is unknown or expired
+	// is a *token.UnknownError or *token.ExpiredError.
+	Resolve(tok string) (TokenImage, error)
+	// CountPull counts a pull through a token.
+	CountPull(tok string)
+}
+
+// TokenImage is what a container token pulls: one upstream image, by
+// digest, rewritten by a recipe.
+type TokenImage struct {
+	Short  string
+	Repo   proxy.Repo
+	Digest v1.Hash
+	Recipe proxy.Recipe
+}
+
+// ImageError is a token request whose image could not be resolved.
+type ImageError struct {
+	Image string
+	Err   error
+}
+
+func (e *ImageError) Error() string {
+	return fmt.Sprintf("containerImage %s: %v", e.Image, e.Err)
+}
+
+func (e *ImageError) Unwrap() error { return e.Err }
+
+// SetTokens has the registry serve container token routes (/v2/wt/...)
+// through t. Call it before serving.
+func (h *Registry) SetTokens(t Tokens) { h.tokens = t }
+
+// tokenPrefix starts the names of container token routes.
+const tokenPrefix = "wt/"
+
+func tokenRoute(rt route) bool { return strings.HasPrefix(rt.name, tokenPrefix) }
+
+// tokenRoute serves /v2/wt/<token>/<repository>/...: the token's image and
+// nothing else, whatever tag the path names.
+func (h *Registry) tokenRoute(w http.ResponseWriter, r *http.Request, rt route) {
+	tok, name, ok := strings.Cut(strings.TrimPrefix(rt.name, tokenPrefix), "/")
+	if h.tokens == nil || !ok || name == "" {
+		writeError(w, r, h.log, rt.kind, newError(http.StatusNotFound, codeNameUnknown,
+			"a container token route is /v2/wt/<token>/<repository>/..."))
+		return
+	}
+	img, err := h.tokens.Resolve(tok)
+	if err != nil {
+		if errors.Is(err, token.ErrUnknown) || errors.Is(err, token.ErrExpired) {
+			// DENIED, not a 404 or 401: Docker prints a denial's message as
+			// it is, and it says which token and why.
+			err = &apiError{Status: http.StatusForbidden, Code: codeDenied, Message: err.Error(), Err: err}
+		}
+		writeError(w, r, h.log, rt.kind, err)
+		return
+	}
+	if name != img.Repo.Path {
+		writeError(w, r, h.log, rt.kind, newError(http.StatusForbidden, codeDenied,
+			fmt.Sprintf("container token %s is for the repository %s, not %s", img.Short, img.Repo.Path, name)))
+		return
+	}
+	rt.upstream = &img.Repo
+	switch rt.kind {
+	case kindManifest:
+		h.manifest(w, r, rt, img.Short, func() (servedManifest, error) {
+			s, err := h.tokenManifest(r, rt, img)
+			// A pull starts with a GET by tag; what follows by digest is
+			// the same pull.
+			if err == nil && r.Method == http.MethodGet && !strings.HasPrefix(rt.ref, "sha256:") {
+				h.tokens.CountPull(tok)
+			}
+			return s, err
+		})
+	case kindBlob:
+		h.blob(w, r, rt, img.Short, func(d v1.Hash) error { return h.tokenBlob(r.Context(), img, d) })
+	case kindTags:
+		h.tokenTags(w, r, rt, img)
+	default:
+		writeError(w, r, h.log, rt.kind, newError(http.StatusNotFound, codeUnsupported, "no such registry route: "+r.URL.Path))
+	}
+}
+
+// tokenManifest answers a manifest request of a token's route: any tag is
+// the token's image; a digest must be one of its manifests.
+func (h *Registry) tokenManifest(r *http.Request, rt route, img TokenImage) (servedManifest, error) {
+	ref, err := proxy.ParseRef(rt.ref)
+	if err != nil {
+		return servedManifest{}, err
+	}
+	root, err := h.rw.Rewrite(r.Context(), img.Repo, proxy.Ref{Digest: img.Digest}, img.Recipe)
+	if err != nil {
+		return servedManifest{}, err
+	}
+	if !ref.IsDigest() || ref.Digest == root.Digest {
+		return h.forClient(r, img.Repo, ref, root)
+	}
+	digests, err := h.tokenDigests(r.Context(), img, root)
+	if err != nil {
+		return servedManifest{}, err
+	}
+	if !digests[ref.Digest] {
+		return servedManifest{}, newError(http.StatusNotFound, codeManifestUnknown,
+			fmt.Sprintf("%s is not a manifest of the image of container token %s", ref.Digest, img.Short))
+	}
+	s, err := h.rw.Get(r.Context(), img.Repo, ref)
+	if err != nil {
+		return servedManifest{}, err
+	}
+	return servedManifest{Served: s, repo: img.Repo}, nil
+}
+
+// tokenBlob refuses blobs that are not the token's image's: a token
+// authorizes its own image only, not the rest of the repository.
+func (h *Registry) tokenBlob(ctx context.Context, img TokenImage, d v1.Hash) error {
+	root, err := h.rw.Rewrite(ctx, img.Repo, proxy.Ref{Digest: img.Digest}, img.Recipe)
+	if err != nil {
+		return err
+	}
+	digests, err := h.tokenDigests(ctx, img, root)
+	if err != nil {
+		return err
+	}
+	if !digests[d] {
+		return newError(http.StatusNotFound, codeBlobUnknown,
+			fmt.Sprintf("%s is not a blob of the image of container token %s", d, img.Short))
+	}
+	return nil
+}
+
+// tokenDigests lists every manifest and blob of a token's rewritten image:
+// the root, and for an index each child with its config and layers. It is
+// kept per rewritten root, which never changes.
+func (h *Registry) tokenDigests(ctx context.Context, img TokenImage, root proxy.Served) (map[v1.Hash]bool, error) {
+	if ds, ok := h.closures.Load(root.Digest); ok {
+		return ds.(map[v1.Hash]bool), nil
+	}
+	ds := map[v1.Hash]bool{root.Digest: true}
+	manifests := []proxy.Served{root}
+	if root.MediaType.IsIndex() {
+		idx, err := v1.ParseIndexManifest(bytes.NewReader(root.Bytes))
+		if err != nil {
+			return nil, fmt.Errorf("index %s: %w", root.Digest, err)
+		}
+		manifests = manifests[:0]
+		for _, c := range idx.Manifests {
+			ds[c.Digest] = true
+			s, err := h.rw.Get(ctx, img.Repo, proxy.Ref{Digest: c.Digest})
+			if err != nil {
+				return nil, err
+			}
+			manifests = append(manifests, s)
+		}
+	}
+	for _, s := range manifests {
+		if !s.MediaType.IsImage() {
+			continue
+		}
+		m, err := v1.ParseManifest(bytes.NewReader(s.Bytes))
+		if err != nil {
+			return nil, fmt.Errorf("manifest %s: %w", s.Digest, err)
+		}
+		ds[m.Config.Digest] = true
+		for _, l := range m.Layers {
+			ds[l.Digest] = true
+		}
+	}
+	h.closures.Store(root.Digest, ds)
+	return ds, nil
+}
+
+// tokenTags lists the one tag a token's image has.
+func (h *Registry) tokenTags(w http.ResponseWriter, r *http.Request, rt route, img TokenImage) {
+	tag := proxy.DigestTagPrefix + img.Digest.Hex
+	body, _ := json.Marshal(struct {
+		Name string   `json:"name"`
+		Tags []string `json:"tags"`
+	}{rt.name, []string{tag}})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		w.Write(body)
+	}
+}
+
+// containerToken is POST /container-token.
+func (a *Admin) containerToken(w http.ResponseWriter, r *http.Request) {
+	if a.tokens == nil {
+		writeError(w, r, a.log, kindUnknown, newError(http.StatusNotFound, codeUnsupported, "container tokens are not enabled"))
+		return
+	}
+	if err := checkLocalRequest(r); err != nil {
+		writeError(w, r, a.log, kindUnknown, err)
+		return
+	}
+	req, err := token.DecodeRequest(http.MaxBytesReader(w, r.Body, token.MaxRequestBytes))
+	if err != nil {
+		writeError(w, r, a.log, kindUnknown, tokenError(err))
+		return
+	}
+	resp, err := a.tokens.Issue(r.Context(), req)
+	if err != nil {
+		writeError(w, r, a.log, kindUnknown, tokenError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// checkLocalRequest refuses what a web page could send: the admin API is
+// for this machine's tools, and a page the developer visits must not be
+// able to have the daemon read local files or spend their credentials. A
+// JSON content type makes a browser ask first (a CORS preflight, which
+// nothing here answers), and tools send no Origin.
+func checkLocalRequest(r *http.Request) error {
+	if r.Header.Get("Origin") != "" {
+		return newError(http.StatusForbidden, codeDenied, "requests from web pages are refused")
+	}
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		return newError(http.StatusUnsupportedMediaType, codeBadRequest, "the body must be application/json")
+	}
+	return nil
+}
+
+// tokenError gives a container token request's error its status: the
+// request's own faults are 400s that name the field, the image's are the
+// status of what the registry said, and a registry that cannot be reached
+// is a 424 (the request depended on it).
+func tokenError(err error) error {
+	var fe *token.FieldError
+	var ie *ImageError
+	var te *transport.Error
+	msg := err.Error()
+	switch {
+	case errors.As(err, &ie) && errors.As(err, &te) && te.StatusCode < 500:
+		status := te.StatusCode
+		code := codeUnknown
+		switch status {
+		case http.StatusNotFound:
+			code, msg = codeManifestUnknown, "containerImage "+ie.Image+" not found: "+ie.Err.Error()
+		case http.StatusUnauthorized:
+			code = codeUnauthorized
+		case http.StatusForbidden:
+			code = codeDenied
+		case http.StatusTooManyRequests:
+			code = codeTooManyRequests
+		default:
+			status = http.StatusBadRequest
+		}
+		return &apiError{Status: status, Code: code, Message: msg, Err: err}
+	case errors.As(err, &ie) && (errors.Is(err, proxy.ErrNameInvalid) || errors.Is(err, proxy.ErrDigestInvalid)):
+		return &apiError{Status: http.StatusBadRequest, Code: codeNameInvalid, Message: msg, Err: err}
+	case errors.As(err, &ie):
+		return &apiError{Status: http.StatusFailedDependency, Code: codeUnavailable,
+			Message: "containerImage " + ie.Image + ": the registry could not be reached: " + ie.Err.Error(), Err: err}
+	case errors.As(err, &fe):
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &apiError{Status: http.StatusRequestEntityTooLarge, Code: codeBadRequest, Message: msg, Err: err}
+		}
+		var me *fetch.MismatchError
+		code := codeBadRequest
+		if errors.As(err, &me) {
+			code = codeDigestInvalid
+		}
+		return &apiError{Status: http.StatusBadRequest, Code: code, Message: msg, Err: err}
+	}
+	return err
+}

@@ -90,6 +90,8 @@ type towerreg struct {
 	Addr string // 127.0.0.1:PORT
 	proc *process
 	dir  string // holds its XDG and Docker config directories
+	// stopped is set once stop ran, so cleanup does not judge it twice.
+	stopped bool
 }
 
 // stateDir is the daemon's $XDG_STATE_HOME.
@@ -109,8 +111,14 @@ func (d *towerreg) url(path string) string { return "http://" + d.Addr + path }
 // in the test log when the test failed.
 func startDaemon(tb testing.TB, args ...string) *towerreg {
 	tb.Helper()
+	return startDaemonIn(tb, tb.TempDir(), args...)
+}
+
+// startDaemonIn is startDaemon with its directories in dir: a daemon
+// started again in the same dir finds its cache and state.
+func startDaemonIn(tb testing.TB, dir string, args ...string) *towerreg {
+	tb.Helper()
 	bin := daemonBinary(tb)
-	dir := tb.TempDir()
 	env := os.Environ()
 	for _, v := range []string{"XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_RUNTIME_DIR", "DOCKER_CONFIG"} {
 		d := filepath.Join(dir, strings.ToLower(v))
@@ -124,7 +132,22 @@ func startDaemon(tb testing.TB, args ...string) *towerreg {
 	})
 	// Registered after startServer's cleanup, so it runs first: it stops
 	// the daemon and judges how it ended.
+	d := &towerreg{Addr: addr, proc: p, dir: dir}
 	tb.Cleanup(func() {
+		if !d.stopped {
+			d.stop(tb)
+		}
+	})
+	return d
+}
+
+// stop stops the daemon with SIGTERM and fails the test unless it exits
+// cleanly and reported no data race.
+func (d *towerreg) stop(tb testing.TB) {
+	tb.Helper()
+	d.stopped = true
+	p := d.proc
+	func() {
 		select {
 		case <-p.exited:
 			tb.Errorf("towerreg-dev exited during the test (%v)", p.waitErr)
@@ -136,8 +159,7 @@ func startDaemon(tb testing.TB, args ...string) *towerreg {
 		if b, _ := os.ReadFile(p.logPath); bytes.Contains(b, []byte("WARNING: DATA RACE")) {
 			tb.Errorf("towerreg-dev reported a data race (its output follows)")
 		}
-	})
-	return &towerreg{Addr: addr, proc: p, dir: dir}
+	}()
 }
 
 // ---------------------------------------------------------------------------

@@ -75,6 +75,7 @@ type Daemon struct {
 	publicFile  string // where the generated public password is, if it is
 	layers      *reloader
 	tokens      *tokens
+	registries  []*api.Registry
 	layerDir    string
 }
 
@@ -156,9 +157,14 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	}
 	anonUp := proxy.NewUpstream(proxy.Options{Keychain: authn.NewMultiKeychain(), Insecure: o.Config.Insecure(), Log: o.Log})
 	anonRW := proxy.NewScopedRewriting(anonUp, st, layers, "anonymous")
+	anonReg := api.NewRegistry(anonRW, anonUp, o.Config.DefaultRegistry, o.Bus, o.Log)
+	d.registries = []*api.Registry{reg, anonReg}
+	gc := &cacheGC{st: st, layers: layers, maxBytes: o.Config.CacheMaxBytes, log: o.Log}
+	rw.OnCache(gc.grew)
+	anonRW.OnCache(gc.grew)
 	d.public = public.New(public.Options{
 		Full:       reg,
-		Anonymous:  api.NewRegistry(anonRW, anonUp, o.Config.DefaultRegistry, o.Bus, o.Log),
+		Anonymous:  anonReg,
 		Login:      login,
 		TokenRoute: func(p string) bool { return strings.HasPrefix(p, "/v2/wt/") },
 		Log:        o.Log,
@@ -328,5 +334,15 @@ func (d *Daemon) Serve(ctx context.Context, local net.Listener, public ...net.Li
 		}
 		d.log.Info("public handler ready", attrs...)
 	}
-	return g.Wait()
+	err := g.Wait()
+	d.WaitIdle()
+	return err
+}
+
+// WaitIdle waits for the work that outlives requests: blobs being
+// committed to the cache.
+func (d *Daemon) WaitIdle() {
+	for _, r := range d.registries {
+		r.Wait()
+	}
 }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -39,4 +40,42 @@ func collect(ctx context.Context, st *store.Store, maxBytes int64, gen proxy.Gen
 	if stats.After > maxBytes && maxBytes >= 0 {
 		log.Debug("cache over its limit after gc: the rest is in use", "after", stats.After, "limit", maxBytes)
 	}
+}
+
+// cacheGC trims the store as upstream blobs are cached: it runs collect
+// once the cache has grown by an eighth of its limit since the last run,
+// in the background, one run at a time.
+type cacheGC struct {
+	st       *store.Store
+	layers   proxy.Layers
+	maxBytes int64
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	grown   int64
+	running bool
+}
+
+func (g *cacheGC) grew(n int64) {
+	limit := g.maxBytes
+	if limit == 0 {
+		limit = config.DefaultCacheMaxBytes
+	}
+	if limit < 0 {
+		return
+	}
+	g.mu.Lock()
+	g.grown += n
+	if g.running || g.grown < limit/8 {
+		g.mu.Unlock()
+		return
+	}
+	g.grown, g.running = 0, true
+	g.mu.Unlock()
+	go func() {
+		collect(context.Background(), g.st, g.maxBytes, g.layers.Current(), g.log)
+		g.mu.Lock()
+		g.running = false
+		g.mu.Unlock()
+	}()
 }

@@ -85,6 +85,22 @@ func TestPublicHandler(t *testing.T) {
 		t.Errorf("public config blob without a token: %d, want 401", resp.StatusCode)
 	}
 
+	// Nor does the anonymous token get the base layers the developer's pull
+	// left in the cache: the anonymous client asks the upstream itself.
+	d.WaitIdle()
+	ls, _ := img.Layers()
+	layer0, _ := ls[0].Digest()
+	req, _ := http.NewRequest("GET", "http://"+pub.Addr().String()+"/v2/"+strings.Replace(host(up), ":", "_", 1)+"/test/private/blobs/"+layer0.String(), nil)
+	req.Header.Set("Authorization", "Bearer anonymous")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("public anonymous GET of a cached private layer: %d, want 401 from the upstream", resp.StatusCode)
+	}
+
 	// With the generated login, kept in the state directory, it works.
 	pw, err := os.ReadFile(filepath.Join(stateDir, "public-password"))
 	if err != nil {

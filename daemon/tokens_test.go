@@ -86,6 +86,7 @@ func (te *tokenEnv) restart(t *testing.T) {
 	te.d = d
 	te.proxy = httptest.NewServer(d.Handler())
 	t.Cleanup(te.proxy.Close)
+	t.Cleanup(d.WaitIdle)
 }
 
 // packed packs files into a layer served at /name and returns the JSON a

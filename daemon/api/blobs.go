@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -103,12 +104,38 @@ func (h *Registry) serveBlob(w *statusWriter, r *http.Request, rt route, allow f
 		return nil
 	}
 	if resp.StatusCode == http.StatusOK {
-		return copyVerified(w, resp.Body, d)
+		return h.streamAndCache(w, r, repo, resp, d)
 	}
 	// A range cannot be checked against the blob's digest; the client
 	// checks the whole blob once it has all of it.
 	_, err = io.Copy(w, resp.Body)
 	return err
+}
+
+// streamAndCache streams a whole upstream blob to the client, checked
+// against its digest, and keeps a copy in the store for the next pull. The
+// copy is written by the goroutine that hashes, a chunk behind the client,
+// and committed once the client has all of it.
+func (h *Registry) streamAndCache(w io.Writer, r *http.Request, repo proxy.Repo, resp *http.Response, d v1.Hash) error {
+	cache := h.rw.CacheBlob(r.Context(), repo)
+	if cache == nil {
+		return copyVerified(w, resp.Body, d, nil)
+	}
+	if err := copyVerified(w, resp.Body, d, cache); err != nil {
+		cache.Discard()
+		return err
+	}
+	// The fsync of a big blob must not hold the client's answer: commit
+	// after this handler returns, on a context that outlives the request.
+	ctx := context.WithoutCancel(r.Context())
+	h.keeping.Add(1)
+	go func() {
+		defer h.keeping.Done()
+		if err := cache.Keep(ctx, d); err != nil {
+			h.log.Warn("keep an upstream blob in the cache", "repo", repo.String(), "digest", d.String(), "error", err)
+		}
+	}()
+	return nil
 }
 
 // blobHeaders adds Docker-Content-Digest to successful answers only: an
@@ -137,7 +164,10 @@ var errBlobMismatch = errors.New("upstream blob does not match its digest")
 // machine the proxy, the upstream and the client share the cores, and a
 // hash in line with the copy would stall reading and writing alike. Memory
 // is a fixed set of chunks whatever the blob's size.
-func copyVerified(dst io.Writer, src io.Reader, want v1.Hash) error {
+//
+// tee, when not nil, gets every byte too, in order, from the hashing
+// goroutine: it must not hold on to the slices it is given.
+func copyVerified(dst io.Writer, src io.Reader, want v1.Hash, tee io.Writer) error {
 	const chunkSize, chunks = 512 << 10, 4
 	free := make(chan []byte, chunks)
 	for range chunks {
@@ -149,6 +179,9 @@ func copyVerified(dst io.Writer, src io.Reader, want v1.Hash) error {
 		defer close(hashed)
 		for c := range toHash {
 			h.Write(c)
+			if tee != nil {
+				tee.Write(c)
+			}
 			hashed <- c
 		}
 	}()

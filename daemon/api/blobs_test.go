@@ -25,17 +25,20 @@ func TestCopyVerified(t *testing.T) {
 		bad := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(make([]byte, 32))}
 
 		t.Run("good", func(t *testing.T) {
-			var out bytes.Buffer
-			if err := copyVerified(&out, iotest.HalfReader(bytes.NewReader(blob)), good); err != nil {
+			var out, tee bytes.Buffer
+			if err := copyVerified(&out, iotest.HalfReader(bytes.NewReader(blob)), good, &tee); err != nil {
 				t.Fatalf("size %d: %v", size, err)
 			}
 			if !bytes.Equal(out.Bytes(), blob) {
 				t.Fatalf("size %d: wrote %d bytes, want the %d of the blob", size, out.Len(), size)
 			}
+			if !bytes.Equal(tee.Bytes(), blob) {
+				t.Fatalf("size %d: the tee got %d bytes, want the %d of the blob in order", size, tee.Len(), size)
+			}
 		})
 		t.Run("mismatch", func(t *testing.T) {
 			var out bytes.Buffer
-			err := copyVerified(&out, bytes.NewReader(blob), bad)
+			err := copyVerified(&out, bytes.NewReader(blob), bad, nil)
 			if !errors.Is(err, errBlobMismatch) {
 				t.Fatalf("size %d: error %v, want a mismatch", size, err)
 			}
@@ -49,7 +52,7 @@ func TestCopyVerified(t *testing.T) {
 		t.Run("truncated", func(t *testing.T) {
 			var out bytes.Buffer
 			src := io.MultiReader(bytes.NewReader(blob[:size/2]), iotest.ErrReader(io.ErrUnexpectedEOF))
-			err := copyVerified(&out, src, good)
+			err := copyVerified(&out, src, good, nil)
 			if !errors.Is(err, io.ErrUnexpectedEOF) {
 				t.Fatalf("size %d: error %v, want the upstream's unexpected EOF", size, err)
 			}

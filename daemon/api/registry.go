@@ -17,7 +17,8 @@ import (
 // proxy.
 type Registry struct {
 	tokens          Tokens
-	closures        sync.Map // rewritten root digest -> map[v1.Hash]bool, for token routes
+	closures        sync.Map       // rewritten root digest -> map[v1.Hash]bool, for token routes
+	keeping         sync.WaitGroup // blobs being committed to the cache
 	rw              *proxy.Rewriting
 	up              *proxy.Upstream
 	defaultRegistry string
@@ -30,6 +31,10 @@ type Registry struct {
 func NewRegistry(rw *proxy.Rewriting, up *proxy.Upstream, defaultRegistry string, bus *event.Bus, log *slog.Logger) *Registry {
 	return &Registry{rw: rw, up: up, defaultRegistry: defaultRegistry, bus: bus, log: log}
 }
+
+// Wait waits until the blobs being kept in the cache are committed: a
+// daemon that stops, or a test that removes the store, waits for them.
+func (h *Registry) Wait() { h.keeping.Wait() }
 
 // IsRegistryPath reports whether a path belongs to the registry API.
 func IsRegistryPath(p string) bool {

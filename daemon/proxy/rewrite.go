@@ -77,7 +77,8 @@ type Rewriting struct {
 	flight   singleflight.Group
 	// scope names the audience whose links this Rewriting reads and
 	// writes; see NewScopedRewriting.
-	scope string
+	scope   string
+	onCache func(size int64)
 }
 
 // NewRewriting returns the rewriting decorator over up.

@@ -36,15 +36,7 @@ func BenchmarkPullBig(b *testing.B) {
 	u := startUpstream(b)
 	d := startDaemon(b, "--default-registry", u.Host)
 	u.push(b, "test/big:latest", bigImage(b, 3, bigSize, 1))
-	pull := func(ref string) time.Duration {
-		start := time.Now()
-		dir := sk.copyToOCI(b, ref, false)
-		took := time.Since(start)
-		if err := os.RemoveAll(dir); err != nil {
-			b.Fatal(err)
-		}
-		return took
-	}
+	pull := func(ref string) time.Duration { return timedPull(b, sk, ref) }
 	// One pull each first: the proxy's rewrite happens once per upstream
 	// digest, and the page cache should hold the upstream's blobs for both.
 	pull(u.ref("test/big:latest"))
@@ -62,6 +54,19 @@ func BenchmarkPullBig(b *testing.B) {
 	b.ReportMetric(proxied.Seconds()/direct.Seconds(), "proxy/direct")
 }
 
+// timedPull copies ref into a new OCI layout with skopeo, removes it, and
+// returns how long the copy took.
+func timedPull(b *testing.B, sk *skopeo, ref string) time.Duration {
+	b.Helper()
+	start := time.Now()
+	dir := sk.copyToOCI(b, ref, false)
+	took := time.Since(start)
+	if err := os.RemoveAll(dir); err != nil {
+		b.Fatal(err)
+	}
+	return took
+}
+
 // BenchmarkPullBigCold is BenchmarkPullBig for an image the proxy has never
 // seen: each iteration pushes a new one, pulls it directly (which also
 // puts it in the page cache), then through the proxy, which streams every
@@ -70,15 +75,7 @@ func BenchmarkPullBigCold(b *testing.B) {
 	sk := newSkopeo(b)
 	u := startUpstream(b)
 	d := startDaemon(b, "--default-registry", u.Host)
-	pull := func(ref string) time.Duration {
-		start := time.Now()
-		dir := sk.copyToOCI(b, ref, false)
-		took := time.Since(start)
-		if err := os.RemoveAll(dir); err != nil {
-			b.Fatal(err)
-		}
-		return took
-	}
+	pull := func(ref string) time.Duration { return timedPull(b, sk, ref) }
 	var direct, proxied time.Duration
 	b.SetBytes(bigSize)
 	i := uint64(0)

@@ -115,20 +115,24 @@ func upstreamError(te *transport.Error, k kind, err error) (int, []ociError) {
 		out = append(out, ociError{Code: string(d.Code), Message: d.Message, Detail: d.Detail})
 	}
 	if len(out) == 0 {
-		code := codeUnknown
-		switch status {
-		case http.StatusNotFound:
-			code = notFoundCode(k)
-		case http.StatusUnauthorized:
-			code = codeUnauthorized
-		case http.StatusForbidden:
-			code = codeDenied
-		case http.StatusTooManyRequests:
-			code = codeTooManyRequests
-		}
-		out = []ociError{{Code: code, Message: err.Error()}}
+		out = []ociError{{Code: statusCode(status, k), Message: err.Error()}}
 	}
 	return status, out
+}
+
+// statusCode is the OCI code of an upstream status that came without one.
+func statusCode(status int, k kind) string {
+	switch status {
+	case http.StatusNotFound:
+		return notFoundCode(k)
+	case http.StatusUnauthorized:
+		return codeUnauthorized
+	case http.StatusForbidden:
+		return codeDenied
+	case http.StatusTooManyRequests:
+		return codeTooManyRequests
+	}
+	return codeUnknown
 }
 
 // writeError writes err as OCI error JSON. Server-side failures are logged;

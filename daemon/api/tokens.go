@@ -257,17 +257,11 @@ func tokenError(err error) error {
 	msg := err.Error()
 	switch {
 	case errors.As(err, &ie) && errors.As(err, &te) && te.StatusCode < 500:
-		status := te.StatusCode
-		code := codeUnknown
+		status, code := te.StatusCode, statusCode(te.StatusCode, kindManifest)
 		switch status {
 		case http.StatusNotFound:
-			code, msg = codeManifestUnknown, "containerImage "+ie.Image+" not found: "+ie.Err.Error()
-		case http.StatusUnauthorized:
-			code = codeUnauthorized
-		case http.StatusForbidden:
-			code = codeDenied
-		case http.StatusTooManyRequests:
-			code = codeTooManyRequests
+			msg = "containerImage " + ie.Image + " not found: " + ie.Err.Error()
+		case http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests:
 		default:
 			status = http.StatusBadRequest
 		}

@@ -129,7 +129,7 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	d := &Daemon{cfg: o.Config, shutdown: o.ShutdownTimeout, log: o.Log, bus: o.Bus, layers: layers, layerDir: o.LayerDir,
 		layerSource: o.LayerSource, started: time.Now(), counts: &counters{}}
 	o.Bus.Observe(d.counts.add)
-	admin := api.NewAdmin(up, o.Bus, d.status, o.Log)
+	admin := api.NewAdmin(up, o.Bus, func() any { return d.Status() }, d.Repack, o.Log)
 	d.handler = localHandler(reg, admin)
 
 	stateDir := o.StateDir
@@ -226,6 +226,13 @@ func (d *Daemon) tokenHost() string {
 
 // Handler returns the local handler, for tests.
 func (d *Daemon) Handler() http.Handler { return d.handler }
+
+// Repack packs the layer directory again even if nothing seems to have
+// changed, as a save would: a new generation if the digests changed. The
+// outcome is also published as a LayerReloaded event.
+func (d *Daemon) Repack(ctx context.Context) error {
+	return d.layers.repack(ctx)
+}
 
 // Generation returns the layer generation being injected.
 func (d *Daemon) Generation() proxy.Generation { return d.layers.Current() }

@@ -129,6 +129,19 @@ func (r *reloader) reload(ctx context.Context, trigger string) (proxy.Generation
 	return gen, true, nil
 }
 
+// TriggerManual is the trigger of a reload asked for by Repack.
+const TriggerManual = "(manual re-pack)"
+
+// repack reloads even if the fingerprint says the tree is unchanged: the
+// user asked for it, perhaps because the fingerprint missed an edit.
+func (r *reloader) repack(ctx context.Context) error {
+	r.mu.Lock()
+	r.fp = [sha256.Size]byte{}
+	r.mu.Unlock()
+	_, _, err := r.reload(ctx, TriggerManual)
+	return err
+}
+
 // watch reloads on every change of dir until ctx ends. A watcher that
 // cannot start (the inotify limits) turns hot reload off, with an error in
 // the log, rather than stopping the daemon: the layer it packed still

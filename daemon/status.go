@@ -74,8 +74,9 @@ func (c *counters) snapshot() Counts {
 	}
 }
 
-// status builds the Status document.
-func (d *Daemon) status() any {
+// Status returns what the daemon is and has done, as GET /_towerreg/status
+// answers it.
+func (d *Daemon) Status() Status {
 	g := d.Generation()
 	platforms := make([]string, 0, len(g.Set.Platforms))
 	for p := range g.Set.Platforms {

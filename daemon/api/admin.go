@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,13 +28,15 @@ type Admin struct {
 	up     *proxy.Upstream
 	bus    *event.Bus
 	status func() any
+	repack func(context.Context) error
 	log    *slog.Logger
 }
 
 // NewAdmin returns the admin routes' handler. status gives the document
-// that GET /_towerreg/status answers.
-func NewAdmin(up *proxy.Upstream, bus *event.Bus, status func() any, log *slog.Logger) *Admin {
-	return &Admin{up: up, bus: bus, status: status, log: log}
+// that GET /_towerreg/status answers; repack packs the layer directory
+// again for POST /_towerreg/reload.
+func NewAdmin(up *proxy.Upstream, bus *event.Bus, status func() any, repack func(context.Context) error, log *slog.Logger) *Admin {
+	return &Admin{up: up, bus: bus, status: status, repack: repack, log: log}
 }
 
 // SetTokens has POST /container-token issue tokens through t.
@@ -43,6 +46,9 @@ func (a *Admin) SetTokens(t Tokens) { a.tokens = t }
 const (
 	StatusPath = "/_towerreg/status"
 	EventsPath = "/_towerreg/events"
+	// ReloadPath (POST) forces a re-pack of the layer directory: the
+	// dashboard's `r` when it is attached over HTTP.
+	ReloadPath = "/_towerreg/reload"
 )
 
 // Register adds the admin routes to mux.
@@ -53,6 +59,15 @@ func (a *Admin) Register(mux *http.ServeMux) {
 		writeJSON(w, http.StatusOK, a.status())
 	})
 	mux.HandleFunc("GET "+EventsPath, a.events)
+	mux.HandleFunc("POST "+ReloadPath, func(w http.ResponseWriter, r *http.Request) {
+		// The outcome is in the answer and, as for any reload, in a
+		// LayerReloaded event.
+		if err := a.repack(r.Context()); err != nil {
+			writeError(w, r, a.log, kindUnknown, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
 }
 
 // keepAlive is how often an idle event stream sends a comment, so proxies

@@ -60,8 +60,11 @@ type Generation struct {
 	Time       time.Time
 	TarDigest  string
 	GzipDigest string
-	Size       int64
-	Files      int
+	// Size is the common layer's compressed size; SetSize that of the
+	// whole set, overlays included.
+	Size    int64
+	SetSize int64
+	Files   int
 	// Platforms maps each overlay to its gzip digest ("" when only the
 	// name is known).
 	Platforms map[string]string
@@ -100,28 +103,21 @@ func New() *State {
 	return &State{active: map[string]*Pull{}, tokens: map[string]*Token{}, layerDigests: map[string]bool{}}
 }
 
-// SetStatus records a status answer. It also fills in the current
-// generation where no event told about it (a dashboard attached late).
+// SetStatus records a status answer. It also tells what no event did:
+// the tar digest of a reloaded generation, and the current generation of
+// a daemon the dashboard attached to late.
 func (s *State) SetStatus(st daemon.Status) {
 	s.Status, s.HaveStatus = st, true
 	l := st.Layer
 	if l.GzipDigest == "" {
 		return
 	}
-	s.layerDigests[l.GzipDigest] = true
-	if l.Generation < s.Current.Number {
-		return
+	g := Generation{Number: l.Generation, TarDigest: l.TarDigest, GzipDigest: l.GzipDigest, Size: l.GzipSize,
+		Files: l.Files, Platforms: map[string]string{}}
+	for _, p := range l.Platforms {
+		g.Platforms[p] = ""
 	}
-	if l.Generation > s.Current.Number || s.Current.GzipDigest == "" {
-		g := Generation{Number: l.Generation, GzipDigest: l.GzipDigest, Platforms: map[string]string{}}
-		for _, p := range l.Platforms {
-			g.Platforms[p] = ""
-		}
-		s.addGeneration(g)
-	}
-	// Only the status has the tar digest of a reloaded generation.
-	s.Current.TarDigest, s.Current.Size, s.Current.Files = l.TarDigest, l.GzipSize, l.Files
-	s.Generations[len(s.Generations)-1] = s.Current
+	s.addGeneration(g)
 }
 
 // AddLog appends a warning or error line.
@@ -174,7 +170,9 @@ func (s *State) manifest(e event.ManifestServed) {
 	key := hostOf(e.Client) + " " + e.Repo
 	p := s.active[key]
 	if p == nil || e.Time.Sub(p.Last) > pullGap || (isTag(e.Reference) && (p.BlobsStarted > 0 || p.Reference != e.Reference)) {
-		p = s.newPull(key, e.Time, e.Client, e.Repo, e.Reference)
+		// Events are sent when a request ends; the pull began when the
+		// first one started.
+		p = s.newPull(key, e.Time.Add(-e.Duration), e.Client, e.Repo, e.Reference)
 	}
 	p.Last = maxTime(p.Last, e.Time)
 	p.addRequest(Request{Time: e.Time.Add(-e.Duration), Kind: "manifest", Method: e.Method, Ref: e.Reference,
@@ -319,7 +317,7 @@ func (s *State) reloaded(e event.LayerReloaded) {
 	if !e.Changed {
 		return
 	}
-	g := Generation{Number: e.Generation, Time: e.Time, GzipDigest: e.NewDigest, Size: e.Bytes, Files: e.Files,
+	g := Generation{Number: e.Generation, Time: e.Time, GzipDigest: e.NewDigest, SetSize: e.Bytes, Files: e.Files,
 		Platforms: maps.Clone(e.Platforms), Trigger: e.Trigger, PackTime: e.Duration}
 	if g.Platforms == nil {
 		g.Platforms = map[string]string{}
@@ -327,7 +325,17 @@ func (s *State) reloaded(e event.LayerReloaded) {
 	s.addGeneration(g)
 }
 
+// addGeneration records what an event or the status says of a
+// generation, merged with what was known of it: each source tells part.
 func (s *State) addGeneration(g Generation) {
+	i := slices.IndexFunc(s.Generations, func(x Generation) bool { return x.Number == g.Number })
+	if i >= 0 {
+		g = merge(s.Generations[i], g)
+		s.Generations[i] = g
+	} else {
+		s.Generations = append(s.Generations, g)
+		slices.SortFunc(s.Generations, func(a, b Generation) int { return a.Number - b.Number })
+	}
 	if g.GzipDigest != "" {
 		s.layerDigests[g.GzipDigest] = true
 	}
@@ -336,17 +344,46 @@ func (s *State) addGeneration(g Generation) {
 			s.layerDigests[d] = true
 		}
 	}
-	if n := len(s.Generations); n > 0 && s.Generations[n-1].Number == g.Number {
-		s.Generations[n-1] = g
-	} else {
-		s.Generations = append(s.Generations, g)
-	}
 	if len(s.Generations) > MaxGenerations {
 		s.Generations = slices.Delete(s.Generations, 0, len(s.Generations)-MaxGenerations)
 	}
 	if g.Number >= s.Current.Number {
 		s.Current = g
 	}
+}
+
+// merge is old with what new knows: a field new leaves empty keeps its
+// old value.
+func merge(old, new Generation) Generation {
+	pick := func(a, b string) string {
+		if b != "" {
+			return b
+		}
+		return a
+	}
+	old.TarDigest, old.GzipDigest, old.Trigger = pick(old.TarDigest, new.TarDigest), pick(old.GzipDigest, new.GzipDigest), pick(old.Trigger, new.Trigger)
+	if !new.Time.IsZero() {
+		old.Time = new.Time
+	}
+	if new.Size != 0 {
+		old.Size = new.Size
+	}
+	if new.SetSize != 0 {
+		old.SetSize = new.SetSize
+	}
+	if new.Files != 0 {
+		old.Files = new.Files
+	}
+	if new.PackTime != 0 {
+		old.PackTime = new.PackTime
+	}
+	if old.Platforms == nil {
+		old.Platforms = map[string]string{}
+	}
+	for k, d := range new.Platforms {
+		old.Platforms[k] = pick(old.Platforms[k], d)
+	}
+	return old
 }
 
 // PlatformNames returns the generation's overlays, sorted.

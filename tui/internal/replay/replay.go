@@ -97,7 +97,7 @@ func Events() []event.Event {
 		event.LayerReloaded{Meta: at(40), Source: "/home/dev/layer", Trigger: "etc/fusion.conf", Generation: 2, Changed: true,
 			OldDigest: Digest("gz-1"), NewDigest: Digest("gz-2"),
 			Platforms: map[string]string{"linux_amd64": Digest("gz-2-amd64"), "linux_arm64": Digest("gz-2-arm64")},
-			Files: 3, Bytes: 12000, Duration: 165 * ms},
+			Files:     3, Bytes: 12000, Duration: 165 * ms},
 
 		// A pull still streaming: 1 of 3 blobs done.
 		event.ManifestServed{Meta: at(50), Client: local, Method: "GET", Repo: multi, Reference: "v1",

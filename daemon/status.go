@@ -28,6 +28,8 @@ type LayerStatus struct {
 	GzipSize   int64    `json:"gzipSize"`
 	Files      int      `json:"files"`
 	Platforms  []string `json:"platforms,omitempty"`
+	// PlatformDigests maps each overlay to its layer's gzip digest.
+	PlatformDigests map[string]string `json:"platformDigests,omitempty"`
 }
 
 // Counts are totals since the daemon started.
@@ -79,8 +81,10 @@ func (c *counters) snapshot() Counts {
 func (d *Daemon) Status() Status {
 	g := d.Generation()
 	platforms := make([]string, 0, len(g.Set.Platforms))
-	for p := range g.Set.Platforms {
+	digests := make(map[string]string, len(g.Set.Platforms))
+	for p, b := range g.Set.Platforms {
 		platforms = append(platforms, p)
+		digests[p] = b.GzipDigest.String()
 	}
 	sort.Strings(platforms)
 	listen, _ := d.addr.Load().(string)
@@ -92,7 +96,7 @@ func (d *Daemon) Status() Status {
 		Layer: LayerStatus{
 			Generation: g.Number, Source: d.layerSource,
 			TarDigest: g.Set.Common.TarDigest.String(), GzipDigest: g.Set.Common.GzipDigest.String(),
-			GzipSize: g.Set.Common.GzipSize, Files: g.Set.Common.Files, Platforms: platforms,
+			GzipSize: g.Set.Common.GzipSize, Files: g.Set.Common.Files, Platforms: platforms, PlatformDigests: digests,
 		},
 		Counts: d.counts.snapshot(),
 	}

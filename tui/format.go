@@ -124,3 +124,11 @@ func displayRepo(repo string) string {
 	}
 	return repo
 }
+
+// plural is "1 file", "2 files".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

@@ -35,13 +35,13 @@ func (m *Model) layerLines(w int) []string {
 	if g.SetSize > g.Size {
 		size += s.dim.Render(" common · ") + fmtBytes(g.SetSize) + s.dim.Render(" with overlays")
 	}
-	lines = append(lines, "  "+fit("size", 6)+" "+size+s.dim.Render(fmt.Sprintf(" · %d files", g.Files)))
+	lines = append(lines, "  "+fit("size", 6)+" "+size+s.dim.Render(" · "+plural(g.Files, "file")))
 	if names := g.PlatformNames(); len(names) > 0 {
 		lines = append(lines, "  "+s.label.Render("per-platform payloads"))
 		for _, p := range names {
 			d := g.Platforms[p]
 			if d == "" {
-				d = s.dim.Render("(packed; digest not reported)")
+				d = s.dim.Render("(digest not known yet)")
 			}
 			lines = append(lines, kv("    ", p, d, 13)...)
 		}
@@ -62,7 +62,7 @@ func (m *Model) layerLines(w int) []string {
 		case r.Err != "":
 			outcome = s.bad.Render("failed; generation " + fmt.Sprint(r.Generation) + " keeps serving")
 		case !r.Changed:
-			outcome = s.dim.Render("same layers, no new generation")
+			outcome = s.dim.Render("unchanged")
 		}
 		lines = append(lines, fmt.Sprintf("  %s · trigger %s · packed in %s · %s",
 			r.Time.In(m.loc).Format("15:04:05"), trigger, fmtDur(r.Duration), outcome))

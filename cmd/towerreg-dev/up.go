@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/daemon/event"
 	"github.com/tower-reg/tower-reg/layer/defaultlayer"
+	"github.com/tower-reg/tower-reg/tui"
 )
 
 func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -28,10 +30,9 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfgPath    = fl.String("config", "", "config file (default $XDG_CONFIG_HOME/towerreg/config.yml)")
 		logLevel   = fl.String("log-level", "info", "log level: debug, info, warn, error")
 		publicAddr = fl.String("public-listen", "", "also serve the public (tunnel-facing) handler on this address, e.g. 0.0.0.0:9443")
+		logFormat  = fl.String("log-format", "text", "log format, in the log file and on stderr: text or json")
+		noTUI      = fl.Bool("no-tui", false, "log lines instead of the dashboard (also when stdout is not a terminal)")
 	)
-	// The dashboard is not built yet, so the daemon always logs lines; the
-	// flag is accepted now so that scripts written today keep working.
-	fl.Bool("no-tui", false, "log lines instead of the dashboard")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -42,7 +43,31 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("up: --log-level: %w", err)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	newHandler, err := handlerFor(*logFormat)
+	if err != nil {
+		return err
+	}
+	dashboard := !*noTUI && isTerminal(stdout)
+
+	// The log file is the record: the dashboard owns the screen, and a
+	// headless daemon's stderr may go nowhere.
+	logFile, err := openLogFile()
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	fileHandler := newHandler(logFile, &slog.HandlerOptions{Level: level})
+	var sink *tui.LogSink
+	var log, eventLog *slog.Logger
+	if dashboard {
+		sink = tui.NewLogSink(slog.LevelWarn)
+		log = slog.New(slog.NewMultiHandler(fileHandler, sink))
+		// The dashboard shows the events itself; the file records them.
+		eventLog = slog.New(fileHandler)
+	} else {
+		log = slog.New(slog.NewMultiHandler(fileHandler, newHandler(stderr, &slog.HandlerOptions{Level: level})))
+		eventLog = log
+	}
 
 	if *cfgPath == "" {
 		*cfgPath = filepath.Join(xdg.ConfigHome, "towerreg", "config.yml")
@@ -71,7 +96,14 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	bus := event.NewBus(nil)
 	sub := bus.Subscribe(1024)
 	defer sub.Close()
-	go event.Log(ctx, sub, log)
+	go event.Log(ctx, sub, eventLog)
+	var dashSub *event.Subscription
+	if dashboard {
+		// Subscribed before New, so the dashboard sees the first pack;
+		// a large buffer rides out bursts between two frames.
+		dashSub = bus.Subscribe(16384)
+		defer dashSub.Close()
+	}
 
 	var watchDir string
 	if cfg.LayerDir != "" {
@@ -90,7 +122,60 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return d.Run(ctx)
+	if !dashboard {
+		return d.Run(ctx)
+	}
+	return runWithDashboard(ctx, d, tui.Options{Source: tui.Local(d, dashSub), Logs: sink, NoColor: os.Getenv("NO_COLOR") != ""})
+}
+
+// runWithDashboard runs the daemon under the dashboard. Quitting the
+// dashboard stops the daemon gracefully and waits for it; a daemon that
+// fails (its address taken) closes the dashboard, and its error is
+// returned.
+func runWithDashboard(ctx context.Context, d *daemon.Daemon, o tui.Options) error {
+	dctx, stopDaemon := context.WithCancel(ctx)
+	defer stopDaemon()
+	tctx, stopTUI := context.WithCancel(ctx)
+	defer stopTUI()
+	var runErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runErr = d.Run(dctx)
+		stopTUI()
+	}()
+	tuiErr := tui.Run(tctx, o)
+	stopDaemon()
+	<-done
+	if tuiErr != nil {
+		tuiErr = fmt.Errorf("dashboard: %w", tuiErr)
+	}
+	return errors.Join(runErr, tuiErr)
+}
+
+// handlerFor returns the constructor of the log handler for a format.
+func handlerFor(format string) (func(io.Writer, *slog.HandlerOptions) slog.Handler, error) {
+	switch format {
+	case "text":
+		return func(w io.Writer, o *slog.HandlerOptions) slog.Handler { return slog.NewTextHandler(w, o) }, nil
+	case "json":
+		return func(w io.Writer, o *slog.HandlerOptions) slog.Handler { return slog.NewJSONHandler(w, o) }, nil
+	}
+	return nil, fmt.Errorf("up: --log-format %q: want text or json", format)
+}
+
+// openLogFile opens $XDG_STATE_HOME/towerreg/towerreg.log for appending,
+// readable by its owner only: it names images and registries.
+func openLogFile() (*os.File, error) {
+	dir := filepath.Join(xdg.StateHome, "towerreg")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("log directory: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "towerreg.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("log file: %w", err)
+	}
+	return f, nil
 }
 
 // layerSource opens the layer directory, or the built-in default layer.

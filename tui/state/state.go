@@ -115,7 +115,7 @@ func (s *State) SetStatus(st daemon.Status) {
 	g := Generation{Number: l.Generation, TarDigest: l.TarDigest, GzipDigest: l.GzipDigest, Size: l.GzipSize,
 		Files: l.Files, Platforms: map[string]string{}}
 	for _, p := range l.Platforms {
-		g.Platforms[p] = ""
+		g.Platforms[p] = l.PlatformDigests[p]
 	}
 	s.addGeneration(g)
 }
@@ -311,16 +311,12 @@ func (s *State) reloaded(e event.LayerReloaded) {
 			Attrs: "trigger=" + quote(e.Trigger) + " error=" + quote(e.Err)})
 		return
 	}
-	for _, d := range e.Platforms {
-		s.layerDigests[d] = true
-	}
-	if !e.Changed {
-		return
-	}
-	g := Generation{Number: e.Generation, Time: e.Time, GzipDigest: e.NewDigest, SetSize: e.Bytes, Files: e.Files,
-		Platforms: maps.Clone(e.Platforms), Trigger: e.Trigger, PackTime: e.Duration}
-	if g.Platforms == nil {
-		g.Platforms = map[string]string{}
+	// A re-pack that gave the same layers still tells what the serving
+	// generation is made of.
+	g := Generation{Number: e.Generation, GzipDigest: e.NewDigest, SetSize: e.Bytes, Files: e.Files,
+		Platforms: maps.Clone(e.Platforms)}
+	if e.Changed {
+		g.Time, g.Trigger, g.PackTime = e.Time, e.Trigger, e.Duration
 	}
 	s.addGeneration(g)
 }

@@ -16,7 +16,8 @@ import (
 const usage = `towerreg-dev: a registry proxy that appends a layer to every pulled image
 
 Usage:
-  towerreg-dev up [flags]     run the daemon
+  towerreg-dev up [flags]     run the daemon and its dashboard
+  towerreg-dev dash [flags]   attach the dashboard to a running daemon (--addr, default 127.0.0.1:9090)
   towerreg-dev pack [flags]   pack a layer directory; print its {location, gzipDigest, gzipSize, tarDigest}
   towerreg-dev token IMAGE    ask the daemon for a container token
   towerreg-dev version        print the version
@@ -44,6 +45,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "up":
 		return up(ctx, args[1:], stdout, stderr)
+	case "dash":
+		return dash(ctx, args[1:], stdout, stderr)
 	case "pack":
 		return pack(ctx, args[1:], stdout, stderr)
 	case "token":

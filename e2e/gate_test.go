@@ -39,6 +39,7 @@ var installHints = map[string]string{
 	"busybox":         "apt-get install busybox-static",
 	"crane":           "make tools (GOBIN=<repo>/bin go install github.com/google/go-containerregistry/cmd/crane@v0.22.1)",
 	"go":              "install Go 1.26",
+	"tmux":            "apt-get install tmux",
 }
 
 // required reports whether a missing prerequisite fails the test instead of

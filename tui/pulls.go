@@ -67,9 +67,9 @@ func (m *Model) pullLines(w, h int) []string {
 
 // pullImage is the image as the table shows it, a token's pull tagged.
 func (m *Model) pullImage(p *state.Pull) string {
-	img := displayRepo(p.Image())
+	img := m.displayRepo(p.Repo) + ":" + p.Reference
 	if strings.HasPrefix(p.Reference, "sha256:") {
-		img = displayRepo(p.Repo) + "@" + short(p.Reference)
+		img = m.displayRepo(p.Repo) + "@" + short(p.Reference)
 	}
 	if p.Token != "" {
 		img = "[" + p.Token + "] " + img
@@ -147,4 +147,15 @@ func (m *Model) pullRef(p *state.Pull) string {
 		return listen + "/" + name + "@" + p.Reference
 	}
 	return listen + "/" + name + ":" + p.Reference
+}
+
+// displayRepo names a repository as a user pulls it: without the default
+// registry's host.
+func (m *Model) displayRepo(repo string) string {
+	if def := m.st.Status.DefaultRegistry; def != "" {
+		if r, ok := strings.CutPrefix(repo, def+"/"); ok {
+			return r
+		}
+	}
+	return displayRepo(repo)
 }

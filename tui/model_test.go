@@ -208,3 +208,16 @@ func TestTokenCountdown(t *testing.T) {
 		t.Errorf("the countdown did not move on the tick:\n%s", plain(m))
 	}
 }
+
+func TestReason(t *testing.T) {
+	for _, tt := range []struct{ err, want string }{
+		{"127.0.0.1:5055: GET http://127.0.0.1:5055/v2/nope/manifests/1: NAME_UNKNOWN: Unknown name", "NAME_UNKNOWN"},
+		{"MANIFEST_UNKNOWN: manifest unknown", "MANIFEST_UNKNOWN"},
+		{"r.example/app: manifest sha256:ab: config sha256:cd: 0 diff_ids for 4 layers", "0 diff_ids for 4 layers"},
+		{"connection refused", "connection refused"},
+	} {
+		if got := reason(tt.err); got != tt.want {
+			t.Errorf("reason(%q) = %q, want %q", tt.err, got, tt.want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/tower-reg/tower-reg/tui/state"
@@ -91,7 +92,7 @@ func platforms(ps []string) string {
 func pullDigests(p *state.Pull) string {
 	if p.Digest == "" {
 		if p.Err != "" {
-			return p.Err
+			return reason(p.Err)
 		}
 		return "–"
 	}
@@ -158,4 +159,19 @@ func (m *Model) displayRepo(repo string) string {
 		}
 	}
 	return displayRepo(repo)
+}
+
+// errCode finds an OCI error code (MANIFEST_UNKNOWN, NAME_UNKNOWN...).
+var errCode = regexp.MustCompile(`\b[A-Z]+_[A-Z_]+\b`)
+
+// reason is the short form of an error for a table cell: its OCI code,
+// else its last clause (the first ones name the registry and the URL).
+func reason(err string) string {
+	if c := errCode.FindString(err); c != "" {
+		return c
+	}
+	if i := strings.LastIndex(err, ": "); i >= 0 && i+2 < len(err) {
+		return err[i+2:]
+	}
+	return err
 }

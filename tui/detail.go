@@ -67,7 +67,7 @@ func splitAttrs(s string) []string {
 
 func (m *Model) pullDetail(p *state.Pull, w int) []string {
 	s := m.styles
-	out := []string{s.title.Render("Pull of " + displayRepo(p.Image())), ""}
+	out := []string{s.title.Render("Pull of " + m.displayRepo(p.Repo) + strings.TrimPrefix(p.Image(), p.Repo)), ""}
 	kv := func(label, v string) { out = append(out, "  "+s.label.Render(fit(label, 10))+" "+v) }
 	kv("client", p.Client)
 	if p.Token != "" {

@@ -131,7 +131,9 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		}
 		kc = authn.NewMultiKeychain(ckc, authn.DefaultKeychain)
 	}
-	up := proxy.NewUpstream(proxy.Options{Keychain: kc, Insecure: o.Config.Insecure(), Log: o.Log})
+	met := newMetrics()
+	o.Bus.Observe(met.observe)
+	up := proxy.NewUpstream(proxy.Options{Keychain: kc, Insecure: o.Config.Insecure(), Log: o.Log, Transport: met.transport(proxy.NewTransport())})
 	rw := proxy.NewRewriting(up, st, layers)
 	reg := api.NewRegistry(rw, up, o.Config.DefaultRegistry, o.Bus, o.Log)
 	if o.ShutdownTimeout <= 0 {
@@ -141,7 +143,7 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		layerSource: o.LayerSource, started: time.Now(), counts: &counters{}, tunnel: o.Tunnel}
 	o.Bus.Observe(d.counts.add)
 	admin := api.NewAdmin(up, o.Bus, func() any { return d.Status() }, d.Repack, o.Log)
-	d.handler = localHandler(reg, admin)
+	d.handler = localHandler(reg, admin, met.handler())
 
 	stateDir := o.StateDir
 	if stateDir == "" {
@@ -166,7 +168,7 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	anonUp := proxy.NewUpstream(proxy.Options{Keychain: authn.NewMultiKeychain(), Insecure: o.Config.Insecure(), Log: o.Log})
+	anonUp := proxy.NewUpstream(proxy.Options{Keychain: authn.NewMultiKeychain(), Insecure: o.Config.Insecure(), Log: o.Log, Transport: met.transport(proxy.NewTransport())})
 	anonRW := proxy.NewScopedRewriting(anonUp, st, layers, "anonymous")
 	anonReg := api.NewRegistry(anonRW, anonUp, o.Config.DefaultRegistry, o.Bus, o.Log)
 	d.registries = []*api.Registry{reg, anonReg}
@@ -210,11 +212,12 @@ func withTime(b *event.Bus, e event.LayerPacked) event.LayerPacked {
 	return e
 }
 
-// localHandler is what --listen serves: the registry API and the admin
-// routes.
-func localHandler(reg *api.Registry, admin *api.Admin) http.Handler {
+// localHandler is what --listen serves: the registry API, the admin
+// routes and the metrics.
+func localHandler(reg *api.Registry, admin *api.Admin, metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	admin.Register(mux)
+	mux.Handle("GET /metrics", metrics)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The registry sees every /v2 path as sent, before ServeMux would
 		// clean and redirect it: "/v2/../x" must get NAME_INVALID, not a 301.

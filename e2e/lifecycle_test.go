@@ -309,3 +309,57 @@ func TestLifecycleSIGTERMInFlight(t *testing.T) {
 		t.Errorf("the daemon cut in-flight requests:\n%s", d.proc.logTail())
 	}
 }
+
+// TestLifecycleSecretsStayOut runs the daemon with a registry password and
+// an ngrok auth token in its config file, pulls through it with those
+// credentials while reading its event stream, and searches the log, the
+// events and `towerreg-dev config` for either secret.
+func TestLifecycleSecretsStayOut(t *testing.T) {
+	const authtoken = "e2e-2ngrokTok3n-secret"
+	u, _ := startPrivateUpstream(t)
+	cfg := filepath.Join(t.TempDir(), "config.yml")
+	yml := "registries:\n  " + u.Host + ":\n    username: " + privateUser + "\n    password: " + privatePassword + "\n" +
+		"tunnel:\n  provider: ngrok\n  authtoken: " + authtoken + "\n"
+	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, "--config", cfg, "--log-level", "debug")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, d.url("/_towerreg/events"), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(resp.Body) // until cancel
+		events <- string(b)
+	}()
+	newSkopeo(t).copyToOCI(t, d.ref(strings.Replace(u.Host, ":", "_", 1)+"/"+repoBusybox), false)
+	waitLogLine(t, d, 10*time.Second, "tunnel down")
+	time.Sleep(200 * time.Millisecond) // the last events reach the stream
+	cancel()
+	stream := <-events
+	resp.Body.Close()
+	d.stop(t)
+	logs, _ := os.ReadFile(d.proc.logPath)
+
+	out := mustRun(t, daemonEnv(t, t.TempDir()), daemonBinary(t), "config", "--config", cfg)
+	for where, text := range map[string]string{"log": string(logs), "event stream": stream, "config output": out} {
+		for _, secret := range []string{privatePassword, authtoken} {
+			if strings.Contains(text, secret) {
+				t.Errorf("the %s holds the secret %q", where, secret)
+			}
+		}
+	}
+	// The tunnel failed before the stream was opened, so only the log
+	// tells of it; the stream has the pull.
+	if !strings.Contains(stream, "event: ManifestServed") || !strings.Contains(stream, "event: BlobServed") {
+		t.Errorf("the event stream missed the pull:\n%.2000s", stream)
+	}
+	if !strings.Contains(out, "authtoken: \"********\"") || !strings.Contains(out, "password: \"********\"") || !strings.Contains(out, "username: "+privateUser) {
+		t.Errorf("config output:\n%s", out)
+	}
+}

@@ -297,6 +297,10 @@ func checkLoopback(addr string) error {
 // Serve serves the local handler on local, and the public handler on each
 // of public and on the tunnel, until ctx ends.
 func (d *Daemon) Serve(ctx context.Context, local net.Listener, public ...net.Listener) error {
+	// Before any server or the tunnel starts: a token issued, or a tunnel
+	// state reported, at once already needs the address.
+	addr := local.Addr().String()
+	d.addr.Store(addr)
 	// Requests run on their own context, cancelled only when the shutdown
 	// gives up waiting: a stop lets in-flight pulls finish, within a bound.
 	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
@@ -358,8 +362,6 @@ func (d *Daemon) Serve(ctx context.Context, local net.Listener, public ...net.Li
 		g.Go(func() error { return d.layers.watch(gctx, d.layerDir) })
 	}
 	g.Go(func() error { return d.tokens.run(gctx) })
-	addr := local.Addr().String()
-	d.addr.Store(addr)
 	d.log.Info("ready", "listen", addr, "layer", d.Generation().Set.Common.GzipDigest.String(),
 		"try", "docker pull "+addr+"/library/busybox")
 	for _, a := range pubAddrs {

@@ -114,13 +114,19 @@ func (n *Ngrok) Listen(ctx context.Context, report func(event.TunnelStatus)) (Li
 	if err != nil {
 		return nil, fmt.Errorf("ngrok: %w", err)
 	}
-	status(event.TunnelConnecting, "", "")
+	// Under mu, as the event handler reports: it may run at any time.
+	locked := func(state, reason string) {
+		mu.Lock()
+		defer mu.Unlock()
+		status(state, "", reason)
+	}
+	locked(event.TunnelConnecting, "")
 	if err := agent.Connect(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		reason := n.plain(err)
-		status(event.TunnelDown, "", reason)
+		locked(event.TunnelDown, reason)
 		return nil, errors.New("ngrok: " + reason)
 	}
 	opts := []ngrok.EndpointOption{ngrok.WithDescription("towerreg-dev public registry")}
@@ -134,7 +140,7 @@ func (n *Ngrok) Listen(ctx context.Context, report func(event.TunnelStatus)) (Li
 			return nil, ctx.Err()
 		}
 		reason := n.plain(err)
-		status(event.TunnelDown, "", reason)
+		locked(event.TunnelDown, reason)
 		return nil, errors.New("ngrok: " + reason)
 	}
 	context.AfterFunc(ctx, func() { agent.Disconnect() })

@@ -69,6 +69,8 @@ func TestSecretsStayOut(t *testing.T) {
 	}
 	bus := event.NewBus(nil)
 	sub := bus.Subscribe(1024)
+	watch := bus.Subscribe(1024)
+	defer watch.Close()
 	ctx, stop := context.WithCancel(t.Context())
 	defer stop()
 	go event.Log(ctx, sub, log) // as `up --no-tui` logs events
@@ -92,17 +94,12 @@ func TestSecretsStayOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stream lockedBuffer
-	tunnelDown := make(chan struct{})
 	streamDone := make(chan struct{})
 	go func() {
 		defer close(streamDone)
 		sc := bufio.NewScanner(resp.Body)
-		once := sync.Once{}
 		for sc.Scan() {
 			stream.Write([]byte(sc.Text() + "\n"))
-			if strings.Contains(sc.Text(), `"state":"down"`) {
-				once.Do(func() { close(tunnelDown) })
-			}
 		}
 	}()
 
@@ -113,10 +110,24 @@ func TestSecretsStayOut(t *testing.T) {
 	if err := validate.Image(img); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-tunnelDown:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no tunnel down event on the stream within 10 s")
+	// The tunnel fails within milliseconds, likely before the stream was
+	// opened: the bus itself tells when it has.
+	deadline := time.After(10 * time.Second)
+	for down := false; !down; {
+		select {
+		case e := <-watch.C():
+			s, ok := e.(event.TunnelStatus)
+			down = ok && s.State == event.TunnelDown
+		case <-deadline:
+			t.Fatal("no tunnel down event within 10 s")
+		}
+	}
+	for !strings.Contains(logs.String(), "tunnel down") {
+		select {
+		case <-deadline:
+			t.Fatal("no tunnel down log line within 10 s")
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 	var docs strings.Builder
 	for _, p := range []string{"/_towerreg/status", "/metrics"} {

@@ -28,6 +28,7 @@ import (
 	"github.com/tower-reg/tower-reg/daemon/store"
 	"github.com/tower-reg/tower-reg/daemon/token"
 	"github.com/tower-reg/tower-reg/layer"
+	"github.com/tower-reg/tower-reg/tunnel"
 )
 
 // Version is the daemon's version, set by the linker for releases.
@@ -57,6 +58,10 @@ type Options struct {
 	// StateDir keeps what must outlive a restart: the generated public
 	// login, the container tokens.
 	StateDir string
+	// Tunnel serves the public handler to the internet; nil means none.
+	// tunnel.New builds the one Config.Tunnel asks for; the daemon does
+	// not, so that no test opens a tunnel because NGROK_AUTHTOKEN is set.
+	Tunnel tunnel.Tunnel
 }
 
 // Daemon is a running towerreg-dev.
@@ -77,6 +82,9 @@ type Daemon struct {
 	tokens      *tokens
 	registries  []*api.Registry
 	layerDir    string
+	tunnel      tunnel.Tunnel
+	tun         tunnelState
+	publicAddrs []string // what Serve serves the public handler on, besides the tunnel
 }
 
 const defaultShutdownTimeout = 5 * time.Second
@@ -89,6 +97,9 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	}
 	if o.Bus == nil {
 		o.Bus = event.NewBus(nil)
+	}
+	if o.Tunnel == nil {
+		o.Tunnel = tunnel.Off{}
 	}
 	st, err := store.Open(filepath.Join(o.CacheDir, "store"))
 	if err != nil {
@@ -120,17 +131,19 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		}
 		kc = authn.NewMultiKeychain(ckc, authn.DefaultKeychain)
 	}
-	up := proxy.NewUpstream(proxy.Options{Keychain: kc, Insecure: o.Config.Insecure(), Log: o.Log})
+	met := newMetrics()
+	o.Bus.Observe(met.observe)
+	up := proxy.NewUpstream(proxy.Options{Keychain: kc, Insecure: o.Config.Insecure(), Log: o.Log, Transport: met.transport(proxy.NewTransport())})
 	rw := proxy.NewRewriting(up, st, layers)
 	reg := api.NewRegistry(rw, up, o.Config.DefaultRegistry, o.Bus, o.Log)
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = defaultShutdownTimeout
 	}
 	d := &Daemon{cfg: o.Config, shutdown: o.ShutdownTimeout, log: o.Log, bus: o.Bus, layers: layers, layerDir: o.LayerDir,
-		layerSource: o.LayerSource, started: time.Now(), counts: &counters{}}
+		layerSource: o.LayerSource, started: time.Now(), counts: &counters{}, tunnel: o.Tunnel}
 	o.Bus.Observe(d.counts.add)
 	admin := api.NewAdmin(up, o.Bus, func() any { return d.Status() }, d.Repack, o.Log)
-	d.handler = localHandler(reg, admin)
+	d.handler = localHandler(reg, admin, met.handler())
 
 	stateDir := o.StateDir
 	if stateDir == "" {
@@ -155,7 +168,7 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	anonUp := proxy.NewUpstream(proxy.Options{Keychain: authn.NewMultiKeychain(), Insecure: o.Config.Insecure(), Log: o.Log})
+	anonUp := proxy.NewUpstream(proxy.Options{Keychain: authn.NewMultiKeychain(), Insecure: o.Config.Insecure(), Log: o.Log, Transport: met.transport(proxy.NewTransport())})
 	anonRW := proxy.NewScopedRewriting(anonUp, st, layers, "anonymous")
 	anonReg := api.NewRegistry(anonRW, anonUp, o.Config.DefaultRegistry, o.Bus, o.Log)
 	d.registries = []*api.Registry{reg, anonReg}
@@ -199,11 +212,12 @@ func withTime(b *event.Bus, e event.LayerPacked) event.LayerPacked {
 	return e
 }
 
-// localHandler is what --listen serves: the registry API and the admin
-// routes.
-func localHandler(reg *api.Registry, admin *api.Admin) http.Handler {
+// localHandler is what --listen serves: the registry API, the admin
+// routes and the metrics.
+func localHandler(reg *api.Registry, admin *api.Admin, metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	admin.Register(mux)
+	mux.Handle("GET /metrics", metrics)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The registry sees every /v2 path as sent, before ServeMux would
 		// clean and redirect it: "/v2/../x" must get NAME_INVALID, not a 301.
@@ -215,9 +229,13 @@ func localHandler(reg *api.Registry, admin *api.Admin) http.Handler {
 	})
 }
 
-// tokenHost is the host in a container token's targetImage: the address
-// the local handler listens on (the tunnel's public host, once up).
+// tokenHost is the host in a container token's targetImage: the tunnel's
+// public host while it is up, else the address the local handler listens
+// on.
 func (d *Daemon) tokenHost() string {
+	if h, ok := d.publicHost(); ok {
+		return h
+	}
 	if a, ok := d.addr.Load().(string); ok {
 		return a
 	}
@@ -277,21 +295,40 @@ func checkLoopback(addr string) error {
 }
 
 // Serve serves the local handler on local, and the public handler on each
-// of public, until ctx ends.
+// of public and on the tunnel, until ctx ends.
 func (d *Daemon) Serve(ctx context.Context, local net.Listener, public ...net.Listener) error {
+	// Before any server or the tunnel starts: a token issued, or a tunnel
+	// state reported, at once already needs the address.
+	addr := local.Addr().String()
+	d.addr.Store(addr)
 	// Requests run on their own context, cancelled only when the shutdown
 	// gives up waiting: a stop lets in-flight pulls finish, within a bound.
 	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
 	g, gctx := errgroup.WithContext(ctx)
-	serve := func(ln net.Listener, h http.Handler) {
-		srv := &http.Server{
+	newServer := func(h http.Handler) *http.Server {
+		return &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: 10 * time.Second,
 			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
 			BaseContext:       func(net.Listener) context.Context { return base },
 		}
+	}
+	shutdown := func(srv *http.Server, name string) {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), d.shutdown)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			// Pulls still running are cut: their clients see a broken
+			// transfer and retry, which beats a daemon that never stops.
+			d.log.Warn("in-flight requests did not finish in time; closing them", "listener", name, "after", d.shutdown)
+			cancelBase()
+			srv.Close()
+		}
+	}
+	serve := func(ln net.Listener, h http.Handler) {
+		srv := newServer(h)
 		g.Go(func() error {
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("serve %s: %w", ln.Addr(), err)
@@ -299,16 +336,7 @@ func (d *Daemon) Serve(ctx context.Context, local net.Listener, public ...net.Li
 			return nil
 		})
 		g.Go(func() error {
-			<-gctx.Done()
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), d.shutdown)
-			defer cancel()
-			if err := srv.Shutdown(sctx); err != nil {
-				// Pulls still running are cut: their clients see a broken
-				// transfer and retry, which beats a daemon that never stops.
-				d.log.Warn("in-flight requests did not finish in time; closing them", "listener", ln.Addr().String(), "after", d.shutdown)
-				cancelBase()
-				srv.Close()
-			}
+			shutdown(srv, ln.Addr().String())
 			return nil
 		})
 	}
@@ -318,6 +346,13 @@ func (d *Daemon) Serve(ctx context.Context, local net.Listener, public ...net.Li
 		serve(ln, d.public)
 		pubAddrs = append(pubAddrs, ln.Addr().String())
 	}
+	d.tun.mu.Lock()
+	d.publicAddrs = pubAddrs
+	d.tun.mu.Unlock()
+	g.Go(func() error {
+		d.runTunnel(gctx, newServer(d.public), shutdown)
+		return nil
+	})
 	g.Go(func() error {
 		<-gctx.Done()
 		d.log.Info("shutting down", "in-flight limit", d.shutdown)
@@ -327,8 +362,6 @@ func (d *Daemon) Serve(ctx context.Context, local net.Listener, public ...net.Li
 		g.Go(func() error { return d.layers.watch(gctx, d.layerDir) })
 	}
 	g.Go(func() error { return d.tokens.run(gctx) })
-	addr := local.Addr().String()
-	d.addr.Store(addr)
 	d.log.Info("ready", "listen", addr, "layer", d.Generation().Set.Common.GzipDigest.String(),
 		"try", "docker pull "+addr+"/library/busybox")
 	for _, a := range pubAddrs {

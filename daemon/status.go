@@ -11,12 +11,27 @@ import (
 // Status is what GET /_towerreg/status answers: enough for a script or the
 // dashboard to tell what this daemon is and has done.
 type Status struct {
-	Version         string      `json:"version"`
-	Listen          string      `json:"listen"`
-	DefaultRegistry string      `json:"defaultRegistry"`
-	Started         time.Time   `json:"started"`
-	Layer           LayerStatus `json:"layer"`
-	Counts          Counts      `json:"counts"`
+	Version         string       `json:"version"`
+	Listen          string       `json:"listen"`
+	DefaultRegistry string       `json:"defaultRegistry"`
+	Started         time.Time    `json:"started"`
+	Layer           LayerStatus  `json:"layer"`
+	Counts          Counts       `json:"counts"`
+	Tunnel          TunnelStatus `json:"tunnel"`
+}
+
+// TunnelStatus is the public side: the tunnel's last reported state and
+// the plain listeners (--public-listen) that serve the public handler.
+type TunnelStatus struct {
+	// Provider is "ngrok" or "off".
+	Provider string `json:"provider"`
+	// State is connecting, up, reconnecting or down; empty while the
+	// tunnel has said nothing (always, when off).
+	State string `json:"state,omitempty"`
+	URL   string `json:"url,omitempty"`
+	Error string `json:"error,omitempty"`
+	// PublicListen lists the addresses that --public-listen serves.
+	PublicListen []string `json:"publicListen,omitempty"`
 }
 
 // LayerStatus is the layer generation being injected.
@@ -99,5 +114,13 @@ func (d *Daemon) Status() Status {
 			GzipSize: g.Set.Common.GzipSize, Files: g.Set.Common.Files, Platforms: platforms, PlatformDigests: digests,
 		},
 		Counts: d.counts.snapshot(),
+		Tunnel: d.tunnelSection(),
 	}
+}
+
+func (d *Daemon) tunnelSection() TunnelStatus {
+	d.tun.mu.Lock()
+	defer d.tun.mu.Unlock()
+	s := d.tun.last
+	return TunnelStatus{Provider: d.tunnel.Provider(), State: s.State, URL: s.URL, Error: s.Err, PublicListen: d.publicAddrs}
 }

@@ -20,6 +20,7 @@ Usage:
   towerreg-dev dash [flags]   attach the dashboard to a running daemon (--addr, default 127.0.0.1:9090)
   towerreg-dev pack [flags]   pack a layer directory; print its {location, gzipDigest, gzipSize, tarDigest}
   towerreg-dev token IMAGE    ask the daemon for a container token
+  towerreg-dev config [flags] print the effective config, secrets masked
   towerreg-dev version        print the version
 
 Run 'towerreg-dev COMMAND -h' for a command's flags.
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return pack(ctx, args[1:], stdout, stderr)
 	case "token":
 		return tokenCommand(ctx, args[1:], stdout, stderr)
+	case "config":
+		return configCommand(args[1:], stdout, stderr)
 	case "version":
 		return version(stdout)
 	case "-h", "-help", "--help", "help":

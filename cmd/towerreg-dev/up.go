@@ -18,6 +18,7 @@ import (
 	"github.com/tower-reg/tower-reg/daemon/event"
 	"github.com/tower-reg/tower-reg/layer/defaultlayer"
 	"github.com/tower-reg/tower-reg/tui"
+	"github.com/tower-reg/tower-reg/tunnel"
 )
 
 func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -32,6 +33,7 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		publicAddr = fl.String("public-listen", "", "also serve the public (tunnel-facing) handler on this address, e.g. 0.0.0.0:9443")
 		logFormat  = fl.String("log-format", "text", "log format, in the log file and on stderr: text or json")
 		noTUI      = fl.Bool("no-tui", false, "log lines instead of the dashboard (also when stdout is not a terminal)")
+		tunnelName = fl.String("tunnel", "", "public tunnel: ngrok or off (default: ngrok when NGROK_AUTHTOKEN is set, else off)")
 	)
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -88,6 +90,15 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *publicAddr != "" {
 		cfg.Public.Listen = *publicAddr
 	}
+	if *tunnelName != "" {
+		cfg.Tunnel.Provider = *tunnelName
+	}
+	// Before anything is packed or listens: ngrok without a token is a
+	// mistake to hear about at once.
+	tun, err := tunnel.New(cfg.Tunnel, daemon.Version, log)
+	if err != nil {
+		return fmt.Errorf("up: %w", err)
+	}
 
 	src, name, err := layerSource(cfg.LayerDir, log)
 	if err != nil {
@@ -118,6 +129,7 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		LayerDir:    watchDir,
 		Log:         log,
 		Bus:         bus,
+		Tunnel:      tun,
 	})
 	if err != nil {
 		return err

@@ -46,6 +46,70 @@ type Config struct {
 	// TokenTTL is how long a container token lives ("24h"); zero means
 	// the token store's default.
 	TokenTTL Duration `yaml:"token_ttl"`
+	// Tunnel gives the public handler a public name.
+	Tunnel Tunnel `yaml:"tunnel"`
+}
+
+// Tunnel providers.
+const (
+	TunnelNgrok = "ngrok"
+	TunnelOff   = "off"
+)
+
+// DefaultAuthtokenEnv is where the ngrok auth token is read from when the
+// config names no other variable: the variable ngrok's own tools read.
+const DefaultAuthtokenEnv = "NGROK_AUTHTOKEN"
+
+// Tunnel configures the tunnel that serves the public handler.
+type Tunnel struct {
+	// Provider is ngrok or off; empty means ngrok when an auth token is
+	// set, else off.
+	Provider string `yaml:"provider"`
+	// Authtoken is the ngrok auth token. AuthtokenEnv names the
+	// environment variable to read it from instead (NGROK_AUTHTOKEN when
+	// empty), so that the secret need not sit in the file.
+	Authtoken    string `yaml:"authtoken"`
+	AuthtokenEnv string `yaml:"authtoken_env"`
+	// Domain is a reserved ngrok domain ("reg.ngrok.app"); empty means
+	// the one ngrok assigns.
+	Domain string `yaml:"domain"`
+}
+
+// Token resolves the auth token: the field, else the environment variable.
+func (t Tunnel) Token() string {
+	if t.Authtoken != "" {
+		return t.Authtoken
+	}
+	env := t.AuthtokenEnv
+	if env == "" {
+		env = DefaultAuthtokenEnv
+	}
+	return os.Getenv(env)
+}
+
+// Effective returns the provider that runs: Provider, or by default ngrok
+// when an auth token is set and off otherwise. Asking for ngrok without a
+// token is an error that says where a token goes.
+func (t Tunnel) Effective() (string, error) {
+	switch t.Provider {
+	case "":
+		if t.Token() != "" {
+			return TunnelNgrok, nil
+		}
+		return TunnelOff, nil
+	case TunnelOff:
+		return TunnelOff, nil
+	case TunnelNgrok:
+		if t.Token() == "" {
+			env := t.AuthtokenEnv
+			if env == "" {
+				env = DefaultAuthtokenEnv
+			}
+			return "", fmt.Errorf("the ngrok tunnel needs an auth token: set %s (get one at https://dashboard.ngrok.com), or put tunnel.authtoken in the config, or run with --tunnel off", env)
+		}
+		return TunnelNgrok, nil
+	}
+	return "", fmt.Errorf("tunnel provider %q: want ngrok or off", t.Provider)
 }
 
 // Duration is a time.Duration written as Go writes it: "90s", "12h".
@@ -127,6 +191,9 @@ func Load(path string) (Config, error) {
 		if err := f.d.check(); err != nil {
 			return Config{}, fmt.Errorf("config %s:%d: %s: %w", path, line(b, f.path), strings.TrimPrefix(f.path, "$."), err)
 		}
+	}
+	if p := c.Tunnel.Provider; p != "" && p != TunnelNgrok && p != TunnelOff {
+		return Config{}, fmt.Errorf("config %s:%d: tunnel.provider: %q is not ngrok or off", path, line(b, "$.tunnel.provider"), p)
 	}
 	d := Default()
 	if c.Listen == "" {

@@ -82,6 +82,13 @@ func TestLoad(t *testing.T) {
 					}
 				}
 			}},
+		{name: "tunnel", yaml: "tunnel:\n  provider: ngrok\n  authtoken_env: TR_TEST_PW\n  domain: reg.example.ngrok.app\n", want: func(t *testing.T, c Config) {
+			p, err := c.Tunnel.Effective()
+			if p != TunnelNgrok || err != nil || c.Tunnel.Token() != "from-env" || c.Tunnel.Domain != "reg.example.ngrok.app" {
+				t.Fatalf("tunnel = %+v: %q, %v, token %q", c.Tunnel, p, err, c.Tunnel.Token())
+			}
+		}},
+		{name: "bad tunnel provider", yaml: "listen: 127.0.0.1:1\ntunnel:\n  provider: cloudflare\n", wantErr: `config.yml:3: tunnel.provider: "cloudflare" is not ngrok or off`},
 		{name: "unknown key", yaml: "listen: x\nlisten_addr: y\n", wantErr: "listen_addr"},
 		{name: "malformed", yaml: "listen: [\n", wantErr: "config"},
 	}
@@ -123,5 +130,81 @@ func TestLoadEmptyFile(t *testing.T) {
 	c, err := Load(path)
 	if err != nil || c.Listen != DefaultListen {
 		t.Fatalf("Load(empty) = %+v, %v; want defaults", c, err)
+	}
+}
+
+// TestTunnelEffective: the provider runs as asked, the default follows the
+// auth token, and ngrok without a token says where one goes.
+func TestTunnelEffective(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     string // NGROK_AUTHTOKEN
+		t       Tunnel
+		want    string
+		wantErr string
+	}{
+		{name: "default without a token", want: TunnelOff},
+		{name: "default with NGROK_AUTHTOKEN", env: "tok", want: TunnelNgrok},
+		{name: "default with a token in the file", t: Tunnel{Authtoken: "tok"}, want: TunnelNgrok},
+		{name: "default with an unset authtoken_env", env: "tok", t: Tunnel{AuthtokenEnv: "TR_TEST_UNSET_VAR"}, want: TunnelOff},
+		{name: "off with a token", env: "tok", t: Tunnel{Provider: TunnelOff}, want: TunnelOff},
+		{name: "ngrok with a token", env: "tok", t: Tunnel{Provider: TunnelNgrok}, want: TunnelNgrok},
+		{name: "ngrok without a token", t: Tunnel{Provider: TunnelNgrok}, wantErr: "needs an auth token: set NGROK_AUTHTOKEN"},
+		{name: "ngrok with an unset authtoken_env", env: "tok", t: Tunnel{Provider: TunnelNgrok, AuthtokenEnv: "TR_TEST_UNSET_VAR"}, wantErr: "set TR_TEST_UNSET_VAR"},
+		{name: "unknown provider", t: Tunnel{Provider: "frp"}, wantErr: `"frp"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(DefaultAuthtokenEnv, tt.env)
+			got, err := tt.t.Effective()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Effective() = %q, %v; want an error mentioning %q", got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("Effective() = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestYAMLMasksSecrets: every secret is masked, names of where secrets
+// live are shown, and the caller's config is left as it was.
+func TestYAMLMasksSecrets(t *testing.T) {
+	c := Default()
+	c.Registries = map[string]Registry{
+		"quay.io":        {Login: Login{Username: "qu", Password: "quay-s3cret"}},
+		"127.0.0.1:5000": {Login: Login{Username: "lu", PasswordEnv: "LOCAL_PW"}},
+		"ghcr.io":        {Login: Login{Username: "gu", PasswordFile: "/run/secrets/ghcr"}},
+	}
+	c.Public.Username, c.Public.Password = "towerreg", "public-s3cret"
+	c.Tunnel = Tunnel{Provider: TunnelNgrok, Authtoken: "2abcNgrokTok3n", Domain: "reg.ngrok.app"}
+	b, err := c.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := string(b)
+	for _, secret := range []string{"quay-s3cret", "public-s3cret", "2abcNgrokTok3n"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the output holds the secret %q:\n%s", secret, out)
+		}
+	}
+	for _, shown := range []string{"password: \"" + Masked, "authtoken: \"" + Masked, "password_env: LOCAL_PW", "password_file: /run/secrets/ghcr", "username: qu", "domain: reg.ngrok.app"} {
+		if !strings.Contains(out, shown) {
+			t.Errorf("the output lacks %q:\n%s", shown, out)
+		}
+	}
+	if c.Registries["quay.io"].Password != "quay-s3cret" || c.Tunnel.Authtoken != "2abcNgrokTok3n" {
+		t.Error("YAML changed the config it was given")
+	}
+	// What is printed reads back as a config.
+	path := filepath.Join(t.TempDir(), "config.yml")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err != nil {
+		t.Errorf("the printed config does not load: %v", err)
 	}
 }

@@ -77,6 +77,16 @@ type Upstream struct {
 	dialog singleflight.Group
 }
 
+// NewTransport returns the base transport that an Upstream uses when
+// Options.Transport is nil: a tuned clone of http.DefaultTransport, for
+// callers that wrap it (to measure it, say).
+func NewTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 16
+	t.ResponseHeaderTimeout = 60 * time.Second
+	return t
+}
+
 // NewUpstream returns an Upstream.
 func NewUpstream(o Options) *Upstream {
 	kc := o.Keychain
@@ -85,10 +95,7 @@ func NewUpstream(o Options) *Upstream {
 	}
 	base := o.Transport
 	if base == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = 16
-		t.ResponseHeaderTimeout = 60 * time.Second
-		base = t
+		base = NewTransport()
 	}
 	ins := map[string]bool{}
 	for _, h := range o.Insecure {

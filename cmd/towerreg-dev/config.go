@@ -1,0 +1,51 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/adrg/xdg"
+
+	"github.com/tower-reg/tower-reg/daemon/config"
+)
+
+// configCommand prints the effective config: the file over the defaults,
+// with the tunnel provider resolved the way `up` resolves it, and every
+// secret masked, so that the output can be pasted into a bug report.
+func configCommand(args []string, stdout, stderr io.Writer) error {
+	fl := flag.NewFlagSet("config", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	cfgPath := fl.String("config", "", "config file (default $XDG_CONFIG_HOME/towerreg/config.yml)")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	if fl.NArg() > 0 {
+		return fmt.Errorf("config: unexpected argument %q", fl.Arg(0))
+	}
+	path := *cfgPath
+	if path == "" {
+		path = defaultConfigPath()
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	// A provider that cannot run (ngrok without a token) is shown as
+	// written: `up` is where that is an error.
+	if p, err := cfg.Tunnel.Effective(); err == nil {
+		cfg.Tunnel.Provider = p
+	}
+	b, err := cfg.YAML()
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	fmt.Fprintf(stdout, "# effective config: %s over the defaults; secrets masked\n", path)
+	_, err = stdout.Write(b)
+	return err
+}
+
+func defaultConfigPath() string {
+	return filepath.Join(xdg.ConfigHome, "towerreg", "config.yml")
+}

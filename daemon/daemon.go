@@ -120,7 +120,9 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		}
 		kc = authn.NewMultiKeychain(ckc, authn.DefaultKeychain)
 	}
-	up := proxy.NewUpstream(proxy.Options{Keychain: kc, Insecure: o.Config.Insecure(), Log: o.Log})
+	uo := upstreamOptions(o.Config, o.Log)
+	uo.Keychain = kc
+	up := proxy.NewUpstream(uo)
 	rw := proxy.NewRewriting(up, st, layers)
 	reg := api.NewRegistry(rw, up, o.Config.DefaultRegistry, o.Bus, o.Log)
 	if o.ShutdownTimeout <= 0 {
@@ -155,7 +157,8 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	anonUp := proxy.NewUpstream(proxy.Options{Keychain: authn.NewMultiKeychain(), Insecure: o.Config.Insecure(), Log: o.Log})
+	uo.Keychain = authn.NewMultiKeychain()
+	anonUp := proxy.NewUpstream(uo)
 	anonRW := proxy.NewScopedRewriting(anonUp, st, layers, "anonymous")
 	anonReg := api.NewRegistry(anonRW, anonUp, o.Config.DefaultRegistry, o.Bus, o.Log)
 	d.registries = []*api.Registry{reg, anonReg}

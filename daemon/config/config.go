@@ -46,6 +46,10 @@ type Config struct {
 	// TokenTTL is how long a container token lives ("24h"); zero means
 	// the token store's default.
 	TokenTTL Duration `yaml:"token_ttl"`
+	// Upstream bounds the requests to upstream registries.
+	Upstream Upstream `yaml:"upstream"`
+	// Limits bounds what local clients may ask.
+	Limits Limits `yaml:"limits"`
 }
 
 // Duration is a time.Duration written as Go writes it: "90s", "12h".
@@ -123,7 +127,8 @@ func Load(path string) (Config, error) {
 	for _, f := range []struct {
 		path string
 		d    Duration
-	}{{"$.token_ttl", c.TokenTTL}} {
+	}{{"$.token_ttl", c.TokenTTL}, {"$.upstream.timeout", c.Upstream.Timeout},
+		{"$.upstream.header_timeout", c.Upstream.HeaderTimeout}, {"$.upstream.stall_timeout", c.Upstream.StallTimeout}} {
 		if err := f.d.check(); err != nil {
 			return Config{}, fmt.Errorf("config %s:%d: %s: %w", path, line(b, f.path), strings.TrimPrefix(f.path, "$."), err)
 		}

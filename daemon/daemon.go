@@ -132,7 +132,8 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		layerSource: o.LayerSource, started: time.Now(), counts: &counters{}}
 	o.Bus.Observe(d.counts.add)
 	admin := api.NewAdmin(up, o.Bus, func() any { return d.Status() }, d.Repack, o.Log)
-	d.handler = localHandler(reg, admin)
+	admin.SetTokenRate(o.Config.Limits.TokenRequestsPerMinute)
+	d.handler = api.LimitURL(localHandler(reg, admin))
 
 	stateDir := o.StateDir
 	if stateDir == "" {
@@ -165,13 +166,13 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	gc := &cacheGC{st: st, layers: layers, maxBytes: o.Config.CacheMaxBytes, log: o.Log}
 	rw.OnCache(gc.grew)
 	anonRW.OnCache(gc.grew)
-	d.public = public.New(public.Options{
+	d.public = api.LimitURL(public.New(public.Options{
 		Full:       reg,
 		Anonymous:  anonReg,
 		Login:      login,
 		TokenRoute: func(p string) bool { return strings.HasPrefix(p, "/v2/wt/") },
 		Log:        o.Log,
-	})
+	}))
 	if login.Password != "" {
 		d.publicUser, d.publicFile = login.Username, file
 	}

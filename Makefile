@@ -11,7 +11,7 @@ STATICCHECK_VERSION ?= v0.8.2
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO_SOURCES := $(shell find . -name '*.go' -not -path './bin/*')
 
-.PHONY: all build layer run pack test test-short bench lint tools ci clean
+.PHONY: all build layer run pack test test-short bench lint tools ci clean fuzz soak
 
 all: build
 
@@ -58,6 +58,33 @@ lint: layer $(BIN)/staticcheck
 	$(BIN)/staticcheck ./...
 
 ci: lint test
+
+# Each fuzz target runs for FUZZTIME from its checked-in seed corpus
+# (testdata/fuzz); a finding fails the run and leaves its input in
+# testdata/fuzz/<target>/, to be committed with the fix.
+FUZZTIME ?= 20s
+# The fuzzer minimizes each new interesting input for up to 60 s by
+# default, which would eat a 20 s budget whole on the slower targets.
+FUZZMINIMIZETIME ?= 2s
+FUZZ_TARGETS := \
+	layer:FuzzAppendImage layer:FuzzAppendConfig layer:FuzzRewriteIndex layer:FuzzPackNames \
+	daemon/token:FuzzDecodeRequest \
+	daemon/proxy:FuzzParseRepo daemon/proxy:FuzzParseRef daemon/proxy:FuzzParseDigest \
+	daemon/api:FuzzParseRoute daemon/public:FuzzPublicHandler
+
+fuzz: layer
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; start=$$(date +%s); \
+		if ! out=$$($(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./$$pkg/ 2>&1); then \
+			echo "$$out"; echo "fuzz $$pkg $$name: FINDING after $$(( $$(date +%s) - start ))s"; exit 1; \
+		fi; \
+		echo "fuzz $$pkg $$name: $(FUZZTIME) with no finding ($$(echo "$$out" | grep -o 'execs: [0-9]*' | tail -n 1), $$(( $$(date +%s) - start ))s with the build)"; \
+	done
+
+# The long load run: 200 clients for SOAK (60 s) through the daemon.
+SOAK ?= 60s
+soak: layer
+	TOWERREG_SOAK=$(SOAK) $(GO) test -count=1 -run '^TestLoad$$' -v -timeout 10m ./daemon/
 
 clean:
 	rm -rf $(BIN) $(ENTRIES)

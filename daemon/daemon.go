@@ -133,7 +133,10 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	}
 	met := newMetrics()
 	o.Bus.Observe(met.observe)
-	up := proxy.NewUpstream(proxy.Options{Keychain: kc, Insecure: o.Config.Insecure(), Log: o.Log, Transport: met.transport(proxy.NewTransport())})
+	uo := upstreamOptions(o.Config, o.Log)
+	uo.Transport = met.transport(uo.Transport)
+	uo.Keychain = kc
+	up := proxy.NewUpstream(uo)
 	rw := proxy.NewRewriting(up, st, layers)
 	reg := api.NewRegistry(rw, up, o.Config.DefaultRegistry, o.Bus, o.Log)
 	if o.ShutdownTimeout <= 0 {
@@ -143,7 +146,8 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		layerSource: o.LayerSource, started: time.Now(), counts: &counters{}, tunnel: o.Tunnel}
 	o.Bus.Observe(d.counts.add)
 	admin := api.NewAdmin(up, o.Bus, func() any { return d.Status() }, d.Repack, o.Log)
-	d.handler = localHandler(reg, admin, met.handler())
+	admin.SetTokenRate(o.Config.Limits.TokenRequestsPerMinute)
+	d.handler = api.LimitURL(localHandler(reg, admin, met.handler()))
 
 	stateDir := o.StateDir
 	if stateDir == "" {
@@ -168,20 +172,21 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	anonUp := proxy.NewUpstream(proxy.Options{Keychain: authn.NewMultiKeychain(), Insecure: o.Config.Insecure(), Log: o.Log, Transport: met.transport(proxy.NewTransport())})
+	uo.Keychain = authn.NewMultiKeychain()
+	anonUp := proxy.NewUpstream(uo)
 	anonRW := proxy.NewScopedRewriting(anonUp, st, layers, "anonymous")
 	anonReg := api.NewRegistry(anonRW, anonUp, o.Config.DefaultRegistry, o.Bus, o.Log)
 	d.registries = []*api.Registry{reg, anonReg}
 	gc := &cacheGC{st: st, layers: layers, maxBytes: o.Config.CacheMaxBytes, log: o.Log}
 	rw.OnCache(gc.grew)
 	anonRW.OnCache(gc.grew)
-	d.public = public.New(public.Options{
+	d.public = api.LimitURL(public.New(public.Options{
 		Full:       reg,
 		Anonymous:  anonReg,
 		Login:      login,
 		TokenRoute: func(p string) bool { return strings.HasPrefix(p, "/v2/wt/") },
 		Log:        o.Log,
-	})
+	}))
 	if login.Password != "" {
 		d.publicUser, d.publicFile = login.Username, file
 	}

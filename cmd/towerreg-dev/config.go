@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"time"
 
 	"github.com/adrg/xdg"
 
+	"github.com/tower-reg/tower-reg/daemon/api"
 	"github.com/tower-reg/tower-reg/daemon/config"
+	"github.com/tower-reg/tower-reg/daemon/proxy"
+	"github.com/tower-reg/tower-reg/daemon/token"
 )
 
 // configCommand prints the effective config: the file over the defaults,
@@ -37,6 +41,7 @@ func configCommand(args []string, stdout, stderr io.Writer) error {
 	if p, err := cfg.Tunnel.Effective(); err == nil {
 		cfg.Tunnel.Provider = p
 	}
+	fillDefaults(&cfg)
 	b, err := cfg.YAML()
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -44,6 +49,26 @@ func configCommand(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "# effective config: %s over the defaults; secrets masked\n", path)
 	_, err = stdout.Write(b)
 	return err
+}
+
+// fillDefaults writes out the values that a zero field stands for, so that
+// the output shows what runs rather than "upstream: {}".
+func fillDefaults(c *config.Config) {
+	dur := func(d *config.Duration, def time.Duration) {
+		if d.Value() <= 0 {
+			*d = config.Duration(def.String())
+		}
+	}
+	dur(&c.TokenTTL, token.DefaultTTL)
+	dur(&c.Upstream.Timeout, proxy.DefaultTimeout)
+	dur(&c.Upstream.HeaderTimeout, proxy.DefaultHeaderTimeout)
+	dur(&c.Upstream.StallTimeout, proxy.DefaultStallTimeout)
+	if c.Upstream.MaxConns <= 0 {
+		c.Upstream.MaxConns = proxy.DefaultMaxConnsPerHost
+	}
+	if c.Limits.TokenRequestsPerMinute == 0 {
+		c.Limits.TokenRequestsPerMinute = api.DefaultTokenRequestsPerMinute
+	}
 }
 
 func defaultConfigPath() string {

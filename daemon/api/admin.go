@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/tower-reg/tower-reg/daemon/event"
 	"github.com/tower-reg/tower-reg/daemon/proxy"
 )
@@ -24,19 +26,22 @@ const maxAdminBody = 1 << 20
 // Admin serves the local handler's own routes, beside the registry. They
 // are for this machine only: the public handler never routes to them.
 type Admin struct {
-	tokens Tokens
-	up     *proxy.Upstream
-	bus    *event.Bus
-	status func() any
-	repack func(context.Context) error
-	log    *slog.Logger
+	tokens    Tokens
+	tokenRate *rate.Limiter // nil: no limit
+	up        *proxy.Upstream
+	bus       *event.Bus
+	status    func() any
+	repack    func(context.Context) error
+	log       *slog.Logger
 }
 
 // NewAdmin returns the admin routes' handler. status gives the document
 // that GET /_towerreg/status answers; repack packs the layer directory
 // again for POST /_towerreg/reload.
 func NewAdmin(up *proxy.Upstream, bus *event.Bus, status func() any, repack func(context.Context) error, log *slog.Logger) *Admin {
-	return &Admin{up: up, bus: bus, status: status, repack: repack, log: log}
+	a := &Admin{up: up, bus: bus, status: status, repack: repack, log: log}
+	a.SetTokenRate(0)
+	return a
 }
 
 // SetTokens has POST /container-token issue tokens through t.

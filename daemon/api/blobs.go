@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -95,7 +94,12 @@ func (h *Registry) serveBlob(w *statusWriter, r *http.Request, rt route, allow f
 	}
 	hd.Set("Content-Type", "application/octet-stream")
 	hd.Set("Docker-Content-Digest", d.String())
-	w.WriteHeader(resp.StatusCode)
+	if resp.StatusCode != http.StatusOK || r.Method == http.MethodHead {
+		w.WriteHeader(resp.StatusCode)
+	}
+	// A whole blob's 200 goes out with its first bytes: until then a
+	// failure (a blob cut short, or not matching its digest, that fits in
+	// the chunk held back) is still an OCI error, not a cut connection.
 	if r.Method == http.MethodGet {
 		h.bus.Publish(event.BlobStarted{Meta: event.Meta{Time: h.bus.Now()}, Client: r.RemoteAddr,
 			Repo: ev.Repo, Digest: d.String(), Source: ev.Source, Size: resp.ContentLength, Token: ev.Token})
@@ -154,7 +158,7 @@ func (b blobHeaders) WriteHeader(code int) {
 
 // errBlobMismatch is a whole upstream blob whose bytes do not match its
 // digest.
-var errBlobMismatch = errors.New("upstream blob does not match its digest")
+var errBlobMismatch = fmt.Errorf("blob: %w", proxy.ErrDigestMismatch)
 
 // copyVerified streams src to dst while hashing it, and holds the last chunk
 // back until the hash is known: a blob that does not match its digest never

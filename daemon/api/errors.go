@@ -91,6 +91,8 @@ func classify(err error, k kind) (int, []ociError) {
 		return one(http.StatusNotFound, notFoundCode(k))
 	case errors.As(err, &te):
 		return upstreamError(te, k, err)
+	case errors.Is(err, proxy.ErrTimeout):
+		return one(http.StatusGatewayTimeout, codeUnavailable)
 	case errors.Is(err, proxy.ErrDigestMismatch), errors.Is(err, proxy.ErrTooLarge):
 		return one(http.StatusBadGateway, codeUnknown)
 	case errors.Is(err, proxy.ErrUnavailable):
@@ -154,6 +156,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, k kind
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	h.Del("Docker-Content-Digest")
+	setRetryAfter(h, err)
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
 		w.Write(body)

@@ -38,6 +38,10 @@ func parseRoute(path string) route {
 	if rest == "" || rest == "/" {
 		return route{kind: kindBase}
 	}
+	if !strings.HasPrefix(rest, "/") {
+		// "/v20/manifests/x" is not a repository "0" (found by fuzzing).
+		return route{kind: kindUnknown}
+	}
 	parts := strings.Split(strings.TrimPrefix(rest, "/"), "/")
 	n := len(parts)
 	if n >= 3 {

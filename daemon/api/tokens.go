@@ -218,6 +218,10 @@ func (a *Admin) containerToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, kindUnknown, err)
 		return
 	}
+	if err := a.allowToken(); err != nil {
+		writeError(w, r, a.log, kindUnknown, err)
+		return
+	}
 	req, err := token.DecodeRequest(http.MaxBytesReader(w, r.Body, token.MaxRequestBytes))
 	if err != nil {
 		writeError(w, r, a.log, kindUnknown, tokenError(err))

@@ -48,6 +48,10 @@ type Config struct {
 	TokenTTL Duration `yaml:"token_ttl"`
 	// Tunnel gives the public handler a public name.
 	Tunnel Tunnel `yaml:"tunnel"`
+	// Upstream bounds the requests to upstream registries.
+	Upstream Upstream `yaml:"upstream"`
+	// Limits bounds what local clients may ask.
+	Limits Limits `yaml:"limits"`
 }
 
 // Tunnel providers.
@@ -187,7 +191,8 @@ func Load(path string) (Config, error) {
 	for _, f := range []struct {
 		path string
 		d    Duration
-	}{{"$.token_ttl", c.TokenTTL}} {
+	}{{"$.token_ttl", c.TokenTTL}, {"$.upstream.timeout", c.Upstream.Timeout},
+		{"$.upstream.header_timeout", c.Upstream.HeaderTimeout}, {"$.upstream.stall_timeout", c.Upstream.StallTimeout}} {
 		if err := f.d.check(); err != nil {
 			return Config{}, fmt.Errorf("config %s:%d: %s: %w", path, line(b, f.path), strings.TrimPrefix(f.path, "$."), err)
 		}

@@ -75,6 +75,9 @@ type Rewriting struct {
 	rewrites *memo[v1.Hash]
 	served   *memo[Served]
 	flight   singleflight.Group
+	// heads shares a tag's HEAD among the requests that ask at once: a
+	// hundred clients pulling the same cold tag make one upstream HEAD.
+	heads singleflight.Group
 	// scope names the audience whose links this Rewriting reads and
 	// writes; see NewScopedRewriting.
 	scope   string
@@ -224,6 +227,12 @@ const rewriteTimeout = 2 * time.Minute
 // again: its error body tells NAME_UNKNOWN from MANIFEST_UNKNOWN, and its
 // success gives the digest.
 func (rw *Rewriting) head(ctx context.Context, repo Repo, ref Ref) (v1.Descriptor, error) {
+	return shared(ctx, &rw.heads, repo.String()+" "+ref.String(), rewriteTimeout, func(ctx context.Context) (v1.Descriptor, error) {
+		return rw.headOnce(ctx, repo, ref)
+	})
+}
+
+func (rw *Rewriting) headOnce(ctx context.Context, repo Repo, ref Ref) (v1.Descriptor, error) {
 	d, err := rw.up.Head(ctx, repo, ref)
 	if err == nil || !askAgain(err) {
 		return d, err

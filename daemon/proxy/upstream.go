@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -63,6 +64,13 @@ type Options struct {
 	// Backoff for retried GETs and HEADs; zero means ggcr's default.
 	Backoff transport.Backoff
 	Log     *slog.Logger
+	// Timeout, HeaderTimeout, StallTimeout and MaxConnsPerHost bound the
+	// upstream requests (see limits.go); zero means the default.
+	// HeaderTimeout and MaxConnsPerHost only apply when Transport is nil.
+	Timeout         time.Duration
+	HeaderTimeout   time.Duration
+	StallTimeout    time.Duration
+	MaxConnsPerHost int
 }
 
 // Upstream talks to upstream registries.
@@ -71,20 +79,12 @@ type Upstream struct {
 	insecure map[string]bool
 	base     http.RoundTripper
 	log      *slog.Logger
+	timeout  time.Duration
+	stall    time.Duration
 
 	mu     sync.Mutex
 	repos  map[string]http.RoundTripper // by Repo.String()
 	dialog singleflight.Group
-}
-
-// NewTransport returns the base transport that an Upstream uses when
-// Options.Transport is nil: a tuned clone of http.DefaultTransport, for
-// callers that wrap it (to measure it, say).
-func NewTransport() *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = 16
-	t.ResponseHeaderTimeout = 60 * time.Second
-	return t
 }
 
 // NewUpstream returns an Upstream.
@@ -93,9 +93,10 @@ func NewUpstream(o Options) *Upstream {
 	if kc == nil {
 		kc = authn.NewMultiKeychain() // resolves to anonymous
 	}
+	o = o.withDefaults()
 	base := o.Transport
 	if base == nil {
-		base = NewTransport()
+		base = NewTransport(o)
 	}
 	ins := map[string]bool{}
 	for _, h := range o.Insecure {
@@ -105,10 +106,12 @@ func NewUpstream(o Options) *Upstream {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	u := &Upstream{keychain: kc, insecure: ins, log: log, repos: map[string]http.RoundTripper{}}
+	u := &Upstream{keychain: kc, insecure: ins, log: log, repos: map[string]http.RoundTripper{},
+		timeout: o.Timeout, stall: o.StallTimeout}
 	retry := []transport.Option{transport.WithRetryStatusCodes(
 		http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
-		http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout)}
+		http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout),
+		transport.WithRetryPredicate(retryable)}
 	if o.Backoff.Steps > 0 {
 		retry = append(retry, transport.WithRetryBackoff(o.Backoff))
 	}
@@ -151,7 +154,7 @@ func (u *Upstream) transport(ctx context.Context, repo Repo) (http.RoundTripper,
 	if ok {
 		return rt, nil
 	}
-	return shared(ctx, &u.dialog, key, dialTimeout, func(ctx context.Context) (http.RoundTripper, error) {
+	return shared(ctx, &u.dialog, key, min(dialTimeout, u.timeout), func(ctx context.Context) (http.RoundTripper, error) {
 		rt, err := u.dial(ctx, repo)
 		if err != nil {
 			return nil, err
@@ -212,6 +215,9 @@ func classify(repo Repo, err error) error {
 	if errors.Is(err, context.Canceled) {
 		return err
 	}
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() && !errors.Is(err, ErrTimeout) {
+		err = fmt.Errorf("%w: %w", ErrTimeout, err)
+	}
 	return fmt.Errorf("%w: %s: %w", ErrUnavailable, repo.Registry, err)
 }
 
@@ -227,12 +233,23 @@ func (u *Upstream) url(repo Repo, kind, ref string) string {
 // of ok; other answers become *transport.Error (the registry's own error
 // codes) or ErrUnavailable.
 func (u *Upstream) do(ctx context.Context, repo Repo, method, url string, hdr http.Header, ok ...int) (*http.Response, error) {
-	rt, err := u.transport(ctx, repo)
+	return u.doBounded(ctx, repo, method, url, hdr, false, ok...)
+}
+
+// doBounded is do under the upstream timeout, which covers the body too
+// unless stream is set: a streamed blob's body is then watched for stalls
+// instead. The bound is released when the body is closed.
+func (u *Upstream) doBounded(ctx context.Context, repo Repo, method, url string, hdr http.Header, stream bool, ok ...int) (*http.Response, error) {
+	what := method + " " + url
+	b := newBound(ctx, u.timeout, what)
+	rt, err := u.transport(b.ctx, repo)
 	if err != nil {
-		return nil, err
+		b.release()
+		return nil, b.err(err)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	req, err := http.NewRequestWithContext(b.ctx, method, url, nil)
 	if err != nil {
+		b.release()
 		return nil, err
 	}
 	for k, v := range hdr {
@@ -240,14 +257,21 @@ func (u *Upstream) do(ctx context.Context, repo Repo, method, url string, hdr ht
 	}
 	resp, err := (&http.Client{Transport: rt}).Do(req)
 	if err != nil {
-		return nil, classify(repo, err)
+		b.release()
+		return nil, classify(repo, b.err(err))
 	}
 	if err := transport.CheckError(resp, ok...); err != nil {
 		resp.Body.Close()
+		b.release()
 		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 			u.forget(repo, rt)
 		}
-		return nil, classify(repo, err)
+		return nil, withRetryAfter(resp, classify(repo, err))
+	}
+	if stream {
+		u.watchStall(resp, b, what)
+	} else {
+		resp.Body = &boundBody{ReadCloser: resp.Body, b: b}
 	}
 	return resp, nil
 }
@@ -332,6 +356,9 @@ func readLimited(resp *http.Response, limit int64) ([]byte, error) {
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
+		if errors.Is(err, ErrTimeout) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("%w: reading body: %w", ErrUnavailable, err)
 	}
 	if int64(len(b)) > limit {
@@ -369,7 +396,7 @@ func (u *Upstream) Blob(ctx context.Context, repo Repo, d v1.Hash, method, range
 	if rangeHdr != "" {
 		hdr.Set("Range", rangeHdr)
 	}
-	return u.do(ctx, repo, method, u.url(repo, "blobs", d.String()), hdr,
+	return u.doBounded(ctx, repo, method, u.url(repo, "blobs", d.String()), hdr, method == http.MethodGet,
 		http.StatusOK, http.StatusPartialContent, http.StatusRequestedRangeNotSatisfiable)
 }
 

@@ -1,0 +1,24 @@
+package daemon
+
+import (
+	"log/slog"
+
+	"github.com/tower-reg/tower-reg/daemon/config"
+	"github.com/tower-reg/tower-reg/daemon/proxy"
+)
+
+// upstreamOptions are the bounds of upstream requests from the config,
+// with one base transport that every audience's Upstream shares: the
+// connection limit is per registry host, whoever asks.
+func upstreamOptions(c config.Config, log *slog.Logger) proxy.Options {
+	o := proxy.Options{
+		Insecure:        c.Insecure(),
+		Log:             log,
+		Timeout:         c.Upstream.Timeout.Value(),
+		HeaderTimeout:   c.Upstream.HeaderTimeout.Value(),
+		StallTimeout:    c.Upstream.StallTimeout.Value(),
+		MaxConnsPerHost: c.Upstream.MaxConns,
+	}
+	o.Transport = proxy.NewTransport(o)
+	return o
+}

@@ -100,7 +100,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		if b == "" || seen[b] {
 			continue
 		}
-		if err := s3utils.CheckValidBucketName(b); err != nil {
+		if err := s3utils.CheckValidBucketNameStrict(b); err != nil {
 			return Config{}, fmt.Errorf("%s: %q is not a bucket name (%w); give bucket names separated by commas", BucketsEnv, b, err)
 		}
 		seen[b] = true

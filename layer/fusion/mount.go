@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -92,12 +93,13 @@ func checkBucket(ctx context.Context, client *minio.Client, cfg Config, bucket s
 // bucketError words a failed listing of bucket.
 func bucketError(cfg Config, bucket string, err error) error {
 	where := fmt.Sprintf("bucket %q at %s", bucket, cfg.URL())
-	resp := minio.ToErrorResponse(err)
+	var resp minio.ErrorResponse
+	errors.As(err, &resp)
 	var msg string
 	switch {
 	case resp.Code == minio.NoSuchBucket || (resp.StatusCode == http.StatusNotFound && resp.Code == ""):
 		msg = fmt.Sprintf("%s does not exist; fix %s (or AWS_ENDPOINT_URL)", where, BucketsEnv)
-	case resp.Code == "InvalidAccessKeyId":
+	case resp.Code == "InvalidAccessKeyId" || strings.Contains(strings.ToLower(resp.Message), "access key"):
 		msg = fmt.Sprintf("%s: the access key is unknown (InvalidAccessKeyId); check AWS_ACCESS_KEY_ID", where)
 	case resp.Code == "SignatureDoesNotMatch":
 		msg = fmt.Sprintf("%s: the secret key does not match the access key (SignatureDoesNotMatch); check AWS_SECRET_ACCESS_KEY", where)
@@ -145,6 +147,7 @@ func Mount(ctx, bg context.Context, cfg Config, logger *slog.Logger) (*fuse.Serv
 		AttrTTL: cfg.AttrTTL,
 		DirTTL:  cfg.DirTTL,
 		Logger:  logger,
+		Debug:   cfg.LogLevel < slog.LevelDebug,
 	})
 	opts := s3fs.MountOptions(root, "fusion-s3")
 	server, err := fs.Mount(cfg.Mountpoint, root, opts)

@@ -17,7 +17,9 @@ import (
 
 // timeAttrs are the setattr fields that are accepted and not stored: S3
 // sets an object's time when it is written.
-const timeAttrs = fuse.FATTR_ATIME | fuse.FATTR_MTIME | fuse.FATTR_ATIME_NOW | fuse.FATTR_MTIME_NOW | fuse.FATTR_CTIME
+const timeAttrs = fuse.FATTR_ATIME | fuse.FATTR_MTIME | fuse.FATTR_ATIME_NOW | fuse.FATTR_MTIME_NOW | fuse.FATTR_CTIME |
+	// Clearing set-user-ID bits that no object has.
+	fuse.FATTR_KILL_SUIDGID
 
 // fileNode is one object.
 type fileNode struct {
@@ -64,12 +66,14 @@ func (f *fileNode) moved(bucket, key string, parent *dirNode) {
 }
 
 func (f *fileNode) attr(a *fuse.Attr) {
+	// Lock order: a writer's lock, then its file's (Flush); never both
+	// the other way round.
 	f.mu.Lock()
-	size, mtime := f.size, f.mtime
-	if f.writer != nil {
-		size = f.writer.written()
-	}
+	size, mtime, w := f.size, f.mtime, f.writer
 	f.mu.Unlock()
+	if w != nil {
+		size = w.written()
+	}
 	f.fsys.fileAttr(a, size, mtime)
 }
 
@@ -87,26 +91,41 @@ func (f *fileNode) Statfs(_ context.Context, out *fuse.StatfsOut) syscall.Errno 
 // rewrite in place: the current size, or 0, which replaces the object with
 // an empty one (truncate(1), and open with O_TRUNC on kernels that send it
 // as a setattr).
-func (f *fileNode) Setattr(ctx context.Context, _ fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+func (f *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	if in.Valid&^(timeAttrs|fuse.FATTR_SIZE|fuse.FATTR_FH|fuse.FATTR_LOCKOWNER) != 0 {
 		return syscall.ENOTSUP
 	}
 	if in.Valid&fuse.FATTR_SIZE != 0 {
 		f.mu.Lock()
-		w, size, bucket, key := f.writer, f.size, f.bucket, f.key
+		size, bucket, key := f.size, f.bucket, f.key
 		f.mu.Unlock()
+		// Through an open writer (ftruncate): the writer replaces the
+		// object anyway.
+		w, _ := fh.(*writer)
 		switch {
 		case w != nil:
-			if int64(in.Size) != w.written() {
+			if !w.truncate(int64(in.Size)) {
 				return syscall.ENOTSUP
 			}
 		case int64(in.Size) == size:
 		case in.Size == 0:
+			// truncate(2), or the truncation that follows an open with
+			// O_TRUNC, which the kernel sends without the handle: the
+			// object is emptied now, as POSIX says, and the writers
+			// open on it may write.
 			info, err := f.fsys.client.PutObject(ctx, bucket, key, bytes.NewReader(nil), 0, minio.PutObjectOptions{})
 			if err != nil {
 				return errno(err)
 			}
-			f.update(0, info.LastModified)
+			f.mu.Lock()
+			w := f.writer
+			if w == nil {
+				f.size, f.mtime = 0, info.LastModified
+			}
+			f.mu.Unlock()
+			if w != nil {
+				w.truncated()
+			}
 			f.invalidateParent()
 		default:
 			return syscall.ENOTSUP
@@ -131,9 +150,12 @@ func (f *fileNode) invalidateParent() {
 	}
 }
 
-// Open gives a reader, or a writer that replaces the object. Writing into
-// an existing object (O_APPEND, O_RDWR, O_WRONLY without O_TRUNC) would
-// need a read-modify-write of the whole object: refused.
+// Open gives a reader, or a writer that replaces the object. The kernel
+// does not pass O_TRUNC (go-fuse does not ask for atomic O_TRUNC): it
+// truncates with a setattr right after the open. So a writer on an
+// existing object waits for that truncation, and a write without it (an
+// overwrite in place, dd conv=notrunc) is refused; so are O_APPEND and
+// O_RDWR, which would need a read-modify-write of the whole object.
 func (f *fileNode) Open(_ context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	switch flags & syscall.O_ACCMODE {
 	case syscall.O_RDONLY:
@@ -148,16 +170,15 @@ func (f *fileNode) Open(_ context.Context, flags uint32) (fs.FileHandle, uint32,
 			return nil, 0, syscall.ENOTSUP
 		}
 		f.mu.Lock()
-		empty := f.size == 0
+		existing := f.size > 0
 		busy := f.writer != nil
 		f.mu.Unlock()
 		if busy {
 			return nil, 0, syscall.EBUSY
 		}
-		if flags&syscall.O_TRUNC == 0 && !empty {
-			return nil, 0, syscall.ENOTSUP
-		}
-		return f.startWrite(), fuse.FOPEN_DIRECT_IO, 0
+		w := f.startWrite()
+		w.mustTrunc = existing && flags&syscall.O_TRUNC == 0
+		return w, fuse.FOPEN_DIRECT_IO, 0
 	default:
 		return nil, 0, syscall.ENOTSUP
 	}
@@ -186,6 +207,35 @@ type writer struct {
 	upErr   error
 	flushed bool
 	result  syscall.Errno
+	// emptyPut says the empty object is in S3 already (see Flush).
+	emptyPut bool
+	// mustTrunc is set for an existing object until the kernel truncates
+	// it: writing before that would be an overwrite in place.
+	mustTrunc bool
+}
+
+// truncated says the object was emptied under the writer.
+func (w *writer) truncated() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.mustTrunc = false
+	w.emptyPut = w.pw == nil
+}
+
+// truncate takes a setattr of the size on the open file: to 0 before any
+// write (the O_TRUNC of the open), or to what is written (a no-op).
+func (w *writer) truncate(size int64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case size == w.off:
+		if size == 0 {
+			w.mustTrunc = false
+		}
+		return true
+	default:
+		return false
+	}
 }
 
 var (
@@ -234,8 +284,9 @@ func (w *writer) Write(_ context.Context, data []byte, off int64) (uint32, sysca
 	if w.flushed {
 		return 0, syscall.EBADF
 	}
-	if off != w.off {
-		// Not at the end: S3 objects cannot be patched.
+	if off != w.off || w.mustTrunc {
+		// Not at the end of what is written: S3 objects cannot be
+		// patched.
 		return 0, syscall.ENOTSUP
 	}
 	if w.pw == nil {
@@ -265,15 +316,22 @@ func (w *writer) Read(context.Context, []byte, int64) (fuse.ReadResult, syscall.
 
 // Flush completes the upload. The kernel flushes at every close(2) of a
 // descriptor, dups included: a shell's `> file` opens, dup2s and closes
-// the original before any write. So a flush before the first write
-// finishes nothing (Release then writes the empty object); the first one
-// after it completes the object, and close(2) returns its outcome. Writes
-// through a descriptor still open after that fail with EBADF.
-func (w *writer) Flush(context.Context) syscall.Errno {
+// the original before any write. So a flush before the first write puts
+// the empty object (touch must leave one when close returns) and keeps the
+// file open for writing; the first flush after a write completes the
+// object, and close(2) returns its outcome. Writes through a descriptor
+// still open after that fail with EBADF.
+func (w *writer) Flush(ctx context.Context) syscall.Errno {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.flushed || w.pw == nil {
+	if w.flushed {
 		return w.result
+	}
+	if w.pw == nil {
+		if w.emptyPut || w.mustTrunc {
+			return 0 // nothing to change
+		}
+		return w.putEmpty(ctx)
 	}
 	w.flushed = true
 	w.pw.Close()
@@ -287,6 +345,20 @@ func (w *writer) Flush(context.Context) syscall.Errno {
 	return w.result
 }
 
+// putEmpty writes the empty object; the node stays the writer's.
+func (w *writer) putEmpty(ctx context.Context) syscall.Errno {
+	info, err := w.file.fsys.client.PutObject(ctx, w.bucket, w.key, bytes.NewReader(nil), 0, minio.PutObjectOptions{})
+	if err != nil {
+		return w.fail(err)
+	}
+	w.emptyPut = true
+	w.file.mu.Lock()
+	w.file.mtime = info.LastModified
+	w.file.mu.Unlock()
+	w.file.invalidateParent()
+	return 0
+}
+
 // finish hands the node back to listings, with the size written.
 func (w *writer) finish(mtime time.Time) {
 	if mtime.IsZero() {
@@ -296,7 +368,7 @@ func (w *writer) finish(mtime time.Time) {
 	f.mu.Lock()
 	if f.writer == w {
 		f.writer = nil
-		if w.result == 0 {
+		if w.result == 0 && (w.pw != nil || w.emptyPut) {
 			f.size, f.mtime = w.off, mtime
 		}
 	}
@@ -304,9 +376,9 @@ func (w *writer) finish(mtime time.Time) {
 	f.invalidateParent()
 }
 
-// Release writes the empty object of a file closed without a write
-// (touch, `: > file`), and aborts an upload that was never flushed: half
-// an object must not appear.
+// Release aborts an upload that was never flushed (half an object must
+// not appear), and puts the empty object of a file that got no flush at
+// all.
 func (w *writer) Release(context.Context) syscall.Errno {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -314,20 +386,15 @@ func (w *writer) Release(context.Context) syscall.Errno {
 		return 0
 	}
 	w.flushed = true
-	if w.pw != nil {
+	switch {
+	case w.pw != nil:
 		w.pw.CloseWithError(errors.New("file released before close"))
 		<-w.done
 		w.result = syscall.EIO
-		w.finish(time.Time{})
-		return 0
+	case !w.emptyPut && !w.mustTrunc:
+		// The kernel does not wait for a release: the mount's context.
+		w.result = w.putEmpty(w.file.fsys.base)
 	}
-	// The kernel sends no release for a context the caller could cancel:
-	// this runs under the mount's.
-	fsys := w.file.fsys
-	info, err := fsys.client.PutObject(fsys.base, w.bucket, w.key, bytes.NewReader(nil), 0, minio.PutObjectOptions{})
-	if err != nil {
-		w.result = w.fail(err)
-	}
-	w.finish(info.LastModified)
+	w.finish(time.Time{})
 	return 0
 }

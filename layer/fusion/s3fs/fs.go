@@ -44,6 +44,9 @@ type Options struct {
 	UID, GID uint32
 	// Logger receives what cannot be returned as an errno.
 	Logger *slog.Logger
+	// Debug logs every FUSE request (go-fuse's trace) on the standard
+	// logger.
+	Debug bool
 }
 
 func (o Options) withDefaults() Options {
@@ -115,6 +118,7 @@ func MountOptions(root fs.InodeEmbedder, name string) *fs.Options {
 			MaxReadAhead: 1 << 20,
 			// xattrs are not stored in S3; say so once, not per file.
 			DisableXAttrs: true,
+			Debug:         ok && r.fsys.opts.Debug,
 		},
 		EntryTimeout:    &ttl,
 		AttrTimeout:     &ttl,
@@ -218,7 +222,9 @@ func errno(err error) syscall.Errno {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return syscall.ETIMEDOUT
 	}
-	resp := minio.ToErrorResponse(err)
+	// ToErrorResponse does not unwrap.
+	var resp minio.ErrorResponse
+	errors.As(err, &resp)
 	switch resp.Code {
 	case minio.NoSuchKey, minio.NoSuchBucket, "NotFound":
 		return syscall.ENOENT

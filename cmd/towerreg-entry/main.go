@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"time"
 
 	// Public CA roots for images that have none (busybox, scratch):
 	// used only when the system has no certificate store.
@@ -30,13 +31,14 @@ import (
 const exitMount = 1
 
 func main() {
+	started := time.Now()
 	if fusion.IsServer(os.Getenv) {
 		os.Exit(fusion.Serve(os.Getenv, os.Stderr))
 	}
 	// The mount comes before Plan because Plan resolves the program's
 	// path, which may lie on the mount.
 	if fusion.Enabled(os.Getenv) {
-		if err := fusion.Start(context.Background(), os.Environ()); err != nil {
+		if err := fusion.Start(context.Background(), os.Environ(), started); err != nil {
 			os.Stderr.WriteString("towerreg-entry: fusion: " + err.Error() + "\n")
 			os.Exit(exitMount)
 		}

@@ -21,6 +21,11 @@ import (
 // the image's program never sees it.
 const ServerEnv = "TOWERREG_FUSION_SERVER"
 
+// startedEnv passes the entry's start time (Unix nanoseconds) to the
+// server, which logs the start-up as the user sees it: from the entry's
+// start to the mount being ready.
+const startedEnv = "TOWERREG_FUSION_STARTED"
+
 // readyTimeout bounds the whole start-up, S3 check included. minio-go
 // retries an endpoint that does not answer; this stops that in time for a
 // clear error.
@@ -39,7 +44,7 @@ func IsServer(getenv func(string) string) bool { return getenv(ServerEnv) != "" 
 // which inherits the server as its child; the server has its own session,
 // so a terminal's signals for the program's process group do not reach it,
 // and it runs until the program (the container) ends.
-func Start(ctx context.Context, env []string) error {
+func Start(ctx context.Context, env []string, started time.Time) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return &Error{Msg: fmt.Sprintf("cannot find the entry binary to start the FUSE server: %v", err), Err: err}
@@ -52,7 +57,7 @@ func Start(ctx context.Context, env []string) error {
 	cmd := exec.Command(exe)
 	cmd.Args = []string{"towerreg-fusion"}
 	// Descriptor 3 is ExtraFiles[0].
-	cmd.Env = append(env, ServerEnv+"=3")
+	cmd.Env = append(env, ServerEnv+"=3", startedEnv+"="+strconv.FormatInt(started.UnixNano(), 10))
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.Stderr = os.Stderr // warnings while serving; stdin and stdout are /dev/null
 	cmd.Dir = "/"
@@ -115,6 +120,9 @@ func Serve(getenv func(string) string, stderr io.Writer) int {
 	defer cancelBg()
 
 	start := time.Now()
+	if ns, err := strconv.ParseInt(getenv(startedEnv), 10, 64); err == nil {
+		start = time.Unix(0, ns)
+	}
 	checkCtx, cancelCheck := context.WithTimeout(ctx, readyTimeout)
 	server, err := Mount(checkCtx, bg, cfg, logger)
 	cancelCheck()

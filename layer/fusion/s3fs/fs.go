@@ -80,6 +80,7 @@ type FS struct {
 	// streams and uploads. It ends when the mount is torn down.
 	base    context.Context
 	mounted time.Time
+	pool    *bufPool
 }
 
 // NewRoot returns the root node of a file system that shows buckets.
@@ -92,6 +93,7 @@ func NewRoot(ctx context.Context, client *minio.Client, buckets []string, opts O
 		base:    ctx,
 		mounted: time.Now(),
 	}
+	f.pool = newBufPool(f.opts.ChunkSize)
 	return &rootNode{fsys: f, buckets: buckets}
 }
 
@@ -110,10 +112,10 @@ func MountOptions(root fs.InodeEmbedder, name string) *fs.Options {
 			Name:              "fusion",
 			// Other users of the container (an image's USER) read too.
 			AllowOther: true,
-			// One read at a time, in order: the read-ahead stream serves
-			// a sequential reader, and out-of-order reads from the
-			// kernel's async read-ahead would restart it.
-			SyncRead:     true,
+			// Reads stay asynchronous: the kernel's read-ahead overlaps
+			// the application; the reader copes with the few requests
+			// that arrive out of order.
+			SyncRead:     false,
 			MaxWrite:     1 << 20,
 			MaxReadAhead: 1 << 20,
 			// xattrs are not stored in S3; say so once, not per file.

@@ -18,9 +18,31 @@ import (
 // request costs on a fast link.
 const maxSkip = 4 << 20
 
+// keepChunks is how many consumed chunks a stream keeps. The kernel reads
+// ahead asynchronously, so a few requests are in flight at once and may
+// arrive out of order: a read just behind the stream is served from
+// these instead of restarting the GET. They also keep the buffers of
+// answers sent without a copy alive until the kernel has them.
+const keepChunks = 8
+
+// bufPool recycles chunk buffers across all the files of a mount.
+type bufPool struct {
+	size int
+	pool sync.Pool
+}
+
+func newBufPool(size int) *bufPool {
+	p := &bufPool{size: size}
+	p.pool.New = func() any { b := make([]byte, size); return &b }
+	return p
+}
+
+func (p *bufPool) get() *[]byte  { return p.pool.Get().(*[]byte) }
+func (p *bufPool) put(b *[]byte) { p.pool.Put(b) }
+
 // reader serves reads of one open file from a ranged GET that runs ahead
-// of the application. A read that is not where the stream is (a seek)
-// starts a new ranged GET from there.
+// of the application. A read far from where the stream is (a seek) starts
+// a new ranged GET from there.
 type reader struct {
 	fsys        *FS
 	bucket, key string
@@ -46,27 +68,36 @@ type chunk struct {
 	err error
 }
 
+// kept is a consumed chunk and where it lies in the object.
+type kept struct {
+	buf *[]byte
+	off int64
+	n   int
+}
+
 // stream is one ranged GET from an offset to the end of the object, read
 // into a bounded queue of chunks by its own goroutine.
 type stream struct {
 	cancel context.CancelFunc
 	chunks chan chunk
-	pool   *sync.Pool
+	pool   *bufPool
 	done   chan struct{}
 
-	pos int64  // offset of cur[0]
-	cur []byte // what is left of the chunk being consumed
-	buf *[]byte
-	err error
+	pos    int64  // offset of cur[0]
+	cur    []byte // what is left of the chunk being consumed
+	buf    *[]byte
+	bufOff int64 // offset of (*buf)[0]
+	bufN   int
+	err    error
+	kept   []kept // oldest first
 }
 
 func (r *reader) startStream(off int64) *stream {
 	ctx, cancel := context.WithCancel(r.fsys.base)
-	size := r.fsys.opts.ChunkSize
 	st := &stream{
 		cancel: cancel,
 		chunks: make(chan chunk, r.fsys.opts.ReadAhead),
-		pool:   &sync.Pool{New: func() any { b := make([]byte, size); return &b }},
+		pool:   r.fsys.pool,
 		done:   make(chan struct{}),
 		pos:    off,
 	}
@@ -82,6 +113,9 @@ func (st *stream) fill(ctx context.Context, fsys *FS, bucket, key string, off in
 		case st.chunks <- c:
 			return true
 		case <-ctx.Done():
+			if c.buf != nil {
+				st.pool.put(c.buf)
+			}
 			return false
 		}
 	}
@@ -99,10 +133,14 @@ func (st *stream) fill(ctx context.Context, fsys *FS, bucket, key string, off in
 	}
 	defer body.Close()
 	for {
-		buf := st.pool.Get().(*[]byte)
+		buf := st.pool.get()
 		n, err := io.ReadFull(body, *buf)
-		if n > 0 && !send(chunk{buf: buf, n: n}) {
-			return
+		if n > 0 {
+			if !send(chunk{buf: buf, n: n}) {
+				return
+			}
+		} else {
+			st.pool.put(buf)
 		}
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			send(chunk{err: io.EOF})
@@ -122,8 +160,12 @@ func (st *stream) next(ctx context.Context) error {
 			return st.err
 		}
 		if st.buf != nil {
-			st.pool.Put(st.buf)
+			st.kept = append(st.kept, kept{st.buf, st.bufOff, st.bufN})
 			st.buf = nil
+			if len(st.kept) > keepChunks {
+				st.pool.put(st.kept[0].buf)
+				st.kept = st.kept[1:]
+			}
 		}
 		select {
 		case c, ok := <-st.chunks:
@@ -135,7 +177,8 @@ func (st *stream) next(ctx context.Context) error {
 				st.err = c.err
 				continue
 			}
-			st.buf, st.cur = c.buf, (*c.buf)[:c.n]
+			st.buf, st.bufOff, st.bufN = c.buf, st.pos, c.n
+			st.cur = (*c.buf)[:c.n]
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -143,9 +186,41 @@ func (st *stream) next(ctx context.Context) error {
 	return nil
 }
 
+// readBack copies [off, off+len(dest)) from what the stream has already
+// passed, if it still has all of it.
+func (st *stream) readBack(dest []byte, off int64) (int, bool) {
+	end := off + int64(len(dest))
+	if end > st.pos {
+		end = st.pos
+	}
+	n := 0
+	segs := st.kept
+	if st.buf != nil {
+		segs = append(segs[:len(segs):len(segs)], kept{st.buf, st.bufOff, st.bufN})
+	}
+	for _, k := range segs {
+		at := off + int64(n)
+		if at >= end {
+			break
+		}
+		if at < k.off || at >= k.off+int64(k.n) {
+			continue
+		}
+		n += copy(dest[n:end-off], (*k.buf)[at-k.off:k.n])
+	}
+	return n, off+int64(n) == end
+}
+
 func (st *stream) close() {
 	st.cancel()
 	<-st.done
+	for c := range st.chunks {
+		if c.buf != nil {
+			st.pool.put(c.buf)
+		}
+	}
+	// The kept buffers may still be in answers being written: left to
+	// the garbage collector rather than reused.
 }
 
 func (r *reader) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
@@ -153,6 +228,11 @@ func (r *reader) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 	defer r.mu.Unlock()
 	if off >= r.size {
 		return fuse.ReadResultData(nil), 0
+	}
+	if r.st != nil && off < r.st.pos {
+		if n, ok := r.st.readBack(dest, off); ok {
+			return fuse.ReadResultData(dest[:n]), 0
+		}
 	}
 	if r.st != nil && (off < r.st.pos || off > r.st.pos+maxSkip) {
 		r.st.close()
@@ -169,6 +249,20 @@ func (r *reader) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 		skip := min(int64(len(st.cur)), off-st.pos)
 		st.cur = st.cur[skip:]
 		st.pos += skip
+	}
+	// The common case of a sequential reader: the kernel asks for
+	// exactly what the current chunk holds (both are 1 MiB and aligned
+	// when the stream started at 0). Answered from the chunk, no copy.
+	if want := min(int64(len(dest)), r.size-st.pos); want > 0 {
+		if err := st.next(ctx); err != nil && !errors.Is(err, io.EOF) {
+			return nil, r.fail(err)
+		}
+		if int64(len(st.cur)) >= want {
+			data := st.cur[:want]
+			st.cur = st.cur[want:]
+			st.pos += want
+			return fuse.ReadResultData(data), 0
+		}
 	}
 	n := 0
 	for n < len(dest) && st.pos < r.size {

@@ -229,43 +229,51 @@ func (r *reader) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 	if off >= r.size {
 		return fuse.ReadResultData(nil), 0
 	}
+	dest = dest[:min(int64(len(dest)), r.size-off)]
+	n := 0
 	if r.st != nil && off < r.st.pos {
-		if n, ok := r.st.readBack(dest, off); ok {
-			return fuse.ReadResultData(dest[:n]), 0
+		// Behind the stream: from the chunks it kept, and if the
+		// request reaches past them, on from the stream.
+		if m, ok := r.st.readBack(dest, off); ok {
+			if m == len(dest) {
+				return fuse.ReadResultData(dest), 0
+			}
+			n = m
 		}
 	}
-	if r.st != nil && (off < r.st.pos || off > r.st.pos+maxSkip) {
+	at := off + int64(n)
+	if r.st != nil && (at < r.st.pos || at > r.st.pos+maxSkip) {
 		r.st.close()
 		r.st = nil
 	}
 	if r.st == nil {
-		r.st = r.startStream(off)
+		r.st = r.startStream(at)
 	}
 	st := r.st
-	for st.pos < off {
+	for st.pos < at {
 		if err := st.next(ctx); err != nil {
 			return nil, r.fail(err)
 		}
-		skip := min(int64(len(st.cur)), off-st.pos)
+		skip := min(int64(len(st.cur)), at-st.pos)
 		st.cur = st.cur[skip:]
 		st.pos += skip
 	}
-	// The common case of a sequential reader: the kernel asks for
-	// exactly what the current chunk holds (both are 1 MiB and aligned
-	// when the stream started at 0). Answered from the chunk, no copy.
-	if want := min(int64(len(dest)), r.size-st.pos); want > 0 {
+	if n == 0 {
+		// The common case of a sequential reader: the kernel asks for
+		// exactly what the current chunk holds (both are 1 MiB and
+		// aligned when the stream started at 0). Answered from the
+		// chunk, without a copy.
 		if err := st.next(ctx); err != nil && !errors.Is(err, io.EOF) {
 			return nil, r.fail(err)
 		}
-		if int64(len(st.cur)) >= want {
-			data := st.cur[:want]
-			st.cur = st.cur[want:]
-			st.pos += want
+		if len(st.cur) >= len(dest) {
+			data := st.cur[:len(dest)]
+			st.cur = st.cur[len(dest):]
+			st.pos += int64(len(dest))
 			return fuse.ReadResultData(data), 0
 		}
 	}
-	n := 0
-	for n < len(dest) && st.pos < r.size {
+	for n < len(dest) {
 		err := st.next(ctx)
 		if errors.Is(err, io.EOF) {
 			break // the object shrank since it was listed

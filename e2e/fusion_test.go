@@ -94,6 +94,8 @@ func TestFusionPodman(t *testing.T) {
 			args: []string{"echo", "must not run"}, wantErr: "is not permitted"},
 		{name: "without /dev/fuse", opts: append([]string{"--cap-add", "SYS_ADMIN"}, envOpts(env...)...), image: busybox,
 			args: []string{"echo", "must not run"}, wantErr: "cannot open /dev/fuse"},
+		{name: "as a user other than root", opts: append(append([]string{"--user", "65534"}, fuseOpts...), envOpts(env...)...), image: busybox,
+			args: []string{"echo", "must not run"}, wantErr: "the container runs as user 65534, and only root can mount FUSE here; run it with --user 0"},
 		{name: "unknown bucket", opts: append(fuseOpts, envOpts(append(env, "NXF_FUSION_BUCKETS=no-such-bucket")...)...), image: busybox,
 			args: []string{"echo", "must not run"}, wantErr: `bucket "no-such-bucket"`},
 		{name: "wrong secret", opts: append(fuseOpts, envOpts(append(env, "AWS_SECRET_ACCESS_KEY=wrong")...)...), image: busybox,

@@ -125,6 +125,11 @@ func bucketError(cfg Config, bucket string, err error) error {
 // until the kernel serves the mount. ctx bounds the check; bg bounds the
 // file system's background transfers for as long as it is mounted.
 func Mount(ctx, bg context.Context, cfg Config, logger *slog.Logger) (*fuse.Server, error) {
+	if uid := os.Geteuid(); uid != 0 {
+		// Capabilities given to the container are not effective for a
+		// non-root user, and there is no fusermount to lend them.
+		return nil, &Error{Msg: fmt.Sprintf("the container runs as user %d, and only root can mount FUSE here; run it with --user 0 (and --device /dev/fuse --cap-add SYS_ADMIN)", uid)}
+	}
 	if err := os.MkdirAll(cfg.Mountpoint, 0o755); err != nil {
 		return nil, &Error{Msg: fmt.Sprintf("cannot create the mount point %s (%v); the image's file system must be writable there, or set %s", cfg.Mountpoint, err, MountEnv), Err: err}
 	}

@@ -8,6 +8,7 @@ PLATFORMS := amd64 arm64
 ENTRIES   := $(foreach a,$(PLATFORMS),$(PAYLOAD)/linux_$(a)/.towerreg/entry)
 CRANE_VERSION       ?= v0.22.1
 STATICCHECK_VERSION ?= v0.8.2
+VERSITYGW_VERSION   ?= v1.8.0
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO_SOURCES := $(shell find . -name '*.go' -not -path './bin/*')
 
@@ -17,7 +18,7 @@ all: build
 
 # The entry is static (no libc, no shell needed in the image) and built with
 # -trimpath and no build ID so the layer digest only changes when the code does.
-$(PAYLOAD)/linux_%/.towerreg/entry: $(wildcard cmd/towerreg-entry/*.go layer/entry/*.go) go.mod
+$(PAYLOAD)/linux_%/.towerreg/entry: $(wildcard cmd/towerreg-entry/*.go layer/entry/*.go layer/fusion/*.go layer/fusion/*/*.go) go.mod
 	@mkdir -p $(dir $@)
 	CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build -trimpath -ldflags='-s -w -buildid=' -o $@ ./cmd/towerreg-entry
 
@@ -35,13 +36,17 @@ run: build
 pack: build
 	$(BIN)/towerreg-dev pack $(ARGS)
 
-tools: $(BIN)/crane
+tools: $(BIN)/crane $(BIN)/versitygw
 
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 $(BIN)/crane:
 	GOBIN=$(BIN) $(GO) install github.com/google/go-containerregistry/cmd/crane@$(CRANE_VERSION)
+
+# The S3 server the FUSE client's tests run on loopback (posix backend).
+$(BIN)/versitygw:
+	GOBIN=$(BIN) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
 test: layer tools
 	$(GO) test -race -count=1 -timeout 20m ./...

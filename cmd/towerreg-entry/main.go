@@ -3,23 +3,46 @@
 // Entrypoint and Cmd, as if it had never been injected; see package
 // layer/entry.
 //
-// It must stay small and static: it is copied into every image and runs in
-// images without a shell or libc.
+// With NXF_FUSION_BUCKETS set it first mounts those S3 buckets at
+// /fusion/s3/<bucket> (package layer/fusion): it starts itself again as the
+// FUSE server, waits for the mount, then execs as above. One static binary
+// does both, so an image needs no shell, no libc and no fusermount.
+//
+// It must stay static: it is copied into every image and runs in images
+// without a shell or libc.
 package main
 
 import (
+	"context"
 	"errors"
 	"os"
+	"time"
+
+	// Public CA roots for images that have none (busybox, scratch):
+	// used only when the system has no certificate store.
+	_ "golang.org/x/crypto/x509roots/fallback"
 
 	"github.com/tower-reg/tower-reg/layer/entry"
+	"github.com/tower-reg/tower-reg/layer/fusion"
 )
 
+// exitMount is the status when the buckets cannot be mounted: the
+// image's program must not run on an empty mount point.
+const exitMount = 1
+
 func main() {
-	// Prepare step: work that must happen before the original program
-	// starts goes here (the Fusion FUSE server, when NXF_FUSION_BUCKETS is
-	// set). It comes before Plan because Plan resolves the program's path,
-	// which may lie on a mount prepared here; and it cannot be left running
-	// in this process, which Exec replaces.
+	started := time.Now()
+	if fusion.IsServer(os.Getenv) {
+		os.Exit(fusion.Serve(os.Getenv, os.Stderr))
+	}
+	// The mount comes before Plan because Plan resolves the program's
+	// path, which may lie on the mount.
+	if fusion.Enabled(os.Getenv) {
+		if err := fusion.Start(context.Background(), os.Environ(), started); err != nil {
+			os.Stderr.WriteString("towerreg-entry: fusion: " + err.Error() + "\n")
+			os.Exit(exitMount)
+		}
+	}
 	cmd, err := entry.Plan(os.Environ(), os.Args[1:])
 	if err == nil {
 		err = entry.Exec(cmd)

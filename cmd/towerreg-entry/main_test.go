@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"debug/elf"
 	"encoding/json"
 	"errors"
@@ -14,8 +15,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/tower-reg/tower-reg/internal/s3test"
 	"github.com/tower-reg/tower-reg/layer/entry"
 )
 
@@ -302,15 +306,27 @@ func TestStatic(t *testing.T) {
 					t.Errorf("has a %v program header: not static", p.Type)
 				}
 			}
-			if fi, err := os.Stat(out); err == nil {
-				t.Logf("linux/%s: %d bytes", arch, fi.Size())
+			// The layer carries it gzipped; the target is 8 MB.
+			bin, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var gz bytes.Buffer
+			zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+			zw.Write(bin)
+			zw.Close()
+			t.Logf("linux/%s: %d bytes, %d gzipped", arch, len(bin), gz.Len())
+			if gz.Len() > 8_000_000 {
+				t.Errorf("linux/%s: %d bytes gzipped, over the 8 MB target", arch, gz.Len())
 			}
 		})
 	}
 }
 
-// TestDependencies keeps the entry on the standard library: it is copied
-// into every image, so it must not grow with the daemon's dependencies.
+// TestDependencies keeps the daemon's dependencies out of the entry: it is
+// copied into every image. Of tower-reg it links the entry's logic and the
+// FUSE client only; of the rest, what those two need (go-fuse, minio-go and
+// theirs), and none of the registry, dashboard or tunnel libraries.
 func TestDependencies(t *testing.T) {
 	gocmd, err := exec.LookPath("go")
 	if err != nil {
@@ -322,12 +338,116 @@ func TestDependencies(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
-	got := strings.Fields(string(out))
-	want := []string{
-		"github.com/tower-reg/tower-reg/layer/entry",
+	allowedOwn := []string{
 		"github.com/tower-reg/tower-reg/cmd/towerreg-entry",
+		"github.com/tower-reg/tower-reg/layer/entry",
+		"github.com/tower-reg/tower-reg/layer/fusion",
+		"github.com/tower-reg/tower-reg/layer/fusion/s3fs",
 	}
-	if !slices.Equal(got, want) {
-		t.Errorf("non-standard dependencies %q, want only %q", got, want)
+	forbidden := []string{
+		"github.com/google/go-containerregistry",
+		"github.com/charmbracelet/",
+		"golang.ngrok.com/",
+		"github.com/fsnotify/",
+		"github.com/adrg/xdg",
+		"github.com/klauspost/pgzip",
 	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.HasPrefix(dep, "github.com/tower-reg/tower-reg") && !slices.Contains(allowedOwn, dep) {
+			t.Errorf("the entry links %s; it may link only %q of tower-reg", dep, allowedOwn)
+		}
+		for _, f := range forbidden {
+			if strings.HasPrefix(dep, f) {
+				t.Errorf("the entry links %s, a daemon dependency", dep)
+			}
+		}
+	}
+}
+
+// TestFusionLifecycle runs the entry on the host with NXF_FUSION_BUCKETS:
+// the program it chains to reads the mount, and once that program is gone
+// the FUSE server unmounts and exits by itself.
+func TestFusionLifecycle(t *testing.T) {
+	s3test.NeedFUSE(t)
+	srv := s3test.Start(t)
+	bucket := srv.Bucket(t, "life")
+	srv.WriteObject(t, bucket, "greeting.txt", []byte("hi from S3\n"))
+	bin, err := hostBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := exec.LookPath("cat")
+	if err != nil {
+		t.Skip(err)
+	}
+	tests := []struct {
+		name     string
+		env      []string
+		args     []string
+		wantOut  string
+		wantErr  string
+		wantCode int
+	}{
+		{name: "mounts, then chains", args: []string{cat, "MNT/life/greeting.txt"}, wantOut: "hi from S3\n"},
+		{name: "chain ends with the program's status", env: []string{entry.EntrypointEnv + `["/bin/sh","-c"]`},
+			args: []string{"exit 7"}, wantCode: 7},
+		{name: "unknown bucket", env: []string{"NXF_FUSION_BUCKETS=nope-bucket"}, args: []string{cat, "/dev/null"},
+			wantErr: `towerreg-entry: fusion: bucket "nope-bucket" at ` + srv.URL + " does not exist; fix NXF_FUSION_BUCKETS (or AWS_ENDPOINT_URL)\n", wantCode: 1},
+		{name: "bad variable", env: []string{"NXF_FUSION_ATTR_TTL=soon"}, args: []string{cat, "/dev/null"},
+			wantErr: "towerreg-entry: fusion: NXF_FUSION_ATTR_TTL=\"soon\" is not a duration such as 5s or 500ms\n", wantCode: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mnt := filepath.Join(t.TempDir(), "s3")
+			args := slices.Clone(tt.args)
+			for i := range args {
+				args[i] = strings.ReplaceAll(args[i], "MNT", mnt)
+			}
+			cmd := exec.Command(bin, args...)
+			cmd.Env = append(append(os.Environ(), srv.Env(bucket)...), "NXF_FUSION_MOUNT="+mnt)
+			for _, kv := range tt.env {
+				if strings.HasPrefix(kv, entry.EntrypointEnv) {
+					kv = entry.EntrypointEnv + "=" + strings.TrimPrefix(kv, entry.EntrypointEnv)
+				}
+				cmd.Env = append(cmd.Env, kv)
+			}
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			cmd.WaitDelay = 10 * time.Second
+			err := cmd.Run()
+			code := 0
+			var exitErr *exec.ExitError
+			if errors.As(err, &exitErr) {
+				code = exitErr.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.wantCode || stdout.String() != tt.wantOut || stderr.String() != tt.wantErr {
+				t.Errorf("status %d, stdout %q, stderr %q; want %d, %q, %q", code, stdout.String(), stderr.String(), tt.wantCode, tt.wantOut, tt.wantErr)
+			}
+			// The server notices within a second that its parent is gone.
+			deadline := time.Now().Add(5 * time.Second)
+			for mounted(t, mnt) {
+				if time.Now().After(deadline) {
+					syscall.Unmount(mnt, syscall.MNT_DETACH)
+					t.Fatalf("%s still mounted 5s after the program ended", mnt)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// mounted reports whether dir is a mount point.
+func mounted(t *testing.T, dir string) bool {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && f[4] == dir {
+			return true
+		}
+	}
+	return false
 }

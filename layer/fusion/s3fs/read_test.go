@@ -1,0 +1,62 @@
+package s3fs
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/tower-reg/tower-reg/internal/s3test"
+)
+
+// TestReaderOffsets drives a reader with the offsets the kernel sends,
+// in order and out of it, against a real S3 server, without a mount.
+func TestReaderOffsets(t *testing.T) {
+	srv := s3test.Start(t)
+	bucket := srv.Bucket(t, "reads")
+	const size = 6<<20 + 12345
+	data := make([]byte, size)
+	r := rand.New(rand.NewPCG(7, 7))
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	srv.WriteObject(t, bucket, "obj", data)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := &FS{client: srv.Client, core: minio.Core{Client: srv.Client}, base: ctx, opts: Options{}.withDefaults()}
+	f.pool = newBufPool(f.opts.ChunkSize)
+	const mib = 1 << 20
+	tests := []struct {
+		name  string
+		reads [][2]int64 // offset, length
+	}{
+		{"sequential 1 MiB", [][2]int64{{0, mib}, {mib, mib}, {2 * mib, mib}, {3 * mib, mib}, {4 * mib, mib}, {5 * mib, mib}, {6 * mib, mib}}},
+		{"sequential 128 KiB", [][2]int64{{0, 128 << 10}, {128 << 10, 128 << 10}, {256 << 10, 128 << 10}}},
+		{"swapped pair", [][2]int64{{0, mib}, {2 * mib, mib}, {mib, mib}, {3 * mib, mib}}},
+		{"straddles the stream", [][2]int64{{0, mib}, {mib / 2, mib}, {3 * mib / 2, mib}}},
+		{"back past what is kept", [][2]int64{{5 * mib, mib}, {0, 1000}}},
+		{"far seek", [][2]int64{{0, 1000}, {6 * mib, 1000}, {100, 1000}}},
+		{"tail and past the end", [][2]int64{{size - 10, mib}, {size, 10}, {size + 5, 10}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rd := newReader(f, bucket, "obj", size)
+			defer rd.Release(ctx)
+			for _, rq := range tt.reads {
+				off, n := rq[0], rq[1]
+				res, eno := rd.Read(ctx, make([]byte, n), off)
+				if eno != 0 {
+					t.Fatalf("Read(%d, %d): %v", off, n, eno)
+				}
+				got, _ := res.Bytes(nil)
+				want := data[min(off, size):min(off+n, size)]
+				if !bytes.Equal(got, want) {
+					t.Fatalf("Read(%d, %d): %d bytes, want %d, content differs: %v", off, n, len(got), len(want), !bytes.Equal(got[:min(len(got), len(want))], want[:min(len(got), len(want))]))
+				}
+			}
+		})
+	}
+}

@@ -101,6 +101,11 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	if o.Tunnel == nil {
 		o.Tunnel = tunnel.Off{}
 	}
+	// Every short name resolves against the default registry: a bad one
+	// would fail each pull, so the daemon does not start with it.
+	if _, err := proxy.ParseRepo("library/busybox", o.Config.DefaultRegistry); err != nil {
+		return nil, fmt.Errorf("default_registry %q: %w", o.Config.DefaultRegistry, err)
+	}
 	st, err := store.Open(filepath.Join(o.CacheDir, "store"))
 	if err != nil {
 		return nil, err

@@ -1024,3 +1024,22 @@ func TestTagsList(t *testing.T) {
 		t.Fatalf("tags/list: %d %+v, want name %q and tags [v1 v2]", resp.StatusCode, list, name)
 	}
 }
+
+// TestNewRefusesBadDefaultRegistry: a default registry that short names
+// cannot resolve against stops the daemon at start, not at every pull.
+func TestNewRefusesBadDefaultRegistry(t *testing.T) {
+	for _, reg := range []string{"myregistry", "Docker.IO", "reg.example/path"} {
+		t.Run(reg, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.DefaultRegistry = reg
+			d, err := daemon.New(t.Context(), daemon.Options{Config: cfg, CacheDir: t.TempDir(), Layer: testLayer(), LayerSource: "test"})
+			if err == nil {
+				d.WaitIdle()
+				t.Fatalf("daemon.New took default registry %q", reg)
+			}
+			if !strings.Contains(err.Error(), "default_registry") {
+				t.Errorf("error %q does not name the config key", err)
+			}
+		})
+	}
+}

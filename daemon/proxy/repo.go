@@ -69,8 +69,15 @@ func ParseRepo(n, defaultRegistry string) (Repo, error) {
 			reg, path = h, rest
 		}
 	}
-	if !hostPattern.MatchString(reg) {
+	// A default registry without a dot, port or "localhost" would be taken
+	// by ggcr for the first path component of a Docker Hub name.
+	if !hostPattern.MatchString(reg) || !isHost(reg) {
 		return Repo{}, fmt.Errorf("%w: %q is not a registry host (lower-case host name or IP, optional port)", ErrNameInvalid, reg)
+	}
+	// The limit is on the name with its registry, as distribution counts
+	// it, so that the resolved name parses again.
+	if len(reg)+1+len(path) > maxNameLen {
+		return Repo{}, fmt.Errorf("%w: repository name must have 1 to %d characters with its registry", ErrNameInvalid, maxNameLen)
 	}
 	// ggcr checks the characters and the host; the component grammar (no
 	// empty, dotted or upper-case components) is distribution's and checked

@@ -55,12 +55,16 @@ type Counts struct {
 	Blobs     int64 `json:"blobs"`
 	Bytes     int64 `json:"bytes"`
 	Errors    int64 `json:"errors"`
+	// Tokens counts the container tokens that are live now, whenever they
+	// were issued; TokensIssued those issued since the daemon started.
+	Tokens       int64 `json:"tokens"`
+	TokensIssued int64 `json:"tokensIssued"`
 }
 
 // counters tally the event stream for Status. They observe the bus, so
 // they miss no event, and keep the handlers free of bookkeeping.
 type counters struct {
-	pulls, manifests, blobs, bytes, errors atomic.Int64
+	pulls, manifests, blobs, bytes, errors, tokens atomic.Int64
 }
 
 func (c *counters) add(e event.Event) {
@@ -81,13 +85,15 @@ func (c *counters) add(e event.Event) {
 		}
 		c.blobs.Add(1)
 		c.bytes.Add(e.Bytes)
+	case event.TokenIssued:
+		c.tokens.Add(1)
 	}
 }
 
 func (c *counters) snapshot() Counts {
 	return Counts{
 		Pulls: c.pulls.Load(), Manifests: c.manifests.Load(), Blobs: c.blobs.Load(),
-		Bytes: c.bytes.Load(), Errors: c.errors.Load(),
+		Bytes: c.bytes.Load(), Errors: c.errors.Load(), TokensIssued: c.tokens.Load(),
 	}
 }
 
@@ -103,6 +109,10 @@ func (d *Daemon) Status() Status {
 	}
 	sort.Strings(platforms)
 	listen, _ := d.addr.Load().(string)
+	counts := d.counts.snapshot()
+	if d.tokens != nil {
+		counts.Tokens = int64(d.tokens.store.Live())
+	}
 	return Status{
 		Version:         Version,
 		Listen:          listen,
@@ -113,7 +123,7 @@ func (d *Daemon) Status() Status {
 			TarDigest: g.Set.Common.TarDigest.String(), GzipDigest: g.Set.Common.GzipDigest.String(),
 			GzipSize: g.Set.Common.GzipSize, Files: g.Set.Common.Files, Platforms: platforms, PlatformDigests: digests,
 		},
-		Counts: d.counts.snapshot(),
+		Counts: counts,
 		Tunnel: d.tunnelSection(),
 	}
 }

@@ -188,8 +188,15 @@ func TestContainerToken(t *testing.T) {
 		t.Errorf("another tag gave %s, want %s", d2, d1)
 	}
 
+	if c := te.d.Status().Counts; c.Tokens != 1 || c.TokensIssued != 1 {
+		t.Errorf("status counts %+v after one token, want 1 live and 1 issued", c)
+	}
+
 	// The token survives a restart.
 	te.restart(t)
+	if c := te.d.Status().Counts; c.Tokens != 1 || c.TokensIssued != 0 {
+		t.Errorf("status counts %+v after a restart, want 1 live and none issued", c)
+	}
 	after := host(te.proxy) + "/wt/" + strings.SplitN(a.TargetImage, "/wt/", 2)[1]
 	again, err := remote.Image(mustRef(t, after))
 	if err != nil {
@@ -204,6 +211,9 @@ func TestContainerToken(t *testing.T) {
 	_, err = remote.Image(mustRef(t, after))
 	if err == nil || !strings.Contains(err.Error(), "DENIED") || !strings.Contains(err.Error(), a.ContainerToken[:6]+"… expired at") {
 		t.Errorf("pull of an expired token: %v", err)
+	}
+	if c := te.d.Status().Counts; c.Tokens != 0 {
+		t.Errorf("status counts %+v with the token expired, want none live", c)
 	}
 }
 

@@ -423,6 +423,20 @@ func (s *Store) List() []Record {
 	return out
 }
 
+// Live counts the live tokens, as List would list them.
+func (s *Store) Live() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	n := 0
+	for _, e := range s.entries {
+		if !e.tomb && now.Before(e.rec.Expires) {
+			n++
+		}
+	}
+	return n
+}
+
 // Flush saves the pull counts that changed since the last save.
 func (s *Store) Flush(ctx context.Context) error {
 	s.mu.Lock()

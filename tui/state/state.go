@@ -108,6 +108,11 @@ func New() *State {
 // a daemon the dashboard attached to late.
 func (s *State) SetStatus(st daemon.Status) {
 	s.Status, s.HaveStatus = st, true
+	// The event stream does not replay the past: a dashboard attached
+	// after the tunnel came up learns its state here.
+	if t := st.Tunnel; s.Tunnel == nil && t.State != "" {
+		s.Tunnel = &event.TunnelStatus{Provider: t.Provider, State: t.State, URL: t.URL, Err: t.Error}
+	}
 	l := st.Layer
 	if l.GzipDigest == "" {
 		return

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tower-reg/tower-reg/daemon"
 	"github.com/tower-reg/tower-reg/daemon/event"
 	"github.com/tower-reg/tower-reg/tui/internal/replay"
 	"github.com/tower-reg/tower-reg/tui/state"
@@ -149,6 +150,24 @@ func TestApplyReplay(t *testing.T) {
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.check(t, replayed()) })
+	}
+}
+
+// TestStatusTunnel: a dashboard that attached after the tunnel came up has
+// no TunnelStatus event; the status document tells the state, and a later
+// event still wins.
+func TestStatusTunnel(t *testing.T) {
+	st := replay.Status()
+	st.Tunnel = daemon.TunnelStatus{Provider: "ngrok", State: event.TunnelUp, URL: "https://1a2b.ngrok.app"}
+	s := state.New()
+	s.SetStatus(st)
+	if s.Tunnel == nil || s.Tunnel.State != event.TunnelUp || s.Tunnel.URL != st.Tunnel.URL {
+		t.Fatalf("tunnel %+v after the status", s.Tunnel)
+	}
+	s.Apply(event.TunnelStatus{Provider: "ngrok", State: event.TunnelReconnecting, Err: "lost"})
+	s.SetStatus(st)
+	if s.Tunnel.State != event.TunnelReconnecting {
+		t.Errorf("tunnel %+v: the status overrode a newer event", s.Tunnel)
 	}
 }
 

@@ -1,16 +1,22 @@
 package fusion
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/minio/minio-go/v7"
 
 	"github.com/tower-reg/tower-reg/internal/s3test"
+	"github.com/tower-reg/tower-reg/layer/fusion/s3fs"
 )
 
 // BenchmarkSeqRead reads a 256 MiB object through the mount and with a
@@ -139,4 +145,91 @@ func median(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// BenchmarkSeqReadCeiling measures what FUSE alone costs on this machine:
+// the same 256 MiB sequential read from a mount with the client's options
+// whose file is a byte slice in memory (no S3, no read-ahead queue, no
+// copy in the server), against the same direct GET as BenchmarkSeqRead.
+// Its ratio is the floor that no FUSE client can go under here.
+//
+//	go test ./layer/fusion -run '^$' -bench SeqRead -benchtime 5x
+func BenchmarkSeqReadCeiling(b *testing.B) {
+	s3test.NeedFUSE(b)
+	srv := s3test.Start(b)
+	bucket := srv.Bucket(b, "ceiling")
+	const size = 256 << 20
+	data := randomBytes(6, size)
+	srv.WriteObject(b, bucket, "big.bin", data)
+	core := minio.Core{Client: srv.Client}
+	buf := make([]byte, 1<<20)
+
+	dir := b.TempDir()
+	root := &fs.Inode{}
+	opts := s3fs.MountOptions(root, "fusion-ceiling")
+	opts.OnAdd = func(ctx context.Context) {
+		root.AddChild("big.bin", root.NewPersistentInode(ctx, &memFile{data: data}, fs.StableAttr{}), false)
+	}
+	server, err := fs.Mount(dir, root, opts)
+	if err != nil {
+		b.Fatalf("mount: %v", err)
+	}
+	b.Cleanup(func() {
+		if err := server.Unmount(); err != nil {
+			b.Errorf("unmount: %v", err)
+		}
+	})
+
+	read := func(open func() (io.ReadCloser, error)) time.Duration {
+		start := time.Now()
+		r, err := open()
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := io.CopyBuffer(io.Discard, r, buf)
+		r.Close()
+		if err != nil || n != size {
+			b.Fatalf("read: %d bytes, %v", n, err)
+		}
+		return time.Since(start)
+	}
+	direct := func() (io.ReadCloser, error) {
+		body, _, _, err := core.GetObject(b.Context(), bucket, "big.bin", minio.GetObjectOptions{})
+		return body, err
+	}
+	mounted := func() (io.ReadCloser, error) { return os.Open(filepath.Join(dir, "big.bin")) }
+	read(direct)
+	read(mounted)
+	var ds, ms []time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		ds = append(ds, read(direct))
+		ms = append(ms, read(mounted))
+	}
+	b.StopTimer()
+	report(b, "read", ds, ms, size)
+}
+
+// memFile is a read-only file in memory that, unlike fs.MemRegularFile,
+// does not ask the kernel to keep its pages across opens: each read of
+// the benchmark goes through FUSE, as a read of an S3 object does.
+type memFile struct {
+	fs.Inode
+	data []byte
+}
+
+func (f *memFile) Open(context.Context, uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	return nil, 0, 0
+}
+
+func (f *memFile) Getattr(_ context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	out.Mode = syscall.S_IFREG | 0o444
+	out.Size = uint64(len(f.data))
+	return 0
+}
+
+func (f *memFile) Read(_ context.Context, _ fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	off = min(off, int64(len(f.data)))
+	end := min(off+int64(len(dest)), int64(len(f.data)))
+	return fuse.ReadResultData(f.data[off:end]), 0
 }

@@ -102,8 +102,10 @@ func NewRoot(ctx context.Context, client *minio.Client, buckets []string, opts O
 func MountOptions(root fs.InodeEmbedder, name string) *fs.Options {
 	r, ok := root.(*rootNode)
 	ttl := 5 * time.Second
+	logger := slog.New(slog.DiscardHandler)
 	if ok {
 		ttl = r.fsys.opts.AttrTTL
+		logger = r.fsys.opts.Logger
 	}
 	return &fs.Options{
 		MountOptions: fuse.MountOptions{
@@ -120,7 +122,16 @@ func MountOptions(root fs.InodeEmbedder, name string) *fs.Options {
 			MaxReadAhead: 1 << 20,
 			// xattrs are not stored in S3; say so once, not per file.
 			DisableXAttrs: true,
+			// Splicing only pays for data in a file descriptor; reads
+			// here answer from memory, for which go-fuse would still
+			// grow a pipe and write the header into it on every read,
+			// then fail on 1 MiB reads (over the pipe-max-size of 1 MiB)
+			// and log the failure to the container's stderr.
+			DisableSplice: true,
 			Debug:         ok && r.fsys.opts.Debug,
+			// go-fuse's own complaints go to the client's log at debug
+			// level, not to the stderr the container's program shares.
+			Logger: slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 		},
 		EntryTimeout:    &ttl,
 		AttrTimeout:     &ttl,

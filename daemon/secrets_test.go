@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,25 +20,9 @@ import (
 	"github.com/tower-reg/tower-reg/daemon"
 	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/daemon/event"
+	"github.com/tower-reg/tower-reg/internal/syncbuf"
 	"github.com/tower-reg/tower-reg/tunnel"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestSecretsStayOut pulls from a registry whose password is in the
 // config, with the ngrok tunnel trying (and failing) with its auth token,
@@ -58,7 +41,7 @@ func TestSecretsStayOut(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg := config.Default()
 	cfg.Registries = map[string]config.Registry{host(up): {Login: config.Login{Username: user, Password: password}}}
@@ -93,7 +76,7 @@ func TestSecretsStayOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stream lockedBuffer
+	var stream syncbuf.Buffer
 	streamDone := make(chan struct{})
 	go func() {
 		defer close(streamDone)

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -27,25 +26,8 @@ import (
 	"github.com/tower-reg/tower-reg/daemon"
 	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/daemon/event"
+	"github.com/tower-reg/tower-reg/internal/syncbuf"
 )
-
-// syncBuffer is a log destination written from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestCredentialsStayHome: the developer's registry password, configured
 // for one registry, reaches that registry's token endpoint only. Blobs
@@ -108,7 +90,7 @@ func TestCredentialsStayHome(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	bus := event.NewBus(nil)
 	sub := bus.Subscribe(4096)
 	defer sub.Close()

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/tower-reg/tower-reg/internal/prereq"
 )
 
 // sharedDir holds what is built once per test binary run (the daemon).
@@ -42,45 +44,12 @@ var installHints = map[string]string{
 	"tmux":            "apt-get install tmux",
 }
 
-// required reports whether a missing prerequisite fails the test instead of
-// skipping it: in CI, or when asked with TOWERREG_E2E=require.
-func required() bool {
-	if os.Getenv("TOWERREG_E2E") == "require" {
-		return true
-	}
-	ci := os.Getenv("CI")
-	return ci != "" && ci != "false" && ci != "0"
-}
-
-// missing skips the test with a reason nobody can overlook, or fails it
-// where the end-to-end tests must run.
-func missing(tb testing.TB, what, how string) {
-	tb.Helper()
-	if required() {
-		tb.Fatalf("E2E PREREQUISITE MISSING: %s; fix: %s (end-to-end tests are required here: CI=%q TOWERREG_E2E=%q)",
-			what, how, os.Getenv("CI"), os.Getenv("TOWERREG_E2E"))
-	}
-	tb.Skipf("SKIPPED: %s; %s; CI does not skip this", what, how)
-}
-
-// gate skips every end-to-end test in -short mode and when switched off
-// with TOWERREG_E2E=off: both are an explicit choice of whoever runs them.
-func gate(tb testing.TB) {
-	tb.Helper()
-	if testing.Short() {
-		tb.Skip("SKIPPED: end-to-end test in -short mode; run without -short (CI does)")
-	}
-	if os.Getenv("TOWERREG_E2E") == "off" {
-		tb.Skip("SKIPPED: TOWERREG_E2E=off")
-	}
-}
-
 // need returns the path of an external tool, or skips or fails the test
 // when it is missing. crane is looked up in <repo>/bin first, where
 // `make tools` installs the pinned version.
 func need(tb testing.TB, tool string) string {
 	tb.Helper()
-	gate(tb)
+	prereq.Gate(tb, "real registries and clients")
 	hint := installHints[tool]
 	if tool == "busybox" {
 		return needStaticBusybox(tb)
@@ -93,7 +62,7 @@ func need(tb testing.TB, tool string) string {
 	}
 	p, err := exec.LookPath(tool)
 	if err != nil {
-		missing(tb, tool+" not installed", hint)
+		prereq.Missing(tb, tool+" not installed", hint)
 	}
 	return p
 }
@@ -106,20 +75,20 @@ func needStaticBusybox(tb testing.TB) string {
 	p := "/bin/busybox"
 	if _, err := os.Stat(p); err != nil {
 		if p, err = exec.LookPath("busybox"); err != nil {
-			missing(tb, "busybox not installed", hint)
+			prereq.Missing(tb, "busybox not installed", hint)
 		}
 	}
 	f, err := elf.Open(p)
 	if err != nil {
-		missing(tb, fmt.Sprintf("%s is not an ELF binary (%v)", p, err), hint)
+		prereq.Missing(tb, fmt.Sprintf("%s is not an ELF binary (%v)", p, err), hint)
 	}
 	defer f.Close()
 	if f.Machine != elf.EM_X86_64 {
-		missing(tb, fmt.Sprintf("%s is for %v, the test images are linux/amd64", p, f.Machine), hint)
+		prereq.Missing(tb, fmt.Sprintf("%s is for %v, the test images are linux/amd64", p, f.Machine), hint)
 	}
 	for _, prog := range f.Progs {
 		if prog.Type == elf.PT_INTERP {
-			missing(tb, p+" is dynamically linked; the test images have no libc", hint)
+			prereq.Missing(tb, p+" is dynamically linked; the test images have no libc", hint)
 		}
 	}
 	return p
@@ -129,7 +98,7 @@ func needStaticBusybox(tb testing.TB) string {
 func needRoot(tb testing.TB) {
 	tb.Helper()
 	if os.Geteuid() != 0 {
-		missing(tb, "podman tests need root (rootful podman, as in CI)", "run the tests as root")
+		prereq.Missing(tb, "podman tests need root (rootful podman, as in CI)", "run the tests as root")
 	}
 }
 

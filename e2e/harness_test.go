@@ -20,6 +20,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/tower-reg/tower-reg/internal/prereq"
 )
 
 // ---------------------------------------------------------------------------
@@ -95,7 +97,7 @@ func mustLayer(tb testing.TB, img v1.Image, i int) v1.Layer {
 // the asked size that gzip cannot shrink, distinct, and the same on every
 // build.
 func TestHarnessBigImage(t *testing.T) {
-	gate(t)
+	prereq.Gate(t, "real registries and clients")
 	const layers, total = 3, 3 * 256 << 10
 	img := bigImage(t, layers, total, 1)
 	ls, err := img.Layers()

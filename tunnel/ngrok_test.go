@@ -1,7 +1,6 @@
 package tunnel
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tower-reg/tower-reg/daemon/event"
+	"github.com/tower-reg/tower-reg/internal/syncbuf"
 )
 
 // TestNgrokNoNetwork runs the real ngrok agent with an invalid token on a
@@ -19,7 +19,7 @@ import (
 // nor its log carry the token.
 func TestNgrokNoNetwork(t *testing.T) {
 	const token = "invalid-2tokenXYZ"
-	var logBuf syncBuffer
+	var logBuf syncbuf.Buffer
 	n, err := NewNgrok(NgrokOptions{Authtoken: token, Log: slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
@@ -84,21 +84,4 @@ func TestNgrokNoNetwork(t *testing.T) {
 		t.Errorf("the log holds the auth token:\n%s", logBuf.String())
 	}
 	t.Logf("reports: %+v", got)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/tower-reg/tower-reg/daemon"
 	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/daemon/event"
+	"github.com/tower-reg/tower-reg/internal/syncbuf"
 )
 
 // TestDashHeadless attaches `dash --no-tui` to a daemon and reads its
@@ -25,7 +26,7 @@ func TestDashHeadless(t *testing.T) {
 	srv := httptest.NewServer(d.Handler())
 	defer srv.Close()
 	ctx, cancel := context.WithCancel(t.Context())
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"dash", "--no-tui", "--addr", strings.TrimPrefix(srv.URL, "http://")}, &stdout, &stderr)
@@ -48,7 +49,7 @@ func TestDashHeadless(t *testing.T) {
 }
 
 func TestDashNoDaemon(t *testing.T) {
-	err := run(t.Context(), []string{"dash", "--addr", "127.0.0.1:1"}, &syncBuffer{}, &syncBuffer{})
+	err := run(t.Context(), []string{"dash", "--addr", "127.0.0.1:1"}, &syncbuf.Buffer{}, &syncbuf.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "no towerreg-dev at 127.0.0.1:1") {
 		t.Errorf("got %v, want a plain error", err)
 	}

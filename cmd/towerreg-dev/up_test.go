@@ -7,30 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/adrg/xdg"
+
+	"github.com/tower-reg/tower-reg/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer the daemon's goroutines may write to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestUpLogFile runs `up` headless (stdout is no terminal) and checks the
 // log goes to the private log file in the asked format, and to stderr.
@@ -50,7 +33,7 @@ func TestUpLogFile(t *testing.T) {
 			xdg.Reload()
 			t.Cleanup(xdg.Reload)
 			ctx, cancel := context.WithCancel(t.Context())
-			var stdout, stderr syncBuffer
+			var stdout, stderr syncbuf.Buffer
 			done := make(chan error, 1)
 			go func() {
 				done <- run(ctx, []string{"up", "--listen", "127.0.0.1:0", "--log-format", tt.format}, &stdout, &stderr)
@@ -93,7 +76,7 @@ func TestUpLogFile(t *testing.T) {
 }
 
 func TestUpLogFormatInvalid(t *testing.T) {
-	err := run(t.Context(), []string{"up", "--log-format", "xml"}, &syncBuffer{}, &syncBuffer{})
+	err := run(t.Context(), []string{"up", "--log-format", "xml"}, &syncbuf.Buffer{}, &syncbuf.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "--log-format") {
 		t.Errorf("got %v, want an error about --log-format", err)
 	}

@@ -25,6 +25,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/tower-reg/tower-reg/internal/prereq"
 )
 
 // The root account of every test server. Tests that check that secrets
@@ -46,48 +48,16 @@ type Server struct {
 	Client *minio.Client
 }
 
-// Required reports whether a missing prerequisite fails the test rather
-// than skipping it.
-func Required() bool {
-	if os.Getenv("TOWERREG_E2E") == "require" {
-		return true
-	}
-	ci := os.Getenv("CI")
-	return ci != "" && ci != "false" && ci != "0"
-}
-
-// Missing skips tb with a reason nobody can overlook, or fails it where
-// these tests must run.
-func Missing(tb testing.TB, what, how string) {
-	tb.Helper()
-	if Required() {
-		tb.Fatalf("TEST PREREQUISITE MISSING: %s; fix: %s (required here: CI=%q TOWERREG_E2E=%q)",
-			what, how, os.Getenv("CI"), os.Getenv("TOWERREG_E2E"))
-	}
-	tb.Skipf("SKIPPED: %s; %s; CI does not skip this", what, how)
-}
-
-// gate skips in -short mode and with TOWERREG_E2E=off, as e2e/ does.
-func gate(tb testing.TB) {
-	tb.Helper()
-	if testing.Short() {
-		tb.Skip("SKIPPED: needs a real S3 server; run without -short (CI does)")
-	}
-	if os.Getenv("TOWERREG_E2E") == "off" {
-		tb.Skip("SKIPPED: TOWERREG_E2E=off")
-	}
-}
-
 // NeedFUSE skips or fails tb unless it can mount FUSE file systems: root
 // and /dev/fuse.
 func NeedFUSE(tb testing.TB) {
 	tb.Helper()
-	gate(tb)
+	prereq.Gate(tb, "a real S3 server")
 	if os.Geteuid() != 0 {
-		Missing(tb, "mounting FUSE with mount(2) needs root", "run the tests as root (CI does)")
+		prereq.Missing(tb, "mounting FUSE with mount(2) needs root", "run the tests as root (CI does)")
 	}
 	if _, err := os.Stat("/dev/fuse"); err != nil {
-		Missing(tb, "no /dev/fuse", "modprobe fuse, or run where /dev/fuse exists")
+		prereq.Missing(tb, "no /dev/fuse", "modprobe fuse, or run where /dev/fuse exists")
 	}
 }
 
@@ -95,7 +65,7 @@ func NeedFUSE(tb testing.TB) {
 // then PATH.
 func Binary(tb testing.TB) string {
 	tb.Helper()
-	gate(tb)
+	prereq.Gate(tb, "a real S3 server")
 	if root, err := repoRoot(); err == nil {
 		p := filepath.Join(root, "bin", "versitygw")
 		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
@@ -104,7 +74,7 @@ func Binary(tb testing.TB) string {
 	}
 	p, err := exec.LookPath("versitygw")
 	if err != nil {
-		Missing(tb, "versitygw not installed", "make tools (go install github.com/versity/versitygw/cmd/versitygw into <repo>/bin)")
+		prereq.Missing(tb, "versitygw not installed", "make tools (go install github.com/versity/versitygw/cmd/versitygw into <repo>/bin)")
 	}
 	return p
 }

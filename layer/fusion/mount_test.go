@@ -22,31 +22,14 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/tower-reg/tower-reg/internal/s3test"
+	"github.com/tower-reg/tower-reg/internal/syncbuf"
 )
 
 // mounted is one mount of the client on the host, for a test.
 type mounted struct {
 	dir string
 	srv *s3test.Server
-	log *syncBuffer // the client's log, debug level and up
-}
-
-// syncBuffer is a bytes.Buffer that FUSE's goroutines may write at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	log *syncbuf.Buffer // the client's log, debug level and up
 }
 
 // mountOn mounts buckets from srv on a temporary directory, the way the
@@ -70,7 +53,7 @@ func mountOn(t testing.TB, srv *s3test.Server, env map[string]string, buckets ..
 	bg, cancel := context.WithCancel(context.Background())
 	ctx, cancelCheck := context.WithTimeout(bg, 30*time.Second)
 	defer cancelCheck()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	server, err := Mount(ctx, bg, cfg, logger)
 	if err != nil {

@@ -1,12 +1,10 @@
 package feed
 
 import (
-	"bytes"
 	"log/slog"
 	"net/http/httptest"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -14,29 +12,13 @@ import (
 	"github.com/tower-reg/tower-reg/daemon"
 	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/daemon/event"
+	"github.com/tower-reg/tower-reg/internal/syncbuf"
 	"github.com/tower-reg/tower-reg/tui/internal/replay"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // attach starts a real daemon's local handler and a client reading it,
 // and returns once the event stream is connected.
-func attach(t *testing.T) (*Client, *event.Bus, *httptest.Server, *syncBuffer) {
+func attach(t *testing.T) (*Client, *event.Bus, *httptest.Server, *syncbuf.Buffer) {
 	t.Helper()
 	bus := event.NewBus(nil)
 	d, err := daemon.New(t.Context(), daemon.Options{Config: config.Default(), CacheDir: t.TempDir(),
@@ -46,7 +28,7 @@ func attach(t *testing.T) (*Client, *event.Bus, *httptest.Server, *syncBuffer) {
 	}
 	srv := httptest.NewServer(d.Handler())
 	t.Cleanup(srv.Close)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	c := New(strings.TrimPrefix(srv.URL, "http://"), slog.New(slog.NewTextHandler(&logs, nil)))
 	c.retry = 10 * time.Millisecond
 	done := make(chan struct{})

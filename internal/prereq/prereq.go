@@ -1,0 +1,44 @@
+// Package prereq decides what a test does when the machine lacks something
+// it needs (a tool, root, /dev/fuse): on a laptop it skips with a reason
+// nobody can overlook; in CI, or with TOWERREG_E2E=require, it fails, so
+// that a skipped check is never reported as passing.
+package prereq
+
+import (
+	"os"
+	"testing"
+)
+
+// Required reports whether a missing prerequisite fails the test rather
+// than skipping it.
+func Required() bool {
+	if os.Getenv("TOWERREG_E2E") == "require" {
+		return true
+	}
+	ci := os.Getenv("CI")
+	return ci != "" && ci != "false" && ci != "0"
+}
+
+// Missing skips tb, or fails it where the tests are required, saying what
+// is missing and how to get it.
+func Missing(tb testing.TB, what, how string) {
+	tb.Helper()
+	if Required() {
+		tb.Fatalf("TEST PREREQUISITE MISSING: %s; fix: %s (required here: CI=%q TOWERREG_E2E=%q)",
+			what, how, os.Getenv("CI"), os.Getenv("TOWERREG_E2E"))
+	}
+	tb.Skipf("SKIPPED: %s; %s; CI does not skip this", what, how)
+}
+
+// Gate skips a test that needs more than Go (real tools, servers, mounts)
+// in -short mode and with TOWERREG_E2E=off: both are the explicit choice
+// of whoever runs the tests. needs says what the test needs.
+func Gate(tb testing.TB, needs string) {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skipf("SKIPPED: needs %s; run without -short (CI does)", needs)
+	}
+	if os.Getenv("TOWERREG_E2E") == "off" {
+		tb.Skip("SKIPPED: TOWERREG_E2E=off")
+	}
+}

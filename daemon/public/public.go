@@ -11,12 +11,16 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // TokenPath is where the challenge sends clients for a token.
@@ -34,6 +38,16 @@ const sessionTTL = time.Hour
 // what no token at all would, so it needs no secrecy, and it keeps no state:
 // anyone may ask for it any number of times.
 const anonymousToken = "anonymous"
+
+// Wrong logins draw from one budget for all clients: behind the tunnel
+// every client comes from the same local address, so a budget per address
+// would be one budget anyway. Once it is spent no password is checked
+// until it refills, so that even a weak configured password cannot be
+// guessed online, while a developer who mistypes a few times never notices.
+const (
+	wrongLoginBurst  = 10
+	wrongLoginRefill = 6 * time.Second // 10 a minute
+)
 
 // Credential is the login the public handler takes.
 type Credential struct {
@@ -63,6 +77,8 @@ type Handler struct {
 
 	mu       sync.Mutex
 	sessions map[[sha256.Size]byte]session // by the token's hash
+
+	wrong *rate.Limiter // the budget of wrong logins
 }
 
 type session struct {
@@ -81,7 +97,8 @@ func New(o Options) *Handler {
 	if o.TokenRoute == nil {
 		o.TokenRoute = func(string) bool { return false }
 	}
-	return &Handler{o: o, sessions: map[[sha256.Size]byte]session{}}
+	return &Handler{o: o, sessions: map[[sha256.Size]byte]session{},
+		wrong: rate.NewLimiter(rate.Every(wrongLoginRefill), wrongLoginBurst)}
 }
 
 // ServeHTTP implements http.Handler. Anything but the registry and the
@@ -98,8 +115,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) registry(w http.ResponseWriter, r *http.Request) {
-	s, ok := h.authorize(r)
-	if !ok {
+	s, err := h.authorize(r)
+	if errors.Is(err, errTooManyWrong) {
+		h.tooManyWrong(w)
+		return
+	}
+	if err != nil {
 		h.challenge(w, r)
 		return
 	}
@@ -111,31 +132,62 @@ func (h *Handler) registry(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+var (
+	errUnauthorized = errors.New("unauthorized")
+	errTooManyWrong = errors.New("too many wrong logins")
+)
+
 // authorize finds the session of a request: a Bearer token from
 // TokenPath, or the login itself as Basic auth, as curl users send it.
-func (h *Handler) authorize(r *http.Request) (session, bool) {
+func (h *Handler) authorize(r *http.Request) (session, error) {
 	if u, p, ok := r.BasicAuth(); ok {
-		return session{loggedIn: true}, h.checkLogin(u, p)
+		return session{loggedIn: true}, h.login(r, u, p)
 	}
 	t, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {
-		return session{}, false
+		return session{}, errUnauthorized
 	}
 	if t == anonymousToken {
-		return session{}, true
+		return session{}, nil
 	}
 	key := sha256.Sum256([]byte(t))
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	s, ok := h.sessions[key]
 	if !ok {
-		return session{}, false
+		return session{}, errUnauthorized
 	}
 	if !h.o.Now().Before(s.expires) {
 		delete(h.sessions, key)
-		return session{}, false
+		return session{}, errUnauthorized
 	}
-	return s, true
+	return s, nil
+}
+
+// login checks a login against the budget of wrong ones: while it is
+// spent, the password is not even compared.
+func (h *Handler) login(r *http.Request, user, password string) error {
+	now := h.o.Now()
+	if h.wrong.TokensAt(now) < 1 {
+		return errTooManyWrong
+	}
+	if h.checkLogin(user, password) {
+		return nil
+	}
+	h.wrong.AllowN(now, 1)
+	h.o.Log.Warn("public login refused", "user", user, "client", r.RemoteAddr)
+	return errUnauthorized
+}
+
+// tooManyWrong answers a login while the budget of wrong ones is spent.
+func (h *Handler) tooManyWrong(w http.ResponseWriter) {
+	r := h.wrong.ReserveN(h.o.Now(), 1)
+	wait := r.DelayFrom(h.o.Now())
+	r.CancelAt(h.o.Now())
+	secs := max(1, int((wait+time.Second-1)/time.Second))
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	writeError(w, http.StatusTooManyRequests, "TOOMANYREQUESTS",
+		fmt.Sprintf("too many wrong logins to this tower-reg: no login is checked for %d s", secs))
 }
 
 // checkLogin compares in constant time, hashes first so that the lengths
@@ -198,8 +250,11 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 	}
 	var s session
 	if u, p, ok := r.BasicAuth(); ok {
-		if !h.checkLogin(u, p) {
-			h.o.Log.Warn("public login refused", "user", u, "client", r.RemoteAddr)
+		switch err := h.login(r, u, p); {
+		case errors.Is(err, errTooManyWrong):
+			h.tooManyWrong(w)
+			return
+		case err != nil:
 			writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "wrong user name or password for this tower-reg")
 			return
 		}

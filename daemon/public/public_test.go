@@ -2,6 +2,7 @@ package public
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -153,5 +154,50 @@ func TestPublicToken(t *testing.T) {
 	none := New(Options{Full: named("full"), Anonymous: named("anonymous")})
 	if w := serve(none, "GET", TokenPath, basic("", "")); w.Code != 401 {
 		t.Errorf("empty login with none configured: %d, want 401", w.Code)
+	}
+}
+
+// TestWrongLoginBudget: wrong logins, from any client and by either route
+// (the token endpoint or Basic auth on the registry), draw from one
+// budget; once it is spent even the right password is refused with 429
+// and Retry-After until it refills, and anonymous pulls go on.
+func TestWrongLoginBudget(t *testing.T) {
+	c := &clock{time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)}
+	h := newTestHandler(c)
+	for i := range wrongLoginBurst {
+		target := TokenPath
+		if i%2 == 1 {
+			target = "/v2/"
+		}
+		if w := serve(h, "GET", target, basic("towerreg", fmt.Sprint("guess", i))); w.Code != 401 {
+			t.Fatalf("wrong login %d on %s: %d, want 401", i, target, w.Code)
+		}
+	}
+	for _, tt := range []struct {
+		name, target string
+		hdr          map[string]string
+		want         int
+	}{
+		{"one guess more", TokenPath, basic("towerreg", "guess"), 429},
+		{"the right password, at the token endpoint", TokenPath, basic("towerreg", "s3cret"), 429},
+		{"the right password, as Basic auth", "/v2/", basic("towerreg", "s3cret"), 429},
+		{"an anonymous token", TokenPath, nil, 200},
+		{"an anonymous pull", "/v2/foo/manifests/latest", bearer(anonymousToken), 200},
+	} {
+		w := serve(h, "GET", tt.target, tt.hdr)
+		if w.Code != tt.want {
+			t.Errorf("%s: %d %s, want %d", tt.name, w.Code, w.Body, tt.want)
+		}
+		if tt.want == 429 {
+			if ra := w.Header().Get("Retry-After"); ra != "6" || !strings.Contains(w.Body.String(), "TOOMANYREQUESTS") {
+				t.Errorf("%s: Retry-After %q, body %s; want 6 s and TOOMANYREQUESTS", tt.name, ra, w.Body)
+			}
+		}
+	}
+	c.t = c.t.Add(wrongLoginRefill)
+	tokenFor(t, h, basic("towerreg", "s3cret"))
+	// A right login costs nothing from the budget.
+	for range 3 * wrongLoginBurst {
+		tokenFor(t, h, basic("towerreg", "s3cret"))
 	}
 }

@@ -168,17 +168,20 @@ func (e *RetryAfterError) Unwrap() error { return e.Err }
 // RetryAfter is how long the upstream asked to wait.
 func (e *RetryAfterError) RetryAfter() time.Duration { return e.After }
 
-// withRetryAfter keeps the upstream's Retry-After (in seconds; an HTTP
-// date is rare for registries and is ignored) on its refusal.
-func withRetryAfter(resp *http.Response, err error) error {
+// withRetryAfter keeps the upstream's Retry-After on its refusal: seconds,
+// or an HTTP date (RFC 9110 allows both; a date in the past means now).
+func withRetryAfter(resp *http.Response, err error, now time.Time) error {
 	if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable {
 		return err
 	}
-	s, perr := strconv.Atoi(resp.Header.Get("Retry-After"))
-	if perr != nil || s < 0 {
-		return err
+	v := resp.Header.Get("Retry-After")
+	if s, perr := strconv.Atoi(v); perr == nil && s >= 0 {
+		return &RetryAfterError{Err: err, After: time.Duration(s) * time.Second}
 	}
-	return &RetryAfterError{Err: err, After: time.Duration(s) * time.Second}
+	if t, perr := http.ParseTime(v); perr == nil {
+		return &RetryAfterError{Err: err, After: max(t.Sub(now), 0)}
+	}
+	return err
 }
 
 // retryable reports whether a failed GET or HEAD is worth another try: the

@@ -266,7 +266,7 @@ func (u *Upstream) doBounded(ctx context.Context, repo Repo, method, url string,
 		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 			u.forget(repo, rt)
 		}
-		return nil, withRetryAfter(resp, classify(repo, err))
+		return nil, withRetryAfter(resp, classify(repo, err), time.Now())
 	}
 	if stream {
 		u.watchStall(resp, b, what)

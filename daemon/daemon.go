@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -144,6 +145,8 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	up := proxy.NewUpstream(uo)
 	rw := proxy.NewRewriting(up, st, layers)
 	reg := api.NewRegistry(rw, up, o.Config.DefaultRegistry, o.Bus, o.Log)
+	clientStall := cmp.Or(o.Config.Upstream.StallTimeout.Value(), proxy.DefaultStallTimeout)
+	reg.SetClientStall(clientStall)
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = defaultShutdownTimeout
 	}
@@ -181,6 +184,7 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	anonUp := proxy.NewUpstream(uo)
 	anonRW := proxy.NewScopedRewriting(anonUp, st, layers, "anonymous")
 	anonReg := api.NewRegistry(anonRW, anonUp, o.Config.DefaultRegistry, o.Bus, o.Log)
+	anonReg.SetClientStall(clientStall)
 	d.registries = []*api.Registry{reg, anonReg}
 	gc := &cacheGC{st: st, layers: layers, maxBytes: o.Config.CacheMaxBytes, log: o.Log}
 	rw.OnCache(gc.grew)
@@ -389,8 +393,8 @@ func (d *Daemon) Serve(ctx context.Context, local net.Listener, public ...net.Li
 	return err
 }
 
-// WaitIdle waits for the work that outlives requests: blobs being
-// committed to the cache.
+// WaitIdle waits for the blob requests in flight and the work that
+// outlives them: blobs being committed to the cache.
 func (d *Daemon) WaitIdle() {
 	for _, r := range d.registries {
 		r.Wait()

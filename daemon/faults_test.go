@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -278,4 +281,56 @@ func (p probe) pullOK(t *testing.T) {
 		t.Fatalf("pulled image is not valid: %v", err)
 	}
 	checkInjected(t, p.e.layerFor("amd64"), p.base, img)
+}
+
+// TestClientStopsReading: a client that asks for a big blob and then reads
+// nothing is cut once it took nothing for the stall bound, so it holds no
+// goroutine or upstream connection; the daemon keeps serving the blob.
+func TestClientStopsReading(t *testing.T) {
+	e := newEnvWith(t, registry.New(registry.Logger(quiet)), faultConfig()) // 1 s stall
+	const size = 64 << 20
+	l, err := random.Layer(size, types.DockerLayer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.push(t, "test/big", "latest", img)
+	d, _ := l.Digest()
+	blobSize, _ := l.Size()
+	path := "/v2/" + pathHost(e.upstream) + "/test/big/blobs/" + d.String()
+
+	conn, err := net.Dial("tcp", host(e.proxy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.(*net.TCPConn).SetReadBuffer(64 << 10)
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, host(e.proxy))
+	// The daemon gives up on the client (the blob's event, with its error,
+	// is published when the handler returns) while the client still reads
+	// nothing: the bound is 1 s, and each write may take that long.
+	deadline := time.Now().Add(5 * time.Second)
+	for e.d.Status().Counts.Errors == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the daemon still served a client that read nothing for 5 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := io.Copy(io.Discard, conn); err != nil || n >= blobSize {
+		t.Fatalf("the client then read %d bytes (%v), want what was buffered, then the end", n, err)
+	}
+
+	resp, err := http.Get(e.proxy.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	h := sha256.New()
+	if m, err := io.Copy(h, resp.Body); err != nil || m != blobSize || "sha256:"+hex.EncodeToString(h.Sum(nil)) != d.String() {
+		t.Fatalf("the next GET: %d bytes, %v", m, err)
+	}
 }

@@ -20,6 +20,17 @@ import (
 // is the short form of that token, if any.
 func (h *Registry) blob(w http.ResponseWriter, r *http.Request, rt route, tok string, allow func(v1.Hash) error) {
 	start := time.Now()
+	// Counted from the start, so that a Wait after the client has its
+	// bytes also waits for the commit this handler is about to begin.
+	h.keeping.Add(1)
+	defer h.keeping.Done()
+	if h.stall > 0 {
+		st := stallWriter{ResponseWriter: w, rc: http.NewResponseController(w), stall: h.stall}
+		// The server sets no write deadline of its own: leave none behind
+		// for the next request on this connection.
+		defer st.rc.SetWriteDeadline(time.Time{})
+		w = st
+	}
 	sw := &statusWriter{ResponseWriter: w}
 	ev := event.BlobServed{Client: r.RemoteAddr, Method: r.Method, Repo: rt.name, Digest: rt.ref, Token: tok}
 	err := h.serveBlob(sw, r, rt, allow, &ev)
@@ -246,3 +257,22 @@ func fill(src io.Reader, buf []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// stallWriter cuts a client that stops reading a blob: each write must be
+// taken within stall. Without it, a client that connects and never reads
+// would hold a goroutine, its chunks and an upstream connection for as
+// long as it stays connected.
+type stallWriter struct {
+	http.ResponseWriter
+	rc    *http.ResponseController
+	stall time.Duration
+}
+
+func (s stallWriter) Write(p []byte) (int, error) {
+	// A writer that cannot take deadlines (a test's recorder) just writes.
+	_ = s.rc.SetWriteDeadline(time.Now().Add(s.stall))
+	return s.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (s stallWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }

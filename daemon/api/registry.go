@@ -18,13 +18,19 @@ import (
 type Registry struct {
 	tokens          Tokens
 	closures        sync.Map       // rewritten root digest -> map[v1.Hash]bool, for token routes
-	keeping         sync.WaitGroup // blobs being committed to the cache
+	keeping         sync.WaitGroup // blob handlers, and blobs being committed to the cache
 	rw              *proxy.Rewriting
 	up              *proxy.Upstream
 	defaultRegistry string
 	bus             *event.Bus
 	log             *slog.Logger
+	stall           time.Duration // see SetClientStall
 }
+
+// SetClientStall cuts a blob's client that takes nothing for d: the bound
+// that upstream.stall_timeout sets on the upstream side, on the client's.
+// Zero means no bound.
+func (h *Registry) SetClientStall(d time.Duration) { h.stall = d }
 
 // NewRegistry returns the registry handler. defaultRegistry is where names
 // without a host live (docker.io unless configured).
@@ -32,8 +38,9 @@ func NewRegistry(rw *proxy.Rewriting, up *proxy.Upstream, defaultRegistry string
 	return &Registry{rw: rw, up: up, defaultRegistry: defaultRegistry, bus: bus, log: log}
 }
 
-// Wait waits until the blobs being kept in the cache are committed: a
-// daemon that stops, or a test that removes the store, waits for them.
+// Wait waits until the blob requests in flight are answered and the blobs
+// being kept in the cache are committed: a daemon that stops, or a test
+// that removes the store, waits for them.
 func (h *Registry) Wait() { h.keeping.Wait() }
 
 // IsRegistryPath reports whether a path belongs to the registry API.

@@ -9,7 +9,8 @@ type Upstream struct {
 	Timeout Duration `yaml:"timeout"`
 	// HeaderTimeout bounds one attempt's wait for response headers.
 	HeaderTimeout Duration `yaml:"header_timeout"`
-	// StallTimeout cuts a blob transfer that sent nothing for that long.
+	// StallTimeout cuts a blob transfer that moved nothing for that long:
+	// an upstream that sends nothing, or a client that takes nothing.
 	StallTimeout Duration `yaml:"stall_timeout"`
 	// MaxConns bounds the connections to one registry host; requests over
 	// it wait for a connection, within Timeout.

@@ -28,6 +28,7 @@ func (h *Registry) manifest(w http.ResponseWriter, r *http.Request, rt route, to
 		ev.Repo = s.repo.String()
 		ev.Upstream, ev.Digest, ev.MediaType = s.Upstream.String(), s.Digest.String(), string(s.MediaType)
 		ev.Platforms, ev.Cached, ev.Status = s.Platforms, s.Cached, http.StatusOK
+		ev.Config = configOf(s.Manifest)
 		hd := w.Header()
 		hd.Set("Content-Type", string(s.MediaType))
 		hd.Set("Content-Length", strconv.Itoa(len(s.Bytes)))
@@ -110,4 +111,21 @@ func platformChild(index []byte, want v1.Platform) (v1.Hash, error) {
 	}
 	return v1.Hash{}, newError(http.StatusNotFound, codeManifestUnknown,
 		"the image is an index with no "+want.String()+" manifest, and the client does not accept indexes")
+}
+
+// configOf is the config digest of an image manifest, for the event: the
+// dashboard shows it, and tells the config from other blobs by it.
+func configOf(m proxy.Manifest) string {
+	if m.MediaType != types.OCIManifestSchema1 && m.MediaType != types.DockerManifestSchema2 {
+		return ""
+	}
+	var v struct {
+		Config struct {
+			Digest string `json:"digest"`
+		} `json:"config"`
+	}
+	if json.Unmarshal(m.Bytes, &v) != nil {
+		return ""
+	}
+	return v.Config.Digest
 }

@@ -31,9 +31,11 @@ type ManifestServed struct {
 	Reference string `json:"reference"` // tag or digest as asked
 	// Upstream is the upstream digest the answer was made from; Digest is
 	// what the client received. They differ when a layer was appended.
-	Upstream  string        `json:"upstream,omitempty"`
-	Digest    string        `json:"digest,omitempty"`
-	MediaType string        `json:"mediaType,omitempty"`
+	Upstream  string `json:"upstream,omitempty"`
+	Digest    string `json:"digest,omitempty"`
+	MediaType string `json:"mediaType,omitempty"`
+	// Config is the config digest of an image manifest, as served.
+	Config    string        `json:"config,omitempty"`
 	Platforms []string      `json:"platforms,omitempty"`
 	Cached    bool          `json:"cached"`
 	Status    int           `json:"status"`

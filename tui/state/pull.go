@@ -23,8 +23,8 @@ type Pull struct {
 	MediaType string
 	Cached    bool
 	Token     string
-	// Configs are rewritten configs served from the store; Injected are
-	// the appended layers (blobs of a known layer generation).
+	// Configs are the configs the pull's image manifests name; Injected
+	// are the appended layers served (blobs of a known layer generation).
 	Configs  []string
 	Injected []string
 	Requests []Request

@@ -206,6 +206,9 @@ func (s *State) manifest(e event.ManifestServed) {
 			p.Platforms = append(p.Platforms, pl)
 		}
 	}
+	if e.Config != "" && e.Method == "GET" && !slices.Contains(p.Configs, e.Config) {
+		p.Configs = append(p.Configs, e.Config)
+	}
 }
 
 func (s *State) newPull(key string, t time.Time, client, repo, ref string) *Pull {
@@ -278,14 +281,11 @@ func (s *State) blobServed(e event.BlobServed) {
 			Attrs: fmt.Sprintf("repo=%s digest=%s client=%s status=%d error=%s", e.Repo, e.Digest, e.Client, e.Status, quote(e.Err))})
 		return
 	}
-	if e.Source == "store" && e.Method == "GET" {
-		list := &p.Configs
-		if s.layerDigests[e.Digest] {
-			list = &p.Injected
-		}
-		if !slices.Contains(*list, e.Digest) {
-			*list = append(*list, e.Digest)
-		}
+	// Blobs from the store are the daemon's own (configs, the injected
+	// layer) or upstream blobs it cached: the manifests name the configs,
+	// the layer generations the injected ones.
+	if e.Source == "store" && e.Method == "GET" && s.layerDigests[e.Digest] && !slices.Contains(p.Injected, e.Digest) {
+		p.Injected = append(p.Injected, e.Digest)
 	}
 }
 

@@ -58,6 +58,12 @@ func TestApplyReplay(t *testing.T) {
 				t.Errorf("pulls\n got %q\nwant %q", got, want)
 			}
 		}},
+		{"a cached upstream blob from the store is no config", func(t *testing.T, s *state.State) {
+			p := pull(t, s, "index.docker.io/library/busybox:1.36")
+			if !slices.Equal(p.Configs, []string{d("bb136-config-rw")}) || len(p.Injected) != 0 {
+				t.Errorf("configs %v injected %v; want the manifest's config only", p.Configs, p.Injected)
+			}
+		}},
 		{"HEAD, GET and blobs of one image across connections", func(t *testing.T, s *state.State) {
 			p := pull(t, s, "index.docker.io/library/busybox:latest")
 			if p.Client != "127.0.0.1" || len(p.Requests) != 6 || p.BlobsStarted != 3 || p.BlobsDone != 3 {

@@ -70,7 +70,7 @@ func Events() []event.Event {
 			Platforms: []string{"linux/amd64", "linux/arm64"}, Cached: true, Status: 200, Duration: 2 * ms},
 		event.ManifestServed{Meta: at(10.5), Client: local, Method: "GET", Repo: busybox, Reference: Digest("bb-amd64-rw"),
 			Upstream: Digest("bb-amd64"), Digest: Digest("bb-amd64-rw"), MediaType: "application/vnd.oci.image.manifest.v1+json",
-			Platforms: []string{"linux/amd64"}, Cached: true, Status: 200, Duration: 1 * ms},
+			Config: Digest("bb-config-rw"), Platforms: []string{"linux/amd64"}, Cached: true, Status: 200, Duration: 1 * ms},
 		event.BlobStarted{Meta: at(10.6), Client: local, Repo: busybox, Digest: Digest("bb-config-rw"), Source: "store", Size: 1500},
 		event.BlobServed{Meta: at(10.61), Client: local, Method: "GET", Repo: busybox, Digest: Digest("bb-config-rw"), Source: "store",
 			Bytes: 1500, Status: 200, Duration: 10 * ms},
@@ -88,7 +88,7 @@ func Events() []event.Event {
 			TargetImage: "reg.ngrok.app/wt/tk_77e1b0/library/alpine:3.20", Expires: T0.Add(90 * time.Second)},
 		event.ManifestServed{Meta: at(30), Client: remote, Method: "GET", Repo: bash, Reference: "latest",
 			Upstream: Digest("bash"), Digest: Digest("bash-rw"), MediaType: "application/vnd.docker.distribution.manifest.v2+json",
-			Platforms: []string{"linux/amd64"}, Status: 200, Duration: 420 * ms, Token: Token},
+			Config: Digest("bash-config-rw"), Platforms: []string{"linux/amd64"}, Status: 200, Duration: 420 * ms, Token: Token},
 		event.BlobStarted{Meta: at(30.5), Client: remote, Repo: bash, Digest: Digest("bash-base"), Source: "upstream", Size: 1 << 20, Token: Token},
 		event.BlobServed{Meta: at(31), Client: remote, Method: "GET", Repo: bash, Digest: Digest("bash-base"), Source: "upstream",
 			Bytes: 1 << 20, Status: 200, Duration: 500 * ms, Token: Token},
@@ -102,7 +102,7 @@ func Events() []event.Event {
 		// A pull still streaming: 1 of 3 blobs done.
 		event.ManifestServed{Meta: at(50), Client: local, Method: "GET", Repo: multi, Reference: "v1",
 			Upstream: Digest("multi"), Digest: Digest("multi-rw"), MediaType: "application/vnd.oci.image.manifest.v1+json",
-			Platforms: []string{"linux/arm64"}, Status: 200, Duration: 40 * ms},
+			Config: Digest("multi-config-rw"), Platforms: []string{"linux/arm64"}, Status: 200, Duration: 40 * ms},
 		event.BlobStarted{Meta: at(50.1), Client: local, Repo: multi, Digest: Digest("multi-config-rw"), Source: "store", Size: 900},
 		event.BlobServed{Meta: at(50.11), Client: local, Method: "GET", Repo: multi, Digest: Digest("multi-config-rw"), Source: "store",
 			Bytes: 900, Status: 200, Duration: 10 * ms},
@@ -116,7 +116,11 @@ func Events() []event.Event {
 		// A pull answered from the cache.
 		event.ManifestServed{Meta: at(70), Client: local, Method: "GET", Repo: busybox, Reference: "1.36",
 			Upstream: Digest("bb136"), Digest: Digest("bb136-rw"), MediaType: "application/vnd.docker.distribution.manifest.v2+json",
-			Platforms: []string{"linux/amd64"}, Cached: true, Status: 200, Duration: 1 * ms},
+			Config: Digest("bb136-config-rw"), Platforms: []string{"linux/amd64"}, Cached: true, Status: 200, Duration: 1 * ms},
+		// Its base layer was kept by the pull above: from the store too.
+		event.BlobStarted{Meta: at(70.007), Client: local, Repo: busybox, Digest: Digest("bb-base"), Source: "store", Size: 2 << 20},
+		event.BlobServed{Meta: at(70.01), Client: local, Method: "GET", Repo: busybox, Digest: Digest("bb-base"), Source: "store",
+			Bytes: 2 << 20, Status: 200, Duration: 3 * ms},
 
 		// The tunnel drops, and gives up.
 		event.TunnelStatus{Meta: at(100), Provider: "ngrok", State: event.TunnelReconnecting, Err: "connection reset by peer"},

@@ -80,7 +80,7 @@ func (m *Model) pullDetail(p *state.Pull, w int) []string {
 		status = fmt.Sprintf("pulling %.0f%%", p.Progress()*100)
 	}
 	kv("status", fmt.Sprintf("%s · blobs %d/%d · %s", status, p.BlobsDone, p.BlobsStarted, fmtBytes(p.BytesDone)))
-	kv("copy", "docker pull "+m.pullRef(p))
+	kv("copy", m.pullCopyLine(p))
 	digest := func(label string, ds ...string) {
 		out = append(out, "  "+s.label.Render(label))
 		if len(ds) == 0 {

@@ -361,18 +361,25 @@ func (m *Model) rows() int {
 
 // copyLine is the command line for the selection: a pull, or a token's
 // `docker run`.
+// pullCopyLine is the command that gets a pull's image again: through
+// its container token if it went through one, as that image has the
+// token's layers and config and the plain name has not.
+func (m *Model) pullCopyLine(p *state.Pull) string {
+	if p.Token != "" {
+		for _, t := range m.st.Tokens {
+			if t.Token == p.Token {
+				return "docker run " + t.TargetImage
+			}
+		}
+	}
+	return "docker pull " + m.pullRef(p)
+}
+
 func (m *Model) copyLine() string {
 	switch m.pane {
 	case panePulls:
 		if p := m.selectedPull(); p != nil {
-			if p.Token != "" {
-				for _, t := range m.st.Tokens {
-					if t.Token == p.Token {
-						return "docker run " + t.TargetImage
-					}
-				}
-			}
-			return "docker pull " + m.pullRef(p)
+			return m.pullCopyLine(p)
 		}
 	case paneTokens:
 		if t := m.selectedToken(); t != nil {

@@ -72,7 +72,7 @@ func ParseRepo(n, defaultRegistry string) (Repo, error) {
 	// A default registry without a dot, port or "localhost" would be taken
 	// by ggcr for the first path component of a Docker Hub name.
 	if !hostPattern.MatchString(reg) || !isHost(reg) {
-		return Repo{}, fmt.Errorf("%w: %q is not a registry host (lower-case host name or IP, optional port)", ErrNameInvalid, reg)
+		return Repo{}, fmt.Errorf("%w: %q is not a registry host (a lower-case host name with a dot, \"localhost\" or an IP, and an optional port)", ErrNameInvalid, reg)
 	}
 	// The limit is on the name with its registry, as distribution counts
 	// it, so that the resolved name parses again.

@@ -37,12 +37,16 @@ var fuseOpts = []string{"--device", "/dev/fuse", "--cap-add", "SYS_ADMIN"}
 
 // TestFusionPodman: through the proxy, with no change to the images, the
 // default layer's entry mounts the buckets at /fusion/s3/<bucket> in a
-// busybox image and in one with no shell, then runs the image's program.
+// busybox image, one with no shell (as distroless), one of glibc programs
+// (as debian or ubuntu) and one of busybox and musl (as alpine), then runs
+// the image's program.
 func TestFusionPodman(t *testing.T) {
 	s3test.NeedFUSE(t)
 	pm := newPodman(t)
 	srv := s3test.Start(t)
-	_, _, d := startProxy(t)
+	u, _, d := startProxy(t)
+	u.push(t, repoGlibc, glibcImage(t))
+	u.push(t, repoMusl, muslImage(t))
 	bucket := srv.Bucket(t, "data")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -52,7 +56,7 @@ func TestFusionPodman(t *testing.T) {
 		}
 	}
 	env := srv.Env(bucket)
-	busybox, noshell := d.ref(repoBusybox), d.ref(repoNoShell)
+	busybox, noshell, glibc, musl := d.ref(repoBusybox), d.ref(repoNoShell), d.ref(repoGlibc), d.ref(repoMusl)
 	// The no-shell image's program is `busybox echo`; to list with its
 	// busybox, the entry is given the chain by hand (no shell involved).
 	noshellLs := append([]string{"--entrypoint", "/.towerreg/entry", "-e", entryVar + `=["/bin/busybox"]`}, fuseOpts...)
@@ -90,6 +94,14 @@ func TestFusionPodman(t *testing.T) {
 			args: []string{"ls", "-la", "/fusion/s3/" + bucket}, wantOut: []string{"hello.txt", "dir"}},
 		{name: "noshell cat", opts: append(noshellLs, envOpts(env...)...), image: noshell,
 			args: []string{"cat", "/fusion/s3/" + bucket + "/hello.txt"}, wantOutEq: "hello from S3"},
+		{name: "glibc (as debian or ubuntu) ls -la", opts: append(fuseOpts, envOpts(env...)...), image: glibc,
+			args: []string{"ls", "-la", "/fusion/s3/" + bucket}, wantOut: []string{"hello.txt", "dir", "14 "}},
+		{name: "glibc: its Cmd, bash, reads the mount", opts: append(fuseOpts, envOpts(env...)...), image: glibc,
+			args: []string{"bash", "-c", "cat /fusion/s3/" + bucket + "/hello.txt; echo \"bash $BASH_VERSION\""}, wantOut: []string{"hello from S3", "bash 5."}},
+		{name: "musl (as alpine) ls -la", opts: append(fuseOpts, envOpts(env...)...), image: musl,
+			args: []string{"ls", "-la", "/fusion/s3/" + bucket}, wantOut: []string{"hello.txt", "dir"}},
+		{name: "musl: a dynamic musl program reads the mount", opts: append(fuseOpts, envOpts(env...)...), image: musl,
+			args: []string{"mcat", "/fusion/s3/" + bucket + "/hello.txt", "/fusion/s3/" + bucket + "/dir/nested.txt"}, wantOutEq: "hello from S3\nnested"},
 		{name: "without SYS_ADMIN", opts: append([]string{"--device", "/dev/fuse"}, envOpts(env...)...), image: busybox,
 			args: []string{"echo", "must not run"}, wantErr: "is not permitted"},
 		{name: "without /dev/fuse", opts: append([]string{"--cap-add", "SYS_ADMIN"}, envOpts(env...)...), image: busybox,

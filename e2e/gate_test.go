@@ -42,6 +42,10 @@ var installHints = map[string]string{
 	"crane":           "make tools (GOBIN=<repo>/bin go install github.com/google/go-containerregistry/cmd/crane@v0.22.1)",
 	"go":              "install Go 1.26",
 	"tmux":            "apt-get install tmux",
+	"musl-gcc":        "apt-get install musl-tools",
+	"bash":            "apt-get install bash",
+	"ls":              "apt-get install coreutils",
+	"cat":             "apt-get install coreutils",
 }
 
 // need returns the path of an external tool, or skips or fails the test

@@ -18,12 +18,7 @@ func TestLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("TR_TEST_PW", "from-env")
-	tests := []struct {
-		name    string
-		yaml    string
-		want    func(t *testing.T, c Config)
-		wantErr string
-	}{
+	tests := []loadCase{
 		{name: "missing file", yaml: "", want: func(t *testing.T, c Config) {
 			if c.Listen != DefaultListen || c.DefaultRegistry != DefaultRegistry || c.CacheMaxBytes != DefaultCacheMaxBytes {
 				t.Fatalf("defaults not applied: %+v", c)
@@ -92,6 +87,20 @@ func TestLoad(t *testing.T) {
 		{name: "unknown key", yaml: "listen: x\nlisten_addr: y\n", wantErr: "listen_addr"},
 		{name: "malformed", yaml: "listen: [\n", wantErr: "config"},
 	}
+	runLoadCases(t, tests)
+}
+
+// loadCase is a config file (none when yaml is empty) and what Load must
+// make of it: want checks a success, wantErr is part of the error.
+type loadCase struct {
+	name    string
+	yaml    string
+	want    func(t *testing.T, c Config)
+	wantErr string
+}
+
+func runLoadCases(t *testing.T, tests []loadCase) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "config.yml")

@@ -1,18 +1,12 @@
 package config
 
 import (
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
 
 func TestLoadUpstreamAndLimits(t *testing.T) {
-	tests := []struct {
-		name, yaml, wantErr string
-		want                func(t *testing.T, c Config)
-	}{
+	runLoadCases(t, []loadCase{
 		{name: "all set", yaml: "upstream:\n  timeout: 5s\n  header_timeout: 2s\n  stall_timeout: 30s\n  max_conns: 4\nlimits:\n  token_requests_per_minute: 10\n",
 			want: func(t *testing.T, c Config) {
 				u := c.Upstream
@@ -31,24 +25,5 @@ func TestLoadUpstreamAndLimits(t *testing.T) {
 		{name: "negative stall", yaml: "upstream:\n  stall_timeout: -5s\n", wantErr: `config.yml:2: upstream.stall_timeout: "-5s" is negative`},
 		{name: "bad header timeout", yaml: "upstream:\n  header_timeout: 3\n", wantErr: `config.yml:2: upstream.header_timeout`},
 		{name: "unknown upstream key", yaml: "upstream:\n  timout: 5s\n", wantErr: "timout"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "config.yml")
-			if err := os.WriteFile(path, []byte(tt.yaml), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			c, err := Load(path)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("Load error = %v, want it to mention %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			tt.want(t, c)
-		})
-	}
+	})
 }

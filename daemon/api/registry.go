@@ -17,7 +17,7 @@ import (
 // proxy.
 type Registry struct {
 	tokens          Tokens
-	closures        sync.Map       // rewritten root digest -> map[v1.Hash]bool, for token routes
+	closures        closureCache   // what each token image holds, for token routes
 	keeping         sync.WaitGroup // blob handlers, and blobs being committed to the cache
 	rw              *proxy.Rewriting
 	up              *proxy.Upstream

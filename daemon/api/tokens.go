@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -156,8 +157,8 @@ func (h *Registry) tokenBlob(ctx context.Context, img TokenImage, d v1.Hash) err
 // the root, and for an index each child with its config and layers. It is
 // kept per rewritten root, which never changes.
 func (h *Registry) tokenDigests(ctx context.Context, img TokenImage, root proxy.Served) (map[v1.Hash]bool, error) {
-	if ds, ok := h.closures.Load(root.Digest); ok {
-		return ds.(map[v1.Hash]bool), nil
+	if ds, ok := h.closures.get(root.Digest); ok {
+		return ds, nil
 	}
 	ds := map[v1.Hash]bool{root.Digest: true}
 	manifests := []proxy.Served{root}
@@ -189,8 +190,35 @@ func (h *Registry) tokenDigests(ctx context.Context, img TokenImage, root proxy.
 			ds[l.Digest] = true
 		}
 	}
-	h.closures.Store(root.Digest, ds)
+	h.closures.put(root.Digest, ds)
 	return ds, nil
+}
+
+// maxClosures bounds the token closures kept: one per rewritten root, a
+// few KiB each. Past it the cache starts over; a closure is rebuilt from
+// the store in a few file reads.
+const maxClosures = 1024
+
+// closureCache keeps tokenDigests' answers by rewritten root digest.
+type closureCache struct {
+	mu sync.Mutex
+	m  map[v1.Hash]map[v1.Hash]bool
+}
+
+func (c *closureCache) get(root v1.Hash) (map[v1.Hash]bool, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ds, ok := c.m[root]
+	return ds, ok
+}
+
+func (c *closureCache) put(root v1.Hash, ds map[v1.Hash]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxClosures {
+		c.m = map[v1.Hash]map[v1.Hash]bool{}
+	}
+	c.m[root] = ds
 }
 
 // tokenTags lists the one tag a token's image has.

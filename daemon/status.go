@@ -32,6 +32,11 @@ type TunnelStatus struct {
 	Error string `json:"error,omitempty"`
 	// PublicListen lists the addresses that --public-listen serves.
 	PublicListen []string `json:"publicListen,omitempty"`
+	// Login is the user name of `docker login` on the public handler, and
+	// PasswordFile where its generated password is (empty when the config
+	// sets it). Never the password itself.
+	Login        string `json:"login,omitempty"`
+	PasswordFile string `json:"passwordFile,omitempty"`
 }
 
 // LayerStatus is the layer generation being injected.
@@ -132,5 +137,6 @@ func (d *Daemon) tunnelSection() TunnelStatus {
 	d.tun.mu.Lock()
 	defer d.tun.mu.Unlock()
 	s := d.tun.last
-	return TunnelStatus{Provider: d.tunnel.Provider(), State: s.State, URL: s.URL, Error: s.Err, PublicListen: d.publicAddrs}
+	return TunnelStatus{Provider: d.tunnel.Provider(), State: s.State, URL: s.URL, Error: s.Err, PublicListen: d.publicAddrs,
+		Login: d.publicUser, PasswordFile: d.publicFile}
 }

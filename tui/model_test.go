@@ -10,6 +10,7 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
+	"github.com/tower-reg/tower-reg/daemon"
 	"github.com/tower-reg/tower-reg/daemon/event"
 	"github.com/tower-reg/tower-reg/tui/internal/replay"
 )
@@ -183,6 +184,44 @@ func TestWaitEvents(t *testing.T) {
 	m.Update(frameMsg{})
 	if !strings.Contains(plain(m), "event stream ended") {
 		t.Error("the end of the stream is not shown")
+	}
+}
+
+// TestPublicLogin: with a public handler, the header says how other
+// machines log in, and the help says where the password is.
+func TestPublicLogin(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		listen []string
+		tunnel *event.TunnelStatus
+		file   string
+		want   string
+		wantPw string
+	}{
+		{"--public-listen on all addresses", []string{"0.0.0.0:9443"}, nil, "/state/towerreg/public-password",
+			"docker login THIS-HOST:9443 -u towerreg", "the password in /state/towerreg/public-password"},
+		{"--public-listen on one address", []string{"192.0.2.7:9443"}, nil, "",
+			"docker login 192.0.2.7:9443 -u towerreg", "the password set in the config"},
+		{"the tunnel, up", nil, &event.TunnelStatus{Provider: "ngrok", State: event.TunnelUp, URL: "https://1a2b.ngrok.app"}, "/pw",
+			"docker login 1a2b.ngrok.app -u towerreg", "the password in /pw"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := replay.Status()
+			st.Tunnel = daemon.TunnelStatus{Provider: "off", PublicListen: tt.listen, Login: "towerreg", PasswordFile: tt.file}
+			var events []event.Event
+			if tt.tunnel != nil {
+				st.Tunnel.Provider = "ngrok"
+				events = append(events, *tt.tunnel)
+			}
+			m, _ := newTestModel(t, 120, 40, st, events)
+			if !strings.Contains(plain(m), tt.want) {
+				t.Errorf("the header lacks %q:\n%s", tt.want, plain(m))
+			}
+			press(m, "?")
+			if !strings.Contains(plain(m), tt.wantPw) {
+				t.Errorf("the help lacks %q:\n%s", tt.wantPw, plain(m))
+			}
+		})
 	}
 }
 

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/charmbracelet/x/ansi"
@@ -89,6 +90,9 @@ func (m *Model) header(w int) []string {
 			l2 += s.dim.Render(": ") + t.Err
 		}
 	}
+	if host := m.publicHost(); host != "" && st.Tunnel.Login != "" {
+		l2 += s.dim.Render(" · ") + "docker login " + host + " -u " + st.Tunnel.Login
+	}
 	if m.streamEnd {
 		l2 += s.bad.Render("  event stream ended")
 	}
@@ -108,6 +112,22 @@ func (m *Model) header(w int) []string {
 		l3 += s.dim.Render(" · errors 0")
 	}
 	return []string{l1, l2, l3}
+}
+
+// publicHost is where other machines reach the public handler: the
+// tunnel's host while it is up, else the first --public-listen address.
+func (m *Model) publicHost() string {
+	if t := m.st.Tunnel; t != nil && t.State == event.TunnelUp && t.URL != "" {
+		return strings.TrimPrefix(strings.TrimPrefix(t.URL, "https://"), "http://")
+	}
+	if l := m.st.Status.Tunnel.PublicListen; len(l) > 0 {
+		// A wildcard address is reached by this machine's own name.
+		if h, port, err := net.SplitHostPort(l[0]); err == nil && (h == "" || net.ParseIP(h).IsUnspecified()) {
+			return "THIS-HOST:" + port
+		}
+		return l[0]
+	}
+	return ""
 }
 
 func orDash(s string) string {
@@ -180,7 +200,19 @@ func window(cursor, n, h int) int {
 func (m *Model) helpLines(w int) []string {
 	h := m.help
 	h.ShowAll = true
-	lines := []string{m.styles.title.Render("Keys"), ""}
+	var lines []string
+	// First, as it is what another machine needs and the log is not on
+	// screen while the dashboard is.
+	if host, t := m.publicHost(), m.st.Status.Tunnel; host != "" && t.Login != "" {
+		pw := "the password set in the config"
+		if t.PasswordFile != "" {
+			pw = "the password in " + t.PasswordFile
+		}
+		lines = append(lines, m.styles.title.Render("Public handler"),
+			"  other machines log in with: docker login "+host+" -u "+t.Login,
+			"  and "+pw, "")
+	}
+	lines = append(lines, m.styles.title.Render("Keys"), "")
 	lines = append(lines, strings.Split(h.FullHelpView(m.keys.FullHelp()), "\n")...)
 	lines = append(lines, "",
 		m.styles.title.Render("Panes"),

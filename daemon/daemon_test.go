@@ -92,6 +92,7 @@ type env struct {
 	proxy    *httptest.Server
 	d        *daemon.Daemon
 	cacheDir string
+	cfg      config.Config
 }
 
 // host of a test server, as it goes into image names.
@@ -103,7 +104,13 @@ func pathHost(s *httptest.Server) string { return strings.Replace(host(s), ":", 
 
 func newEnv(t *testing.T, upstream http.Handler) *env {
 	t.Helper()
-	e := &env{count: newCounter(upstream), cacheDir: t.TempDir()}
+	return newEnvWith(t, upstream, config.Default())
+}
+
+// newEnvWith is newEnv with a config of the test's.
+func newEnvWith(t *testing.T, upstream http.Handler, cfg config.Config) *env {
+	t.Helper()
+	e := &env{count: newCounter(upstream), cacheDir: t.TempDir(), cfg: cfg}
 	e.upstream = httptest.NewServer(e.count)
 	t.Cleanup(e.upstream.Close)
 	e.start(t, nil)
@@ -120,7 +127,7 @@ func (e *env) start(t *testing.T, kc authn.Keychain) {
 		kc = authn.NewMultiKeychain() // anonymous: never the host's docker config
 	}
 	d, err := daemon.New(t.Context(), daemon.Options{
-		Config:      config.Default(),
+		Config:      e.cfg,
 		CacheDir:    e.cacheDir,
 		Layer:       testLayer(),
 		LayerSource: "test",
@@ -718,7 +725,7 @@ func TestBearerAuth(t *testing.T) {
 	t.Cleanup(srv.Close)
 
 	// Seed the upstream with credentials, then proxy with and without them.
-	e := &env{count: newCounter(srv.Config.Handler), cacheDir: t.TempDir(), upstream: srv}
+	e := &env{count: newCounter(srv.Config.Handler), cacheDir: t.TempDir(), upstream: srv, cfg: config.Default()}
 	ref := mustRef(t, host(srv)+"/test/private:latest")
 	base := randomImage(t, types.OCIManifestSchema1, v1.Config{})
 	if err := remote.Write(ref, base, remote.WithAuth(&authn.Basic{Username: user, Password: pass})); err != nil {
@@ -766,7 +773,7 @@ func TestBasicAuthLogin(t *testing.T) {
 		reg.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
-	e := &env{count: newCounter(srv.Config.Handler), cacheDir: t.TempDir(), upstream: srv}
+	e := &env{count: newCounter(srv.Config.Handler), cacheDir: t.TempDir(), upstream: srv, cfg: config.Default()}
 	base := randomImage(t, types.OCIManifestSchema1, v1.Config{})
 	if err := remote.Write(mustRef(t, host(srv)+"/test/private:latest"), base, remote.WithAuth(&authn.Basic{Username: user, Password: pass})); err != nil {
 		t.Fatal(err)

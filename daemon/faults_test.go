@@ -9,12 +9,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -24,7 +22,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
-	"github.com/tower-reg/tower-reg/daemon"
 	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/internal/faults"
 )
@@ -36,26 +33,6 @@ func faultConfig() config.Config {
 	c := config.Default()
 	c.Upstream = config.Upstream{Timeout: "3s", HeaderTimeout: "1500ms", StallTimeout: "1s"}
 	return c
-}
-
-// newEnvWith is newEnv with a config of the test's.
-func newEnvWith(t *testing.T, upstream http.Handler, cfg config.Config) *env {
-	t.Helper()
-	e := &env{count: newCounter(upstream), cacheDir: t.TempDir()}
-	e.upstream = httptest.NewServer(e.count)
-	t.Cleanup(e.upstream.Close)
-	d, err := daemon.New(t.Context(), daemon.Options{
-		Config: cfg, CacheDir: e.cacheDir, Layer: testLayer(), LayerSource: "test",
-		Keychain: authn.NewMultiKeychain(),
-	})
-	if err != nil {
-		t.Fatalf("daemon.New: %v", err)
-	}
-	e.d = d
-	e.proxy = httptest.NewServer(d.Handler())
-	t.Cleanup(e.proxy.Close)
-	t.Cleanup(d.WaitIdle)
-	return e
 }
 
 // ociAnswer is a raw answer of the proxy.

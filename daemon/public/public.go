@@ -78,7 +78,11 @@ type Handler struct {
 	mu       sync.Mutex
 	sessions map[[sha256.Size]byte]session // by the token's hash
 
-	wrong *rate.Limiter // the budget of wrong logins
+	// wrongMu makes a login's check of the budget, its comparison and
+	// its spending one step: otherwise many logins at once could all pass
+	// the check with one guess left.
+	wrongMu sync.Mutex
+	wrong   *rate.Limiter // the budget of wrong logins
 }
 
 type session struct {
@@ -167,6 +171,8 @@ func (h *Handler) authorize(r *http.Request) (session, error) {
 // login checks a login against the budget of wrong ones: while it is
 // spent, the password is not even compared.
 func (h *Handler) login(r *http.Request, user, password string) error {
+	h.wrongMu.Lock()
+	defer h.wrongMu.Unlock()
 	now := h.o.Now()
 	if h.wrong.TokensAt(now) < 1 {
 		return errTooManyWrong

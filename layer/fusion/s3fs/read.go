@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -21,24 +22,54 @@ const maxSkip = 4 << 20
 // keepChunks is how many consumed chunks a stream keeps. The kernel reads
 // ahead asynchronously, so a few requests are in flight at once and may
 // arrive out of order: a read just behind the stream is served from
-// these instead of restarting the GET. They also keep the buffers of
-// answers sent without a copy alive until the kernel has them.
+// these instead of restarting the GET.
 const keepChunks = 8
 
 // bufPool recycles chunk buffers across all the files of a mount.
 type bufPool struct {
-	size int
 	pool sync.Pool
 }
 
 func newBufPool(size int) *bufPool {
-	p := &bufPool{size: size}
-	p.pool.New = func() any { b := make([]byte, size); return &b }
+	p := &bufPool{}
+	p.pool.New = func() any { return &chunkBuf{b: make([]byte, size), pool: p} }
 	return p
 }
 
-func (p *bufPool) get() *[]byte  { return p.pool.Get().(*[]byte) }
-func (p *bufPool) put(b *[]byte) { p.pool.Put(b) }
+// get returns a buffer held once, by the caller.
+func (p *bufPool) get() *chunkBuf {
+	c := p.pool.Get().(*chunkBuf)
+	c.refs.Store(1)
+	return c
+}
+
+// chunkBuf is a chunk's buffer, counted: the stream holds it while the
+// chunk is queued, current or kept, and each answer sent without a copy
+// holds it until go-fuse has written the answer to the kernel. It goes
+// back to the pool when the last holder lets go, never while an answer
+// may still be read from it.
+type chunkBuf struct {
+	b    []byte
+	refs atomic.Int32
+	pool *bufPool
+}
+
+func (c *chunkBuf) release() {
+	if c.refs.Add(-1) == 0 {
+		c.pool.pool.Put(c)
+	}
+}
+
+// lentData answers a read with part of a chunk, without a copy; go-fuse
+// calls Done once the answer is written.
+type lentData struct {
+	data []byte
+	buf  *chunkBuf
+}
+
+func (l *lentData) Size() int                          { return len(l.data) }
+func (l *lentData) Bytes([]byte) ([]byte, fuse.Status) { return l.data, fuse.OK }
+func (l *lentData) Done()                              { l.buf.release() }
 
 // reader serves reads of one open file from a ranged GET that runs ahead
 // of the application. A read far from where the stream is (a seek) starts
@@ -63,14 +94,14 @@ func newReader(fsys *FS, bucket, key string, size int64) *reader {
 
 // chunk is one buffer of the stream, or the error that ended it.
 type chunk struct {
-	buf *[]byte
+	buf *chunkBuf
 	n   int
 	err error
 }
 
 // kept is a consumed chunk and where it lies in the object.
 type kept struct {
-	buf *[]byte
+	buf *chunkBuf
 	off int64
 	n   int
 }
@@ -85,8 +116,8 @@ type stream struct {
 
 	pos    int64  // offset of cur[0]
 	cur    []byte // what is left of the chunk being consumed
-	buf    *[]byte
-	bufOff int64 // offset of (*buf)[0]
+	buf    *chunkBuf
+	bufOff int64 // offset of buf.b[0]
 	bufN   int
 	err    error
 	kept   []kept // oldest first
@@ -114,7 +145,7 @@ func (st *stream) fill(ctx context.Context, fsys *FS, bucket, key string, off in
 			return true
 		case <-ctx.Done():
 			if c.buf != nil {
-				st.pool.put(c.buf)
+				c.buf.release()
 			}
 			return false
 		}
@@ -134,13 +165,13 @@ func (st *stream) fill(ctx context.Context, fsys *FS, bucket, key string, off in
 	defer body.Close()
 	for {
 		buf := st.pool.get()
-		n, err := io.ReadFull(body, *buf)
+		n, err := io.ReadFull(body, buf.b)
 		if n > 0 {
 			if !send(chunk{buf: buf, n: n}) {
 				return
 			}
 		} else {
-			st.pool.put(buf)
+			buf.release()
 		}
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			send(chunk{err: io.EOF})
@@ -163,7 +194,7 @@ func (st *stream) next(ctx context.Context) error {
 			st.kept = append(st.kept, kept{st.buf, st.bufOff, st.bufN})
 			st.buf = nil
 			if len(st.kept) > keepChunks {
-				st.pool.put(st.kept[0].buf)
+				st.kept[0].buf.release()
 				st.kept = st.kept[1:]
 			}
 		}
@@ -178,7 +209,7 @@ func (st *stream) next(ctx context.Context) error {
 				continue
 			}
 			st.buf, st.bufOff, st.bufN = c.buf, st.pos, c.n
-			st.cur = (*c.buf)[:c.n]
+			st.cur = c.buf.b[:c.n]
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -206,7 +237,7 @@ func (st *stream) readBack(dest []byte, off int64) (int, bool) {
 		if at < k.off || at >= k.off+int64(k.n) {
 			continue
 		}
-		n += copy(dest[n:end-off], (*k.buf)[at-k.off:k.n])
+		n += copy(dest[n:end-off], k.buf.b[at-k.off:k.n])
 	}
 	return n, off+int64(n) == end
 }
@@ -216,11 +247,16 @@ func (st *stream) close() {
 	<-st.done
 	for c := range st.chunks {
 		if c.buf != nil {
-			st.pool.put(c.buf)
+			c.buf.release()
 		}
 	}
-	// The kept buffers may still be in answers being written: left to
-	// the garbage collector rather than reused.
+	for _, k := range st.kept {
+		k.buf.release()
+	}
+	if st.buf != nil {
+		st.buf.release()
+	}
+	st.kept, st.buf, st.cur = nil, nil, nil
 }
 
 func (r *reader) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
@@ -270,7 +306,8 @@ func (r *reader) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 			data := st.cur[:len(dest)]
 			st.cur = st.cur[len(dest):]
 			st.pos += int64(len(dest))
-			return fuse.ReadResultData(data), 0
+			st.buf.refs.Add(1)
+			return &lentData{data: data, buf: st.buf}, 0
 		}
 	}
 	for n < len(dest) {

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/minio/minio-go/v7"
 
 	"github.com/tower-reg/tower-reg/internal/s3test"
@@ -58,5 +59,42 @@ func TestReaderOffsets(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLentAnswers: answers sent without a copy keep their bytes until
+// go-fuse says it wrote them (Done), however far the stream has moved on
+// and whatever buffers it recycled meanwhile.
+func TestLentAnswers(t *testing.T) {
+	srv := s3test.Start(t)
+	bucket := srv.Bucket(t, "lent")
+	const mib, size = 1 << 20, 24 << 20
+	data := make([]byte, size)
+	r := rand.New(rand.NewPCG(8, 8))
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	srv.WriteObject(t, bucket, "obj", data)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := &FS{client: srv.Client, core: minio.Core{Client: srv.Client}, base: ctx, opts: Options{}.withDefaults()}
+	f.pool = newBufPool(f.opts.ChunkSize)
+
+	rd := newReader(f, bucket, "obj", size)
+	var held []fuse.ReadResult
+	for off := int64(0); off < size; off += mib {
+		res, eno := rd.Read(ctx, make([]byte, mib), off)
+		if eno != 0 {
+			t.Fatalf("Read(%d): %v", off, eno)
+		}
+		held = append(held, res) // not written to the kernel yet
+	}
+	rd.Release(ctx)
+	for i, res := range held {
+		got, _ := res.Bytes(nil)
+		if !bytes.Equal(got, data[i*mib:(i+1)*mib]) {
+			t.Errorf("the answer for MiB %d changed before go-fuse wrote it", i)
+		}
+		res.Done()
 	}
 }

@@ -310,7 +310,7 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 // Create starts a new object; it exists in S3 once the file is closed.
 func (d *dirNode) Create(ctx context.Context, name string, flags, _ uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
 	f := &fileNode{fsys: d.fsys, bucket: d.bucket, key: d.key(name), mtime: time.Now(), parent: d}
-	w := f.startWrite()
+	w := f.startWrite(false) // a new node: no other writer, nothing to truncate
 	f.attr(&out.Attr)
 	ino := d.NewInode(ctx, f, fs.StableAttr{Mode: syscall.S_IFREG})
 	return ino, w, fuse.FOPEN_DIRECT_IO, 0

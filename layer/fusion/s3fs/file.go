@@ -169,26 +169,27 @@ func (f *fileNode) Open(_ context.Context, flags uint32) (fs.FileHandle, uint32,
 		if flags&syscall.O_APPEND != 0 {
 			return nil, 0, syscall.ENOTSUP
 		}
-		f.mu.Lock()
-		existing := f.size > 0
-		busy := f.writer != nil
-		f.mu.Unlock()
-		if busy {
+		w := f.startWrite(flags&syscall.O_TRUNC == 0)
+		if w == nil {
 			return nil, 0, syscall.EBUSY
 		}
-		w := f.startWrite()
-		w.mustTrunc = existing && flags&syscall.O_TRUNC == 0
 		return w, fuse.FOPEN_DIRECT_IO, 0
 	default:
 		return nil, 0, syscall.ENOTSUP
 	}
 }
 
-// startWrite makes f the target of a new upload.
-func (f *fileNode) startWrite() *writer {
+// startWrite makes f the target of a new upload, or returns nil while
+// another one is open: the check and the claim are one step, so two opens
+// at once cannot both write. untruncated says the kernel has yet to
+// truncate an existing object before the writes may start.
+func (f *fileNode) startWrite(untruncated bool) *writer {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	w := &writer{file: f, bucket: f.bucket, key: f.key}
+	if f.writer != nil {
+		return nil
+	}
+	w := &writer{file: f, bucket: f.bucket, key: f.key, mustTrunc: untruncated && f.size > 0}
 	f.writer = w
 	return w
 }

@@ -28,7 +28,9 @@ func (h *Registry) manifest(w http.ResponseWriter, r *http.Request, rt route, to
 		ev.Repo = s.repo.String()
 		ev.Upstream, ev.Digest, ev.MediaType = s.Upstream.String(), s.Digest.String(), string(s.MediaType)
 		ev.Platforms, ev.Cached, ev.Status = s.Platforms, s.Cached, http.StatusOK
-		ev.Config = configOf(s.Manifest)
+		if r.Method == http.MethodGet { // a HEAD names no blobs to come
+			ev.Config = configOf(s.Manifest)
+		}
 		hd := w.Header()
 		hd.Set("Content-Type", string(s.MediaType))
 		hd.Set("Content-Length", strconv.Itoa(len(s.Bytes)))

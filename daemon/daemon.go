@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -145,8 +144,7 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	up := proxy.NewUpstream(uo)
 	rw := proxy.NewRewriting(up, st, layers)
 	reg := api.NewRegistry(rw, up, o.Config.DefaultRegistry, o.Bus, o.Log)
-	clientStall := cmp.Or(o.Config.Upstream.StallTimeout.Value(), proxy.DefaultStallTimeout)
-	reg.SetClientStall(clientStall)
+	reg.SetClientStall(uo.StallTimeout)
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = defaultShutdownTimeout
 	}
@@ -184,7 +182,7 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	anonUp := proxy.NewUpstream(uo)
 	anonRW := proxy.NewScopedRewriting(anonUp, st, layers, "anonymous")
 	anonReg := api.NewRegistry(anonRW, anonUp, o.Config.DefaultRegistry, o.Bus, o.Log)
-	anonReg.SetClientStall(clientStall)
+	anonReg.SetClientStall(uo.StallTimeout)
 	d.registries = []*api.Registry{reg, anonReg}
 	gc := &cacheGC{st: st, layers: layers, maxBytes: o.Config.CacheMaxBytes, log: o.Log}
 	rw.OnCache(gc.grew)

@@ -8,8 +8,8 @@ import (
 )
 
 // upstreamOptions are the bounds of upstream requests from the config,
-// with one base transport that every audience's Upstream shares: the
-// connection limit is per registry host, whoever asks.
+// the defaults filled in, with one base transport that every audience's
+// Upstream shares: the connection limit is per registry host, whoever asks.
 func upstreamOptions(c config.Config, log *slog.Logger) proxy.Options {
 	o := proxy.Options{
 		Insecure:        c.Insecure(),
@@ -18,7 +18,7 @@ func upstreamOptions(c config.Config, log *slog.Logger) proxy.Options {
 		HeaderTimeout:   c.Upstream.HeaderTimeout.Value(),
 		StallTimeout:    c.Upstream.StallTimeout.Value(),
 		MaxConnsPerHost: c.Upstream.MaxConns,
-	}
+	}.WithDefaults()
 	o.Transport = proxy.NewTransport(o)
 	return o
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"time"
 
 	"github.com/adrg/xdg"
 
@@ -54,18 +53,13 @@ func configCommand(args []string, stdout, stderr io.Writer) error {
 // fillDefaults writes out the values that a zero field stands for, so that
 // the output shows what runs rather than "upstream: {}".
 func fillDefaults(c *config.Config) {
-	dur := func(d *config.Duration, def time.Duration) {
-		if d.Value() <= 0 {
-			*d = config.Duration(def.String())
-		}
+	if c.TokenTTL.Value() <= 0 {
+		c.TokenTTL = config.Duration(token.DefaultTTL.String())
 	}
-	dur(&c.TokenTTL, token.DefaultTTL)
-	dur(&c.Upstream.Timeout, proxy.DefaultTimeout)
-	dur(&c.Upstream.HeaderTimeout, proxy.DefaultHeaderTimeout)
-	dur(&c.Upstream.StallTimeout, proxy.DefaultStallTimeout)
-	if c.Upstream.MaxConns <= 0 {
-		c.Upstream.MaxConns = proxy.DefaultMaxConnsPerHost
-	}
+	u := proxy.Options{Timeout: c.Upstream.Timeout.Value(), HeaderTimeout: c.Upstream.HeaderTimeout.Value(),
+		StallTimeout: c.Upstream.StallTimeout.Value(), MaxConnsPerHost: c.Upstream.MaxConns}.WithDefaults()
+	c.Upstream = config.Upstream{Timeout: config.Duration(u.Timeout.String()), HeaderTimeout: config.Duration(u.HeaderTimeout.String()),
+		StallTimeout: config.Duration(u.StallTimeout.String()), MaxConns: u.MaxConnsPerHost}
 	if c.Limits.TokenRequestsPerMinute == 0 {
 		c.Limits.TokenRequestsPerMinute = api.DefaultTokenRequestsPerMinute
 	}

@@ -20,7 +20,7 @@ type Upstream struct {
 // Limits bounds what clients of the local handler may ask of the daemon.
 type Limits struct {
 	// TokenRequestsPerMinute bounds POST /container-token: each one may
-	// fetch gigabytes of layers. Zero means the default (60), a negative
-	// value no limit.
+	// fetch gigabytes of layers. Zero means the daemon's default, a
+	// negative value no limit.
 	TokenRequestsPerMinute int `yaml:"token_requests_per_minute"`
 }

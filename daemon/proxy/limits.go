@@ -43,7 +43,7 @@ var ErrTimeout = errors.New("upstream timed out")
 // between Upstreams so that MaxConnsPerHost bounds the connections to a
 // registry whichever audience asks.
 func NewTransport(o Options) http.RoundTripper {
-	o = o.withDefaults()
+	o = o.WithDefaults()
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = 16
 	t.MaxConnsPerHost = o.MaxConnsPerHost
@@ -51,7 +51,8 @@ func NewTransport(o Options) http.RoundTripper {
 	return t
 }
 
-func (o Options) withDefaults() Options {
+// WithDefaults fills the bounds left zero with the Default values.
+func (o Options) WithDefaults() Options {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
 	}

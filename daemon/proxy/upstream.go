@@ -93,7 +93,7 @@ func NewUpstream(o Options) *Upstream {
 	if kc == nil {
 		kc = authn.NewMultiKeychain() // resolves to anonymous
 	}
-	o = o.withDefaults()
+	o = o.WithDefaults()
 	base := o.Transport
 	if base == nil {
 		base = NewTransport(o)

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tower-reg/tower-reg/internal/prereq"
 	"github.com/tower-reg/tower-reg/internal/s3test"
 	"github.com/tower-reg/tower-reg/layer/entry"
 )
@@ -330,7 +331,7 @@ func TestStatic(t *testing.T) {
 func TestDependencies(t *testing.T) {
 	gocmd, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip(err)
+		prereq.Missing(t, "go not on PATH", "install Go 1.26")
 	}
 	cmd := exec.Command(gocmd, "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
@@ -378,7 +379,7 @@ func TestFusionLifecycle(t *testing.T) {
 	}
 	cat, err := exec.LookPath("cat")
 	if err != nil {
-		t.Skip(err)
+		prereq.Missing(t, "cat not on PATH", "apt-get install coreutils")
 	}
 	tests := []struct {
 		name     string
@@ -389,7 +390,7 @@ func TestFusionLifecycle(t *testing.T) {
 		wantCode int
 	}{
 		{name: "mounts, then chains", args: []string{cat, "MNT/life/greeting.txt"}, wantOut: "hi from S3\n"},
-		{name: "chain ends with the program's status", env: []string{entry.EntrypointEnv + `["/bin/sh","-c"]`},
+		{name: "chain ends with the program's status", env: []string{entry.EntrypointEnv + `=["/bin/sh","-c"]`},
 			args: []string{"exit 7"}, wantCode: 7},
 		{name: "unknown bucket", env: []string{"NXF_FUSION_BUCKETS=nope-bucket"}, args: []string{cat, "/dev/null"},
 			wantErr: `towerreg-entry: fusion: bucket "nope-bucket" at ` + srv.URL + " does not exist; fix NXF_FUSION_BUCKETS (or AWS_ENDPOINT_URL)\n", wantCode: 1},
@@ -405,12 +406,7 @@ func TestFusionLifecycle(t *testing.T) {
 			}
 			cmd := exec.Command(bin, args...)
 			cmd.Env = append(append(os.Environ(), srv.Env(bucket)...), "NXF_FUSION_MOUNT="+mnt)
-			for _, kv := range tt.env {
-				if strings.HasPrefix(kv, entry.EntrypointEnv) {
-					kv = entry.EntrypointEnv + "=" + strings.TrimPrefix(kv, entry.EntrypointEnv)
-				}
-				cmd.Env = append(cmd.Env, kv)
-			}
+			cmd.Env = append(cmd.Env, tt.env...)
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			cmd.WaitDelay = 10 * time.Second

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,7 +37,9 @@ import (
 // password nor the bearer token it buys shows in the logs (at debug), the
 // events (what the dashboard and /_towerreg/events show) or the status.
 func TestCredentialsStayHome(t *testing.T) {
-	const user, pass, bearer = "dev", "pa55-Wrd-7f3e91", "bearer-tok-5c1d2a"
+	// The password has characters that JSON, a query and a path each
+	// escape, so that each escaped form below differs from the raw one.
+	const user, pass, bearer = "dev", `pa55 W&rd/"7f<3e91+`, "bearer-tok-5c1d2a"
 	reg := registry.New(registry.Logger(quiet))
 
 	// The CDN is another host name for the same machine: localhost, where
@@ -164,11 +167,12 @@ func TestCredentialsStayHome(t *testing.T) {
 		t.Fatalf("%d events and %d bytes of logs: nothing to search", n, len(logs.String()))
 	}
 	secrets := map[string]string{
-		"password":           pass,
-		"basic credentials":  base64.StdEncoding.EncodeToString([]byte(user + ":" + pass)),
-		"bearer token":       bearer,
-		"password, JSON'd":   strings.Trim(string(must1(json.Marshal(pass))), `"`),
-		"password, in a URL": strings.ReplaceAll(pass, "-", "%2D"),
+		"password":                  pass,
+		"basic credentials":         base64.StdEncoding.EncodeToString([]byte(user + ":" + pass)),
+		"bearer token":              bearer,
+		"password, JSON'd":          strings.Trim(string(must1(json.Marshal(pass))), `"`),
+		"password, in a query":      url.QueryEscape(pass),
+		"password, in a URL's path": url.PathEscape(pass),
 	}
 	for where, text := range map[string]string{"logs": logs.String(), "events": events.String(), "status": string(status)} {
 		for what, s := range secrets {

@@ -69,7 +69,7 @@ type Counts struct {
 // counters tally the event stream for Status. They observe the bus, so
 // they miss no event, and keep the handlers free of bookkeeping.
 type counters struct {
-	pulls, manifests, blobs, bytes, errors, tokens atomic.Int64
+	pulls, manifests, blobs, bytes, errors, issued atomic.Int64
 }
 
 func (c *counters) add(e event.Event) {
@@ -91,14 +91,14 @@ func (c *counters) add(e event.Event) {
 		c.blobs.Add(1)
 		c.bytes.Add(e.Bytes)
 	case event.TokenIssued:
-		c.tokens.Add(1)
+		c.issued.Add(1)
 	}
 }
 
 func (c *counters) snapshot() Counts {
 	return Counts{
 		Pulls: c.pulls.Load(), Manifests: c.manifests.Load(), Blobs: c.blobs.Load(),
-		Bytes: c.bytes.Load(), Errors: c.errors.Load(), TokensIssued: c.tokens.Load(),
+		Bytes: c.bytes.Load(), Errors: c.errors.Load(), TokensIssued: c.issued.Load(),
 	}
 }
 
@@ -115,9 +115,7 @@ func (d *Daemon) Status() Status {
 	sort.Strings(platforms)
 	listen, _ := d.addr.Load().(string)
 	counts := d.counts.snapshot()
-	if d.tokens != nil {
-		counts.Tokens = int64(d.tokens.store.Live())
-	}
+	counts.Tokens = int64(d.tokens.store.Live())
 	return Status{
 		Version:         Version,
 		Listen:          listen,

@@ -399,11 +399,14 @@ func (s *Store) find(tok string) (*entry, error) {
 	if !ok || subtle.ConstantTimeCompare(e.hash[:], h[:]) != 1 {
 		return nil, &UnknownError{Short: short}
 	}
-	if e.tomb || !s.now().Before(e.rec.Expires) {
+	if !e.live(s.now()) {
 		return nil, &ExpiredError{Short: e.rec.Short, ExpiredAt: e.rec.Expires}
 	}
 	return e, nil
 }
+
+// live reports whether the token may pull at now: not purged, not expired.
+func (e *entry) live(now time.Time) bool { return !e.tomb && now.Before(e.rec.Expires) }
 
 // List returns the live tokens' records, oldest first, for the dashboard
 // and the status API.
@@ -413,7 +416,7 @@ func (s *Store) List() []Record {
 	now := s.now()
 	var out []Record
 	for _, e := range s.entries {
-		if !e.tomb && now.Before(e.rec.Expires) {
+		if e.live(now) {
 			out = append(out, e.rec.clone())
 		}
 	}
@@ -430,7 +433,7 @@ func (s *Store) Live() int {
 	now := s.now()
 	n := 0
 	for _, e := range s.entries {
-		if !e.tomb && now.Before(e.rec.Expires) {
+		if e.live(now) {
 			n++
 		}
 	}
@@ -470,7 +473,7 @@ func (s *Store) Purge(ctx context.Context) ([]Record, error) {
 			}
 			delete(s.entries, h)
 			s.log.Debug("token forgotten", "token", e.rec.Short, "expired", e.rec.Expires)
-		case !e.tomb && !now.Before(e.rec.Expires):
+		case !e.tomb && !e.live(now):
 			expired = append(expired, e.rec.clone())
 			e.tomb = true
 			// The env may carry secrets and nothing will pull these

@@ -356,9 +356,7 @@ func readLimited(resp *http.Response, limit int64) ([]byte, error) {
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		if errors.Is(err, ErrTimeout) {
-			return nil, err
-		}
+		// A timeout stays one inside ErrUnavailable: the API answers 504.
 		return nil, fmt.Errorf("%w: reading body: %w", ErrUnavailable, err)
 	}
 	if int64(len(b)) > limit {

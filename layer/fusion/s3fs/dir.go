@@ -342,14 +342,19 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 	if f.isWriting() {
 		return syscall.EBUSY
 	}
-	if _, found, eno := dst.probe(ctx, newName); eno != 0 {
-		return eno
-	} else if found && flags&renameNoReplace != 0 {
-		return syscall.EEXIST
-	}
 	srcKey, dstKey := d.key(name), dst.key(newName)
 	if d.bucket == dst.bucket && srcKey == dstKey {
-		return 0
+		return 0 // a copy onto itself, then a delete, would lose it
+	}
+	// Only RENAME_NOREPLACE needs to know what is there: a plain rename
+	// replaces it, and the listing and HEAD would be two requests for
+	// nothing.
+	if flags&renameNoReplace != 0 {
+		if _, found, eno := dst.probe(ctx, newName); eno != 0 {
+			return eno
+		} else if found {
+			return syscall.EEXIST
+		}
 	}
 	if err := d.fsys.copyObject(ctx, d.bucket, srcKey, dst.bucket, dstKey); err != nil {
 		d.fsys.opts.Logger.Warn("rename: copy failed", "from", d.bucket+"/"+srcKey, "to", dst.bucket+"/"+dstKey, "err", err)

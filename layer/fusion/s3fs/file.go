@@ -302,11 +302,10 @@ func (w *writer) Write(_ context.Context, data []byte, off int64) (uint32, sysca
 	return uint32(n), 0
 }
 
-// fail logs why the upload failed and returns the errno for it.
+// fail logs why the upload failed and returns the errno for it. A write
+// gets the upload's error through the pipe; Flush wraps it with what it
+// completed.
 func (w *writer) fail(err error) syscall.Errno {
-	if w.upErr != nil {
-		err = w.upErr
-	}
 	w.file.fsys.opts.Logger.Warn("upload failed", "bucket", w.bucket, "key", w.key, "err", err)
 	return errno(err)
 }

@@ -31,6 +31,10 @@ const startedEnv = "TOWERREG_FUSION_STARTED"
 // clear error.
 const readyTimeout = 60 * time.Second
 
+// serverMargin is how much sooner than the entry the server gives up on
+// its start-up: time for it to write its reason down the pipe.
+const serverMargin = 5 * time.Second
+
 // okLine is what the server writes once the mount serves; anything else
 // it writes is the reason it could not.
 const okLine = "ok"
@@ -123,7 +127,10 @@ func Serve(getenv func(string) string, stderr io.Writer) int {
 	if ns, err := strconv.ParseInt(getenv(startedEnv), 10, 64); err == nil {
 		start = time.Unix(0, ns)
 	}
-	checkCtx, cancelCheck := context.WithTimeout(ctx, readyTimeout)
+	// The server's own bound ends before the entry's, so that the entry
+	// hears the server's reason ("cannot reach S3 at ...") rather than
+	// only that the mount was not ready in time.
+	checkCtx, cancelCheck := context.WithDeadline(ctx, start.Add(readyTimeout-serverMargin))
 	server, err := Mount(checkCtx, bg, cfg, logger)
 	cancelCheck()
 	if err != nil {

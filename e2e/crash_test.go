@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -194,7 +195,7 @@ func TestCrashDuringTokenIssue(t *testing.T) {
 			w.Write(blob)
 			return
 		}
-		w.Header().Set("Content-Length", "0"+strings.TrimLeft(itoa(len(blob)), "0"))
+		w.Header().Set("Content-Length", strconv.Itoa(len(blob)))
 		w.Write(blob[:len(blob)/2])
 		http.NewResponseController(w).Flush()
 		select {
@@ -281,9 +282,4 @@ func TestCrashDuringTokenIssue(t *testing.T) {
 		t.Fatal(err)
 	}
 	sk.copyToOCI(t, again.TargetImage, false)
-}
-
-func itoa(n int) string {
-	b, _ := json.Marshal(n)
-	return string(b)
 }

@@ -359,8 +359,6 @@ func (m *Model) rows() int {
 	return len(m.layerLines(m.width))
 }
 
-// copyLine is the command line for the selection: a pull, or a token's
-// `docker run`.
 // pullCopyLine is the command that gets a pull's image again: through
 // its container token if it went through one, as that image has the
 // token's layers and config and the plain name has not.
@@ -375,6 +373,8 @@ func (m *Model) pullCopyLine(p *state.Pull) string {
 	return "docker pull " + m.pullRef(p)
 }
 
+// copyLine is the command line for the selection: a pull, or a token's
+// `docker run`.
 func (m *Model) copyLine() string {
 	switch m.pane {
 	case panePulls:

@@ -140,13 +140,6 @@ func (i *Injector) Count(kind string) int {
 	return i.counts[kind]
 }
 
-// ResetCounts sets every count to zero.
-func (i *Injector) ResetCounts() {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	i.counts = map[string]int{}
-}
-
 // Close releases every request held by Hang or Stall, and any later one:
 // a test server can then shut down.
 func (i *Injector) Close() { i.once.Do(func() { close(i.closed) }) }

@@ -120,8 +120,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) registry(w http.ResponseWriter, r *http.Request) {
 	s, err := h.authorize(r)
-	if errors.Is(err, errTooManyWrong) {
-		h.tooManyWrong(w)
+	var spent *budgetSpentError
+	if errors.As(err, &spent) {
+		spent.write(w)
 		return
 	}
 	if err != nil {
@@ -136,10 +137,20 @@ func (h *Handler) registry(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-var (
-	errUnauthorized = errors.New("unauthorized")
-	errTooManyWrong = errors.New("too many wrong logins")
-)
+var errUnauthorized = errors.New("unauthorized")
+
+// budgetSpentError refuses a login while the budget of wrong ones is
+// spent, for as long as it takes to refill one.
+type budgetSpentError struct{ wait time.Duration }
+
+func (e *budgetSpentError) Error() string { return "too many wrong logins" }
+
+func (e *budgetSpentError) write(w http.ResponseWriter) {
+	secs := max(1, int((e.wait+time.Second-1)/time.Second))
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	writeError(w, http.StatusTooManyRequests, "TOOMANYREQUESTS",
+		fmt.Sprintf("too many wrong logins to this tower-reg: no login is checked for %d s", secs))
+}
 
 // authorize finds the session of a request: a Bearer token from
 // TokenPath, or the login itself as Basic auth, as curl users send it.
@@ -174,8 +185,8 @@ func (h *Handler) login(r *http.Request, user, password string) error {
 	h.wrongMu.Lock()
 	defer h.wrongMu.Unlock()
 	now := h.o.Now()
-	if h.wrong.TokensAt(now) < 1 {
-		return errTooManyWrong
+	if left := h.wrong.TokensAt(now); left < 1 {
+		return &budgetSpentError{wait: time.Duration((1 - left) * float64(wrongLoginRefill))}
 	}
 	if h.checkLogin(user, password) {
 		return nil
@@ -183,17 +194,6 @@ func (h *Handler) login(r *http.Request, user, password string) error {
 	h.wrong.AllowN(now, 1)
 	h.o.Log.Warn("public login refused", "user", user, "client", r.RemoteAddr)
 	return errUnauthorized
-}
-
-// tooManyWrong answers a login while the budget of wrong ones is spent.
-func (h *Handler) tooManyWrong(w http.ResponseWriter) {
-	r := h.wrong.ReserveN(h.o.Now(), 1)
-	wait := r.DelayFrom(h.o.Now())
-	r.CancelAt(h.o.Now())
-	secs := max(1, int((wait+time.Second-1)/time.Second))
-	w.Header().Set("Retry-After", strconv.Itoa(secs))
-	writeError(w, http.StatusTooManyRequests, "TOOMANYREQUESTS",
-		fmt.Sprintf("too many wrong logins to this tower-reg: no login is checked for %d s", secs))
 }
 
 // checkLogin compares in constant time, hashes first so that the lengths
@@ -256,9 +256,10 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 	}
 	var s session
 	if u, p, ok := r.BasicAuth(); ok {
+		var spent *budgetSpentError
 		switch err := h.login(r, u, p); {
-		case errors.Is(err, errTooManyWrong):
-			h.tooManyWrong(w)
+		case errors.As(err, &spent):
+			spent.write(w)
 			return
 		case err != nil:
 			writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "wrong user name or password for this tower-reg")

@@ -1,13 +1,10 @@
 package e2e
 
 import (
-	"bytes"
 	"debug/elf"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/tower-reg/tower-reg/internal/prereq"
@@ -49,8 +46,8 @@ var installHints = map[string]string{
 }
 
 // need returns the path of an external tool, or skips or fails the test
-// when it is missing. crane is looked up in <repo>/bin first, where
-// `make tools` installs the pinned version.
+// when it is missing. <repo>/bin comes first, where `make tools` installs
+// the pinned crane.
 func need(tb testing.TB, tool string) string {
 	tb.Helper()
 	prereq.Gate(tb, "real registries and clients")
@@ -58,17 +55,7 @@ func need(tb testing.TB, tool string) string {
 	if tool == "busybox" {
 		return needStaticBusybox(tb)
 	}
-	if tool == "crane" {
-		p := filepath.Join(repoRoot(tb), "bin", "crane")
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p
-		}
-	}
-	p, err := exec.LookPath(tool)
-	if err != nil {
-		prereq.Missing(tb, tool+" not installed", hint)
-	}
-	return p
+	return prereq.Tool(tb, tool, hint)
 }
 
 // needStaticBusybox finds a statically linked busybox: the test images have
@@ -106,25 +93,9 @@ func needRoot(tb testing.TB) {
 	}
 }
 
-var repoRootDir = sync.OnceValues(func() (string, error) {
-	// go test runs in the package directory, e2e/.
-	dir, err := filepath.Abs("..")
-	if err != nil {
-		return "", err
-	}
-	mod, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-	if err != nil {
-		return "", err
-	}
-	if !bytes.Contains(mod, []byte("module github.com/tower-reg/tower-reg\n")) {
-		return "", fmt.Errorf("%s/go.mod is not tower-reg's", dir)
-	}
-	return dir, nil
-})
-
 func repoRoot(tb testing.TB) string {
 	tb.Helper()
-	dir, err := repoRootDir()
+	dir, err := prereq.RepoRoot()
 	if err != nil {
 		tb.Fatalf("repository root: %v", err)
 	}

@@ -5,7 +5,12 @@
 package prereq
 
 import (
+	"bytes"
+	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
 	"testing"
 )
 
@@ -41,4 +46,42 @@ func Gate(tb testing.TB, needs string) {
 	if os.Getenv("TOWERREG_E2E") == "off" {
 		tb.Skip("SKIPPED: TOWERREG_E2E=off")
 	}
+}
+
+// RepoRoot is the directory of tower-reg's go.mod, found from the working
+// directory up: go test runs in the package's directory.
+var RepoRoot = sync.OnceValues(func() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		mod, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && bytes.Contains(mod, []byte("module github.com/tower-reg/tower-reg\n")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("not inside the tower-reg module")
+		}
+		dir = parent
+	}
+})
+
+// Tool finds a program the tests run: in <repo>/bin first, where `make
+// tools` installs the pinned versions, then on PATH. Missing, it is
+// Missing, with how to get it.
+func Tool(tb testing.TB, name, how string) string {
+	tb.Helper()
+	if root, err := RepoRoot(); err == nil {
+		p := filepath.Join(root, "bin", name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		Missing(tb, name+" not installed", how)
+	}
+	return p
 }

@@ -12,7 +12,6 @@ package s3test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -66,35 +65,7 @@ func NeedFUSE(tb testing.TB) {
 func Binary(tb testing.TB) string {
 	tb.Helper()
 	prereq.Gate(tb, "a real S3 server")
-	if root, err := repoRoot(); err == nil {
-		p := filepath.Join(root, "bin", "versitygw")
-		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
-			return p
-		}
-	}
-	p, err := exec.LookPath("versitygw")
-	if err != nil {
-		prereq.Missing(tb, "versitygw not installed", "make tools (go install github.com/versity/versitygw/cmd/versitygw into <repo>/bin)")
-	}
-	return p
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		mod, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && bytes.Contains(mod, []byte("module github.com/tower-reg/tower-reg\n")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("not inside the tower-reg module")
-		}
-		dir = parent
-	}
+	return prereq.Tool(tb, "versitygw", "make tools (go install github.com/versity/versitygw/cmd/versitygw into <repo>/bin)")
 }
 
 // Start runs versitygw on a free loopback port with a fresh directory,

@@ -9,9 +9,9 @@
 //
 // S3 is reached with minio-go rather than aws-sdk-go-v2: it is one module
 // with the signing, the multipart streaming upload, the paginated listing
-// and the retries of throttled requests built in, and the same small
-// client is 2.5 MB smaller with it than with the SDK's S3 client, config
-// and transfer manager (README.md), in a binary that goes into every image.
+// and the retries of throttled requests built in, where the SDK needs its
+// S3 client, config and transfer manager modules, in a binary that goes
+// into every image.
 package fusion
 
 import (

@@ -17,6 +17,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 
 	"github.com/tower-reg/tower-reg/layer/fusion/s3fs"
 )
@@ -180,8 +181,7 @@ func raiseReadAhead(mountpoint string, logger *slog.Logger) {
 	if err := syscall.Stat(mountpoint, &st); err != nil {
 		return
 	}
-	major, minor := (st.Dev>>8)&0xfff|(st.Dev>>32)&^0xfff, st.Dev&0xff|(st.Dev>>12)&^0xff
-	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", major, minor)
+	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
 	if err := os.WriteFile(p, []byte("1024"), 0); err != nil {
 		logger.Debug("read-ahead stays at the kernel's default", "err", err)
 	}

@@ -185,8 +185,8 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	return d.child(ctx, name, e, out), 0
 }
 
-// probe asks S3 about one name: a HEAD for an object, then a one-key
-// listing for a prefix. A prefix wins, as in list.
+// probe asks S3 about one name: a one-key listing for a prefix, then a
+// HEAD for an object. A prefix wins, as in list.
 func (d *dirNode) probe(ctx context.Context, name string) (entry, bool, syscall.Errno) {
 	key := d.key(name)
 	isDir, eno := d.fsys.nonEmpty(ctx, d.bucket, key+"/")

@@ -40,8 +40,6 @@ type Options struct {
 	// PartSize is the multipart upload part size (default 16 MiB); memory
 	// per open writer is twice that, for two parts in flight.
 	PartSize uint64
-	// UID and GID own every file (the mounting process's by default).
-	UID, GID uint32
 	// Logger receives what cannot be returned as an errno.
 	Logger *slog.Logger
 	// Debug logs every FUSE request (go-fuse's trace) on the standard
@@ -136,8 +134,10 @@ func MountOptions(root fs.InodeEmbedder, name string) *fs.Options {
 		EntryTimeout:    &ttl,
 		AttrTimeout:     &ttl,
 		NegativeTimeout: &ttl,
-		UID:             uint32(syscall.Geteuid()),
-		GID:             uint32(syscall.Getegid()),
+		// Every file is the mounting process's: go-fuse fills these in
+		// where the attributes leave the owner 0.
+		UID: uint32(syscall.Geteuid()),
+		GID: uint32(syscall.Getegid()),
 	}
 }
 
@@ -205,7 +205,6 @@ func statfs(out *fuse.StatfsOut) {
 func (f *FS) dirAttr(a *fuse.Attr) {
 	a.Mode = syscall.S_IFDIR | 0o755
 	a.Nlink = 2
-	a.Uid, a.Gid = f.opts.UID, f.opts.GID
 	a.SetTimes(nil, &f.mounted, &f.mounted)
 }
 
@@ -215,7 +214,6 @@ func (f *FS) fileAttr(a *fuse.Attr, size int64, mtime time.Time) {
 	a.Size = uint64(size)
 	a.Blksize = 1 << 20
 	a.Blocks = (uint64(size) + 511) / 512
-	a.Uid, a.Gid = f.opts.UID, f.opts.GID
 	a.SetTimes(nil, &mtime, &mtime)
 }
 

@@ -178,8 +178,8 @@ func TestLoad(t *testing.T) {
 		wg.Go(func() {
 			for n := c; time.Now().Before(deadline); n++ {
 				pull(n % images)
-				if g := int64(runtime.NumGoroutine()); g > peakGoroutines.Load() {
-					peakGoroutines.Store(g)
+				g := int64(runtime.NumGoroutine())
+				for p := peakGoroutines.Load(); g > p && !peakGoroutines.CompareAndSwap(p, g); p = peakGoroutines.Load() {
 				}
 			}
 		})

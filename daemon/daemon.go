@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 
 	"github.com/tower-reg/tower-reg/daemon/api"
 	"github.com/tower-reg/tower-reg/daemon/config"
+	"github.com/tower-reg/tower-reg/daemon/dialpolicy"
 	"github.com/tower-reg/tower-reg/daemon/event"
 	"github.com/tower-reg/tower-reg/daemon/fetch"
 	"github.com/tower-reg/tower-reg/daemon/proxy"
@@ -85,6 +85,9 @@ type Daemon struct {
 	tunnel      tunnel.Tunnel
 	tun         tunnelState
 	publicAddrs []string // what Serve serves the public handler on, besides the tunnel
+	// policies decide the upstream dials of each audience; Serve names
+	// its listeners to them, which no upstream may be.
+	policies []*dialpolicy.Policy
 }
 
 const defaultShutdownTimeout = 5 * time.Second
@@ -138,8 +141,23 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	}
 	met := newMetrics()
 	o.Bus.Observe(met.observe)
-	uo := upstreamOptions(o.Config, o.Log)
+	anon, err := api.NewAnonymous(o.Config.DefaultRegistry, o.Config.Public.AnonymousFrom())
+	if err != nil {
+		return nil, fmt.Errorf("public.anonymous_registries: %w", err)
+	}
+	// The developer reaches any address but the daemon's own listeners;
+	// anonymous clients, public addresses and the registries listed for
+	// them; an operation redirected away from a public registry, public
+	// addresses only.
+	policies := []*dialpolicy.Policy{
+		dialpolicy.New("local", dialpolicy.AnyHost),
+		dialpolicy.New("anonymous", anon.Named),
+		dialpolicy.New("redirected", nil),
+	}
+	redirects := upstreamOptions(o.Config, policies[2], o.Log).Transport
+	uo := upstreamOptions(o.Config, policies[0], o.Log)
 	uo.Transport = met.transport(uo.Transport)
+	uo.PublicRedirects = met.transport(redirects)
 	uo.Keychain = kc
 	up := proxy.NewUpstream(uo)
 	rw := proxy.NewRewriting(up, st, layers)
@@ -149,7 +167,7 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		o.ShutdownTimeout = defaultShutdownTimeout
 	}
 	d := &Daemon{cfg: o.Config, shutdown: o.ShutdownTimeout, log: o.Log, bus: o.Bus, layers: layers, layerDir: o.LayerDir,
-		layerSource: o.LayerSource, started: time.Now(), counts: &counters{}, tunnel: o.Tunnel}
+		layerSource: o.LayerSource, started: time.Now(), counts: &counters{}, tunnel: o.Tunnel, policies: policies}
 	o.Bus.Observe(d.counts.add)
 	admin := api.NewAdmin(up, o.Bus, func() any { return d.Status() }, d.Repack, o.Log)
 	admin.SetTokenRate(o.Config.Limits.TokenRequestsPerMinute)
@@ -178,22 +196,29 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	uo.Keychain = authn.NewMultiKeychain()
-	anonUp := proxy.NewUpstream(uo)
+	ao := upstreamOptions(o.Config, policies[1], o.Log)
+	ao.Transport = met.transport(ao.Transport)
+	ao.PublicRedirects = uo.PublicRedirects
+	ao.Keychain = authn.NewMultiKeychain()
+	anonUp := proxy.NewUpstream(ao)
 	anonRW := proxy.NewScopedRewriting(anonUp, st, layers, "anonymous")
 	anonReg := api.NewRegistry(anonRW, anonUp, o.Config.DefaultRegistry, o.Bus, o.Log)
-	anonReg.SetClientStall(uo.StallTimeout)
+	anonReg.SetClientStall(ao.StallTimeout)
 	d.registries = []*api.Registry{reg, anonReg}
 	gc := &cacheGC{st: st, layers: layers, maxBytes: o.Config.CacheMaxBytes, log: o.Log}
 	rw.OnCache(gc.grew)
 	anonRW.OnCache(gc.grew)
-	d.public = api.LimitURL(public.New(public.Options{
+	po := public.Options{
 		Full:       reg,
 		Anonymous:  anonReg,
 		Login:      login,
-		TokenRoute: func(p string) bool { return strings.HasPrefix(p, "/v2/wt/") },
+		TokenRoute: api.IsTokenPath,
 		Log:        o.Log,
-	}))
+	}
+	if o.Config.Public.AnonymousOn() {
+		po.AnonymousAccess = anon.Allow
+	}
+	d.public = api.LimitURL(public.New(po))
 	if login.Password != "" {
 		d.publicUser, d.publicFile = login.Username, file
 	}
@@ -313,6 +338,13 @@ func (d *Daemon) Serve(ctx context.Context, local net.Listener, public ...net.Li
 	// state reported, at once already needs the address.
 	addr := local.Addr().String()
 	d.addr.Store(addr)
+	own := []net.Addr{local.Addr()}
+	for _, ln := range public {
+		own = append(own, ln.Addr())
+	}
+	for _, p := range d.policies {
+		p.SetOwn(own...)
+	}
 	// Requests run on their own context, cancelled only when the shutdown
 	// gives up waiting: a stop lets in-flight pulls finish, within a bound.
 	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))

@@ -585,12 +585,9 @@ func TestBlobRangeAndHeaders(t *testing.T) {
 		{"store", l.GzipDigest, ourBytes},
 	} {
 		size := len(src.bytes)
-		// The upstream here (ggcr's registry) knows no suffix ranges and
-		// sends its 416 without Content-Range; the store does both.
+		// A range of an upstream blob is cut from the whole blob, verified
+		// and kept in the store: both sources answer alike.
 		pastEnd := fmt.Sprintf("bytes */%d", size)
-		if src.name == "upstream" {
-			pastEnd = ""
-		}
 		tests := []struct {
 			name, method, rng string
 			status            int
@@ -601,18 +598,8 @@ func TestBlobRangeAndHeaders(t *testing.T) {
 			{"head", "HEAD", "", 200, nil, "", true},
 			{"range", "GET", "bytes=10-19", 206, src.bytes[10:20], fmt.Sprintf("bytes 10-19/%d", size), true},
 			{"past the end", "GET", fmt.Sprintf("bytes=%d-", size+10), 416, nil, pastEnd, false},
-			// Last: a whole GET puts an upstream blob in the cache, and
-			// the rows above are about the upstream's answers.
+			{"suffix", "GET", "bytes=-5", 206, src.bytes[size-5:], fmt.Sprintf("bytes %d-%d/%d", size-5, size-1, size), true},
 			{"whole", "GET", "", 200, src.bytes, "", true},
-		}
-		if src.name == "store" {
-			tests = append(tests, struct {
-				name, method, rng string
-				status            int
-				body              []byte
-				contentRange      string
-				digestHeader      bool
-			}{"suffix", "GET", "bytes=-5", 206, src.bytes[size-5:], fmt.Sprintf("bytes %d-%d/%d", size-5, size-1, size), true})
 		}
 		for _, tt := range tests {
 			t.Run(src.name+"/"+tt.name, func(t *testing.T) {

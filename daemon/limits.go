@@ -4,13 +4,16 @@ import (
 	"log/slog"
 
 	"github.com/tower-reg/tower-reg/daemon/config"
+	"github.com/tower-reg/tower-reg/daemon/dialpolicy"
 	"github.com/tower-reg/tower-reg/daemon/proxy"
 )
 
 // upstreamOptions are the bounds of upstream requests from the config,
-// the defaults filled in, with one base transport that every audience's
-// Upstream shares: the connection limit is per registry host, whoever asks.
-func upstreamOptions(c config.Config, log *slog.Logger) proxy.Options {
+// the defaults filled in, with a base transport that dials by policy p.
+// Each audience has a transport of its own, so that a connection one
+// audience's policy let through is never reused by another's: the
+// connection limit is per registry host and audience.
+func upstreamOptions(c config.Config, p *dialpolicy.Policy, log *slog.Logger) proxy.Options {
 	o := proxy.Options{
 		Insecure:        c.Insecure(),
 		Log:             log,
@@ -18,6 +21,7 @@ func upstreamOptions(c config.Config, log *slog.Logger) proxy.Options {
 		HeaderTimeout:   c.Upstream.HeaderTimeout.Value(),
 		StallTimeout:    c.Upstream.StallTimeout.Value(),
 		MaxConnsPerHost: c.Upstream.MaxConns,
+		Policy:          p,
 	}.WithDefaults()
 	o.Transport = proxy.NewTransport(o)
 	return o

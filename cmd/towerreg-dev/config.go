@@ -63,6 +63,9 @@ func fillDefaults(c *config.Config) {
 	if c.Limits.TokenRequestsPerMinute == 0 {
 		c.Limits.TokenRequestsPerMinute = api.DefaultTokenRequestsPerMinute
 	}
+	on := c.Public.AnonymousOn()
+	c.Public.Anonymous = &on
+	c.Public.AnonymousRegistries = c.Public.AnonymousFrom()
 }
 
 func defaultConfigPath() string {

@@ -65,47 +65,40 @@ func (h *Registry) serveBlob(w *statusWriter, r *http.Request, rt route, allow f
 	if err := allow(d); err != nil {
 		return err
 	}
-	hd := w.Header()
-	if h.rw.Linked(repo, d) {
-		if f, err := h.rw.OpenBlob(d); err == nil {
-			defer f.Close()
-			ev.Source = "store"
-			hd.Set("Content-Type", "application/octet-stream")
-			hd.Set("Etag", `"`+d.String()+`"`)
-			if r.Method == http.MethodGet {
-				size := int64(-1)
-				if fi, err := f.Stat(); err == nil {
-					size = fi.Size()
-				}
-				h.bus.Publish(event.BlobStarted{Meta: event.Meta{Time: h.bus.Now()}, Client: r.RemoteAddr,
-					Repo: ev.Repo, Digest: d.String(), Source: ev.Source, Size: size, Token: ev.Token})
-			}
-			// ServeContent answers Range and HEAD from the file itself.
-			http.ServeContent(blobHeaders{w, d}, r, "", time.Time{}, f)
+	if h.serveStored(w, r, repo, d, ev) {
+		return nil
+	}
+	if r.Method == http.MethodGet && r.Header.Get("Range") != "" {
+		// An upstream's partial answer cannot be checked against the
+		// digest, and passed on unchecked it would be whatever the far
+		// side sent. The range is cut from the whole blob, verified and
+		// kept in the store first.
+		ev.Source = "upstream"
+		if err := h.fetchWhole(r.Context(), repo, d); err != nil {
+			return err
+		}
+		if h.serveStored(w, r, repo, d, ev) {
+			ev.Source = "upstream"
 			return nil
 		}
+		// Nowhere to keep it: the whole blob, which a server may send
+		// for a Range request (RFC 9110, 14.2).
 	}
 	ev.Source = "upstream"
-	resp, err := h.up.Blob(r.Context(), repo, d, r.Method, r.Header.Get("Range"))
+	resp, err := h.up.Blob(r.Context(), repo, d, r.Method)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusRequestedRangeNotSatisfiable {
-		if v := resp.Header.Get("Content-Range"); v != "" {
-			hd.Set("Content-Range", v)
-		}
-		return newError(http.StatusRequestedRangeNotSatisfiable, codeRangeInvalid,
-			fmt.Sprintf("range %q is not satisfiable for blob %s", r.Header.Get("Range"), d))
-	}
-	for _, k := range []string{"Content-Length", "Content-Range", "Accept-Ranges", "Etag", "Last-Modified"} {
+	hd := w.Header()
+	for _, k := range []string{"Content-Length", "Accept-Ranges", "Etag", "Last-Modified"} {
 		if v := resp.Header.Get(k); v != "" {
 			hd.Set(k, v)
 		}
 	}
 	hd.Set("Content-Type", "application/octet-stream")
 	hd.Set("Docker-Content-Digest", d.String())
-	if resp.StatusCode != http.StatusOK || r.Method == http.MethodHead {
+	if r.Method == http.MethodHead {
 		w.WriteHeader(resp.StatusCode)
 	}
 	// A whole blob's 200 goes out with its first bytes: until then a
@@ -118,13 +111,55 @@ func (h *Registry) serveBlob(w *statusWriter, r *http.Request, rt route, allow f
 	if r.Method == http.MethodHead {
 		return nil
 	}
-	if resp.StatusCode == http.StatusOK {
-		return h.streamAndCache(w, r, repo, resp, d)
+	return h.streamAndCache(w, r, repo, resp, d)
+}
+
+// serveStored answers from the store, if it holds d for repo: ranges and
+// HEAD too, from the file itself.
+func (h *Registry) serveStored(w *statusWriter, r *http.Request, repo proxy.Repo, d v1.Hash, ev *event.BlobServed) bool {
+	if !h.rw.Linked(repo, d) {
+		return false
 	}
-	// A range cannot be checked against the blob's digest; the client
-	// checks the whole blob once it has all of it.
-	_, err = io.Copy(w, resp.Body)
-	return err
+	f, err := h.rw.OpenBlob(d)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	ev.Source = "store"
+	hd := w.Header()
+	hd.Set("Content-Type", "application/octet-stream")
+	hd.Set("Etag", `"`+d.String()+`"`)
+	if r.Method == http.MethodGet {
+		size := int64(-1)
+		if fi, err := f.Stat(); err == nil {
+			size = fi.Size()
+		}
+		h.bus.Publish(event.BlobStarted{Meta: event.Meta{Time: h.bus.Now()}, Client: r.RemoteAddr,
+			Repo: ev.Repo, Digest: d.String(), Source: ev.Source, Size: size, Token: ev.Token})
+	}
+	http.ServeContent(blobHeaders{w, d}, r, "", time.Time{}, f)
+	return true
+}
+
+// fetchWhole puts the whole upstream blob d of repo in the store, checked
+// against its digest. A store that cannot take it is no error: the caller
+// then streams.
+func (h *Registry) fetchWhole(ctx context.Context, repo proxy.Repo, d v1.Hash) error {
+	cache := h.rw.CacheBlob(ctx, repo)
+	if cache == nil {
+		return nil
+	}
+	resp, err := h.up.Blob(ctx, repo, d, http.MethodGet)
+	if err != nil {
+		cache.Discard()
+		return err
+	}
+	defer resp.Body.Close()
+	if err := copyVerified(io.Discard, resp.Body, d, cache); err != nil {
+		cache.Discard()
+		return err
+	}
+	return cache.Keep(context.WithoutCancel(ctx), d)
 }
 
 // streamAndCache streams a whole upstream blob to the client, checked

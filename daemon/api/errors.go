@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
+	"github.com/tower-reg/tower-reg/daemon/dialpolicy"
 	"github.com/tower-reg/tower-reg/daemon/proxy"
 	"github.com/tower-reg/tower-reg/daemon/store"
 	"github.com/tower-reg/tower-reg/layer"
@@ -28,8 +30,6 @@ const (
 	codeTooManyRequests = "TOOMANYREQUESTS"
 	codeUnavailable     = "UNAVAILABLE"
 	codeUnknown         = "UNKNOWN"
-	// codeRangeInvalid is distribution's code for a 416.
-	codeRangeInvalid = "RANGE_INVALID"
 )
 
 // apiError is an error with its OCI code and HTTP status chosen.
@@ -74,7 +74,7 @@ func classify(err error, k kind) (int, []ociError) {
 	var ude *proxy.UpstreamDigestError
 	var te *transport.Error
 	one := func(status int, code string) (int, []ociError) {
-		return status, []ociError{{Code: code, Message: err.Error()}}
+		return status, []ociError{{Code: code, Message: message(err)}}
 	}
 	switch {
 	case errors.As(err, &ae):
@@ -89,6 +89,8 @@ func classify(err error, k kind) (int, []ociError) {
 		return one(http.StatusUnsupportedMediaType, codeUnsupported)
 	case errors.Is(err, store.ErrNotFound):
 		return one(http.StatusNotFound, notFoundCode(k))
+	case errors.Is(err, dialpolicy.ErrRefused):
+		return one(http.StatusForbidden, codeDenied)
 	case errors.As(err, &te):
 		return upstreamError(te, k, err)
 	case errors.Is(err, proxy.ErrTimeout):
@@ -110,16 +112,28 @@ func upstreamError(te *transport.Error, k kind, err error) (int, []ociError) {
 	if status >= 500 || status < 400 {
 		// The upstream failed, not the request: a gateway error that says
 		// which registry, whatever the upstream put in its body.
-		return http.StatusBadGateway, []ociError{{Code: codeUnavailable, Message: err.Error()}}
+		return http.StatusBadGateway, []ociError{{Code: codeUnavailable, Message: message(err)}}
 	}
 	var out []ociError
 	for _, d := range te.Errors {
 		out = append(out, ociError{Code: string(d.Code), Message: d.Message, Detail: d.Detail})
 	}
 	if len(out) == 0 {
-		out = []ociError{{Code: statusCode(status, k), Message: err.Error()}}
+		out = []ociError{{Code: statusCode(status, k), Message: message(err)}}
 	}
 	return status, out
+}
+
+// message is err's text for a client, without the body of an upstream
+// answer that was no registry error: whatever a server put there (an HTML
+// page, a banner, a file) is not the client's to read through tower-reg.
+func message(err error) string {
+	var te *transport.Error
+	if !errors.As(err, &te) || len(te.Errors) > 0 {
+		return err.Error()
+	}
+	bare := &transport.Error{StatusCode: te.StatusCode, Request: te.Request}
+	return strings.Replace(err.Error(), te.Error(), bare.Error(), 1)
 }
 
 // statusCode is the OCI code of an upstream status that came without one.

@@ -59,7 +59,14 @@ func (h *Registry) SetTokens(t Tokens) { h.tokens = t }
 // tokenPrefix starts the names of container token routes.
 const tokenPrefix = "wt/"
 
-func tokenRoute(rt route) bool { return strings.HasPrefix(rt.name, tokenPrefix) }
+// tokenRoute reports whether rt is in the container tokens' name space:
+// "wt" and everything under "wt/". Each such name is served by the token
+// routes, which answer a malformed one themselves, so no such name ever
+// reaches an upstream with the developer's credentials (nor a token in an
+// upstream's URL). Docker Hub's "wt" user is still docker.io/wt/....
+func tokenRoute(rt route) bool {
+	return rt.name == "wt" || strings.HasPrefix(rt.name, tokenPrefix)
+}
 
 // tokenRoute serves /v2/wt/<token>/<repository>/...: the token's image and
 // nothing else, whatever tag the path names.

@@ -164,6 +164,31 @@ type Public struct {
 	// Login is what `docker login PUBLIC_HOST` takes. Without a password
 	// the daemon generates one and keeps it in its state directory.
 	Login `yaml:",inline"`
+	// Anonymous lets clients that did not log in pull public images from
+	// AnonymousRegistries, with none of the developer's credentials; nil
+	// means true. False leaves the login and container tokens.
+	Anonymous *bool `yaml:"anonymous,omitempty"`
+	// AnonymousRegistries are the registries anonymous clients may pull
+	// from, as written in image names; nil means
+	// DefaultAnonymousRegistries(). A registry on a loopback or private
+	// address listed here may be reached for them: the developer named it.
+	AnonymousRegistries []string `yaml:"anonymous_registries,omitempty"`
+}
+
+// DefaultAnonymousRegistries are the well-known public registries.
+func DefaultAnonymousRegistries() []string {
+	return []string{"docker.io", "quay.io", "ghcr.io", "public.ecr.aws", "registry.k8s.io", "mcr.microsoft.com"}
+}
+
+// AnonymousOn reports whether anonymous clients may pull at all.
+func (p Public) AnonymousOn() bool { return p.Anonymous == nil || *p.Anonymous }
+
+// AnonymousFrom is the registries anonymous clients may pull from.
+func (p Public) AnonymousFrom() []string {
+	if p.AnonymousRegistries == nil {
+		return DefaultAnonymousRegistries()
+	}
+	return p.AnonymousRegistries
 }
 
 // Default returns the configuration used when there is no file.

@@ -40,6 +40,21 @@ func TestLoad(t *testing.T) {
 				t.Fatalf("public = %+v, password %q, %v", c.Public, pw, err)
 			}
 		}},
+		{name: "anonymous by default", yaml: "", want: func(t *testing.T, c Config) {
+			if !c.Public.AnonymousOn() || strings.Join(c.Public.AnonymousFrom(), ",") != "docker.io,quay.io,ghcr.io,public.ecr.aws,registry.k8s.io,mcr.microsoft.com" {
+				t.Fatalf("anonymous %v from %v", c.Public.AnonymousOn(), c.Public.AnonymousFrom())
+			}
+		}},
+		{name: "anonymous off, own list", yaml: "public:\n  anonymous: false\n  anonymous_registries: [quay.io, 10.0.0.5:5000]\n", want: func(t *testing.T, c Config) {
+			if c.Public.AnonymousOn() || strings.Join(c.Public.AnonymousFrom(), ",") != "quay.io,10.0.0.5:5000" {
+				t.Fatalf("anonymous %v from %v", c.Public.AnonymousOn(), c.Public.AnonymousFrom())
+			}
+		}},
+		{name: "anonymous from no registry", yaml: "public:\n  anonymous_registries: []\n", want: func(t *testing.T, c Config) {
+			if got := c.Public.AnonymousFrom(); len(got) != 0 {
+				t.Fatalf("an empty list became %v", got)
+			}
+		}},
 		{name: "token ttl", yaml: "token_ttl: 90m\n", want: func(t *testing.T, c Config) {
 			if c.TokenTTL.Value() != 90*time.Minute {
 				t.Fatalf("token_ttl = %v", c.TokenTTL.Value())

@@ -5,12 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"golang.org/x/net/http/httpproxy"
+
+	"github.com/tower-reg/tower-reg/daemon/dialpolicy"
 )
 
 // Defaults for the zero Options.
@@ -48,7 +53,42 @@ func NewTransport(o Options) http.RoundTripper {
 	t.MaxIdleConnsPerHost = 16
 	t.MaxConnsPerHost = o.MaxConnsPerHost
 	t.ResponseHeaderTimeout = o.HeaderTimeout
+	p := o.Policy
+	if p == nil {
+		p = dialpolicy.New("local", dialpolicy.AnyHost)
+	}
+	t.DialContext = p.DialContext
+	// Behind an HTTP(S)_PROXY the transport dials the proxy, which the
+	// developer named: the policy lets it through, and the proxy decides
+	// where the request goes from there.
+	if px := envProxies(); len(px) > 0 {
+		t.DialContext = p.Through(px...).DialContext
+	}
 	return t
+}
+
+// envProxies are the host:port of the proxies the environment names.
+func envProxies() []string {
+	c := httpproxy.FromEnvironment()
+	var out []string
+	for _, v := range []string{c.HTTPProxy, c.HTTPSProxy} {
+		if v == "" {
+			continue
+		}
+		u, err := url.Parse(v)
+		if err != nil || u.Host == "" {
+			continue
+		}
+		port := u.Port()
+		if port == "" {
+			port = "80"
+			if u.Scheme == "https" {
+				port = "443"
+			}
+		}
+		out = append(out, net.JoinHostPort(u.Hostname(), port))
+	}
+	return out
 }
 
 // WithDefaults fills the bounds left zero with the Default values.

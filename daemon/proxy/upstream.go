@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/tower-reg/tower-reg/daemon/dialpolicy"
 	"github.com/tower-reg/tower-reg/layer"
 )
 
@@ -71,6 +72,14 @@ type Options struct {
 	HeaderTimeout   time.Duration
 	StallTimeout    time.Duration
 	MaxConnsPerHost int
+	// Policy decides the addresses NewTransport may dial; nil means the
+	// developer's: anything but the daemon's own listeners, which the
+	// caller names with SetOwn.
+	Policy *dialpolicy.Policy
+	// PublicRedirects carries the hops of an operation redirected away
+	// from a registry on a public address; nil means a transport of its
+	// own that dials public addresses only.
+	PublicRedirects http.RoundTripper
 }
 
 // Upstream talks to upstream registries.
@@ -115,6 +124,13 @@ func NewUpstream(o Options) *Upstream {
 	if o.Backoff.Steps > 0 {
 		retry = append(retry, transport.WithRetryBackoff(o.Backoff))
 	}
+	pub := o.PublicRedirects
+	if pub == nil {
+		po := o
+		po.Policy = dialpolicy.New("redirected", nil)
+		pub = NewTransport(po)
+	}
+	base = hopRouter{next: base, public: pub}
 	u.base = transport.NewRetry(&schemeGuard{inner: base, plain: u.plainHTTP}, retry...)
 	return u
 }
@@ -126,15 +142,23 @@ func (u *Upstream) plainHTTP(host string) bool {
 
 // schemeGuard refuses plain HTTP to registries that must use TLS. ggcr would
 // also fall back to HTTP for private address ranges; tower-reg's rule is
-// loopback and configured insecure registries only.
+// loopback and configured insecure registries only. Nor may an operation on
+// a registry reached over TLS go on over plain HTTP: a token realm or a
+// redirect that downgrades would hand the credentials, or the blob, to
+// anyone on the path.
 type schemeGuard struct {
 	inner http.RoundTripper
 	plain func(host string) bool
 }
 
 func (g *schemeGuard) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.URL.Scheme == "http" && !g.plain(r.URL.Host) {
-		return nil, fmt.Errorf("refusing plain HTTP to %s: not on loopback and not configured insecure", r.URL.Host)
+	if r.URL.Scheme == "http" {
+		if op := operationOf(r.Context()); op != nil && op.https {
+			return nil, fmt.Errorf("%w: plain HTTP to %s in an operation on a registry reached over https", dialpolicy.ErrRefused, r.URL.Host)
+		}
+		if !g.plain(r.URL.Host) {
+			return nil, fmt.Errorf("refusing plain HTTP to %s: not on loopback and not configured insecure", r.URL.Host)
+		}
 	}
 	return g.inner.RoundTrip(r)
 }
@@ -241,6 +265,7 @@ func (u *Upstream) do(ctx context.Context, repo Repo, method, url string, hdr ht
 // instead. The bound is released when the body is closed.
 func (u *Upstream) doBounded(ctx context.Context, repo Repo, method, url string, hdr http.Header, stream bool, ok ...int) (*http.Response, error) {
 	what := method + " " + url
+	ctx = u.withOperation(ctx, repo.Host())
 	b := newBound(ctx, u.timeout, what)
 	rt, err := u.transport(b.ctx, repo)
 	if err != nil {
@@ -255,7 +280,7 @@ func (u *Upstream) doBounded(ctx context.Context, repo Repo, method, url string,
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
-	resp, err := (&http.Client{Transport: rt}).Do(req)
+	resp, err := (&http.Client{Transport: rt, CheckRedirect: checkRedirect}).Do(req)
 	if err != nil {
 		b.release()
 		return nil, classify(repo, b.err(err))
@@ -387,15 +412,11 @@ func (u *Upstream) SmallBlob(ctx context.Context, repo Repo, d v1.Hash) ([]byte,
 	return b, nil
 }
 
-// Blob starts a blob transfer: GET or HEAD, with the client's Range header
-// passed through. The caller streams and closes the body.
-func (u *Upstream) Blob(ctx context.Context, repo Repo, d v1.Hash, method, rangeHdr string) (*http.Response, error) {
-	hdr := http.Header{}
-	if rangeHdr != "" {
-		hdr.Set("Range", rangeHdr)
-	}
-	return u.doBounded(ctx, repo, method, u.url(repo, "blobs", d.String()), hdr, method == http.MethodGet,
-		http.StatusOK, http.StatusPartialContent, http.StatusRequestedRangeNotSatisfiable)
+// Blob starts a whole blob transfer, GET or HEAD. The caller streams and
+// closes the body. There is no Range: a part of a blob cannot be checked
+// against its digest.
+func (u *Upstream) Blob(ctx context.Context, repo Repo, d v1.Hash, method string) (*http.Response, error) {
+	return u.doBounded(ctx, repo, method, u.url(repo, "blobs", d.String()), nil, method == http.MethodGet, http.StatusOK)
 }
 
 // Tags lists tags, passing the client's pagination query through.
@@ -420,6 +441,7 @@ func (u *Upstream) ValidateCreds(ctx context.Context, registry, user, password s
 		return false, fmt.Errorf("%w: registry %q: %v", ErrNameInvalid, registry, err)
 	}
 	repo := Repo{Registry: creg.RegistryStr()}
+	ctx = u.withOperation(ctx, repo.Host())
 	var opts []name.Option
 	if u.plainHTTP(repo.Host()) {
 		opts = append(opts, name.Insecure)
@@ -440,7 +462,7 @@ func (u *Upstream) ValidateCreds(ctx context.Context, registry, user, password s
 	if err != nil {
 		return false, err
 	}
-	resp, err := (&http.Client{Transport: rt}).Do(req)
+	resp, err := (&http.Client{Transport: rt, CheckRedirect: checkRedirect}).Do(req)
 	if err != nil {
 		return false, classify(repo, err)
 	}

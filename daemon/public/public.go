@@ -64,6 +64,9 @@ type Options struct {
 	// Anonymous serves everyone else: the registry with anonymous upstream
 	// access and a store scope of its own.
 	Anonymous http.Handler
+	// AnonymousAccess returns nil for a path that clients with no login
+	// may ask Anonymous for, else why not; nil means no anonymous pulls.
+	AnonymousAccess func(path string) error
 	// TokenRoute reports whether a path is a container token's (/v2/wt/).
 	TokenRoute func(path string) bool
 	Login      Credential
@@ -132,9 +135,25 @@ func (h *Handler) registry(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case s.loggedIn, h.o.TokenRoute(r.URL.Path):
 		h.o.Full.ServeHTTP(w, r)
-	default:
-		h.o.Anonymous.ServeHTTP(w, r)
+		return
+	case h.o.AnonymousAccess == nil:
+		h.refuse(w, r, errors.New("this tower-reg serves no images without a login"))
+		return
 	}
+	if err := h.o.AnonymousAccess(r.URL.Path); err != nil {
+		h.refuse(w, r, err)
+		return
+	}
+	h.o.Anonymous.ServeHTTP(w, r)
+}
+
+// refuse answers an anonymous client that asked for what it may not have:
+// a 401 with the challenge, so that a client that has the login sends it,
+// and a message that says how to get access.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, why error) {
+	h.setChallenge(w, r)
+	writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", fmt.Sprintf(
+		"%v: run `docker login %s` with the daemon's login, or pull through a container token (towerreg-dev token IMAGE)", why, r.Host))
 }
 
 var errUnauthorized = errors.New("unauthorized")
@@ -210,13 +229,17 @@ func (h *Handler) checkLogin(user, password string) bool {
 // challenge answers 401 with the Bearer challenge that sends the client to
 // TokenPath, as a registry with token auth does.
 func (h *Handler) challenge(w http.ResponseWriter, r *http.Request) {
+	h.setChallenge(w, r)
+	writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required: run `docker login "+r.Host+"` with the daemon's login, or let your client fetch an anonymous token")
+}
+
+func (h *Handler) setChallenge(w http.ResponseWriter, r *http.Request) {
 	c := fmt.Sprintf(`Bearer realm=%q,service=%q`, realm(r), service)
 	if name := repoName(r.URL.Path); name != "" {
 		c += fmt.Sprintf(`,scope="repository:%s:pull"`, name)
 	}
 	w.Header().Set("WWW-Authenticate", c)
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
-	writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required: run `docker login "+r.Host+"` with the daemon's login, or let your client fetch an anonymous token")
 }
 
 // realm is the absolute URL of TokenPath as the client reached us. Behind

@@ -2,6 +2,7 @@ package public
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,8 +22,17 @@ func (c *clock) now() time.Time { return c.t }
 
 func newTestHandler(c *clock) *Handler {
 	return New(Options{
-		Full:       named("full"),
-		Anonymous:  named("anonymous"),
+		Full:      named("full"),
+		Anonymous: named("anonymous"),
+		// The daemon's real policies are tested with the daemon; here, a
+		// name under "private/" stands for one anonymous clients may not
+		// have.
+		AnonymousAccess: func(p string) error {
+			if strings.HasPrefix(p, "/v2/private/") {
+				return errors.New("private/ is not public")
+			}
+			return nil
+		},
 		TokenRoute: func(p string) bool { return strings.HasPrefix(p, "/v2/wt/") },
 		Login:      Credential{Username: "towerreg", Password: "s3cret"},
 		Now:        c.now,
@@ -96,6 +106,8 @@ func TestPublicRoutes(t *testing.T) {
 		{"unknown token", "GET", "/v2/foo/manifests/latest", bearer("f00d"), 401, ""},
 		{"container token route, anonymous", "GET", "/v2/wt/abc/foo/manifests/latest", bearer(anon), 200, "full"},
 		{"container token route, no token", "GET", "/v2/wt/abc/foo/manifests/latest", nil, 401, ""},
+		{"anonymous token, a name it may not have", "GET", "/v2/private/foo/manifests/latest", bearer(anon), 401, ""},
+		{"logged in, the same name", "GET", "/v2/private/foo/manifests/latest", bearer(loggedIn), 200, "full"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,9 +126,14 @@ func TestPublicRoutes(t *testing.T) {
 				if strings.Contains(tt.path, "/foo/") && !strings.Contains(ch, `scope="repository:`) {
 					t.Errorf("challenge %q has no scope", ch)
 				}
-				var e struct{ Errors []struct{ Code string } }
+				var e struct {
+					Errors []struct{ Code, Message string }
+				}
 				if json.Unmarshal(w.Body.Bytes(), &e) != nil || len(e.Errors) == 0 || e.Errors[0].Code != "UNAUTHORIZED" {
 					t.Errorf("401 body %s", w.Body)
+				}
+				if tt.hdr != nil && e.Errors[0].Message != "" && !strings.Contains(e.Errors[0].Message, "docker login reg.example.app") {
+					t.Errorf("401 message %q does not say how to log in", e.Errors[0].Message)
 				}
 			}
 		})

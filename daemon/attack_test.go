@@ -194,6 +194,11 @@ func TestAnonymousDialPolicy(t *testing.T) {
 			http.Redirect(w, r, side.URL+"/file", http.StatusTemporaryRedirect)
 			return
 		}
+		if strings.Contains(r.URL.Path, "/metadata/") {
+			scheme := strings.Split(r.URL.Path, "/")[3] // /v2/metadata/<scheme>/...
+			http.Redirect(w, r, scheme+"://169.254.169.254/latest/meta-data/", http.StatusFound)
+			return
+		}
 		if strings.Contains(r.URL.Path, "/missing/") {
 			w.WriteHeader(http.StatusNotFound)
 			io.WriteString(w, "<html>SECRET-PAGE of the far side</html>")
@@ -268,6 +273,19 @@ func TestAnonymousDialPolicy(t *testing.T) {
 		}
 		if strings.Contains(e.raw, string(secret)) {
 			t.Error("the side server's bytes reached the client unverified")
+		}
+	})
+
+	t.Run("redirect to the cloud metadata address", func(t *testing.T) {
+		for _, tt := range []struct{ scheme, mentions string }{
+			{"http", "plain HTTP to 169.254.169.254"},
+			{"https", "169.254.169.254, a link-local address"},
+		} {
+			resp, e := anonGet(t, "http://"+pub+"/v2/"+under(host(up))+"/metadata/"+tt.scheme+"/manifests/latest")
+			code, msg := e.first()
+			if resp.StatusCode != http.StatusForbidden || code != "DENIED" || !strings.Contains(msg, "dial policy") || !strings.Contains(msg, tt.mentions) {
+				t.Errorf("%s: %d %s %q, want 403 DENIED by the dial policy: %s", tt.scheme, resp.StatusCode, code, msg, tt.mentions)
+			}
 		}
 	})
 

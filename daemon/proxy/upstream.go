@@ -157,7 +157,7 @@ func (g *schemeGuard) RoundTrip(r *http.Request) (*http.Response, error) {
 			return nil, fmt.Errorf("%w: plain HTTP to %s in an operation on a registry reached over https", dialpolicy.ErrRefused, r.URL.Host)
 		}
 		if !g.plain(r.URL.Host) {
-			return nil, fmt.Errorf("refusing plain HTTP to %s: not on loopback and not configured insecure", r.URL.Host)
+			return nil, fmt.Errorf("%w: plain HTTP to %s, which is not on loopback and not configured insecure", dialpolicy.ErrRefused, r.URL.Host)
 		}
 	}
 	return g.inner.RoundTrip(r)

@@ -333,3 +333,35 @@ func TestRangeNeverUnverified(t *testing.T) {
 		t.Errorf("the upstream was asked %d ranges", n)
 	}
 }
+
+// TestLoginNamedOnly: a client with the public login pulls with the
+// developer's credentials, from the registries the developer named; a
+// loopback registry nobody named is the developer's network, not theirs.
+// The local handler reaches it.
+func TestLoginNamedOnly(t *testing.T) {
+	named, unnamed := httptest.NewServer(registry.New(registry.Logger(quiet))), httptest.NewServer(registry.New(registry.Logger(quiet)))
+	t.Cleanup(named.Close)
+	t.Cleanup(unnamed.Close)
+	img := randomImage(t, types.OCIManifestSchema1, v1.Config{})
+	for _, up := range []*httptest.Server{named, unnamed} {
+		if err := remote.Write(mustRef(t, host(up)+"/test/img:latest"), img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := config.Default()
+	cfg.Registries = map[string]config.Registry{host(named): {}}
+	cfg.Public.Password = "correct-horse-battery"
+	s := servePublic(t, cfg, authn.NewMultiKeychain())
+	login := remote.WithAuth(&authn.Basic{Username: "towerreg", Password: "correct-horse-battery"})
+
+	if _, err := remote.Image(mustRef(t, s.public+"/"+under(host(named))+"/test/img:latest"), login); err != nil {
+		t.Errorf("logged-in pull from a named registry: %v", err)
+	}
+	_, err := remote.Image(mustRef(t, s.public+"/"+under(host(unnamed))+"/test/img:latest"), login)
+	if err == nil || !strings.Contains(err.Error(), "DENIED") || !strings.Contains(err.Error(), "logged-in clients may not reach") {
+		t.Errorf("logged-in pull from an unnamed loopback registry: %v, want DENIED by the dial policy", err)
+	}
+	if _, err := remote.Image(mustRef(t, s.local+"/"+under(host(unnamed))+"/test/img:latest")); err != nil {
+		t.Errorf("local pull from the same registry: %v", err)
+	}
+}

@@ -141,33 +141,22 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	}
 	met := newMetrics()
 	o.Bus.Observe(met.observe)
-	anon, err := api.NewAnonymous(o.Config.DefaultRegistry, o.Config.Public.AnonymousFrom())
+	anon, err := checkAnonymous(o.Config)
 	if err != nil {
-		return nil, fmt.Errorf("public.anonymous_registries: %w", err)
+		return nil, err
 	}
-	// The developer reaches any address but the daemon's own listeners;
-	// anonymous clients, public addresses and the registries listed for
-	// them; an operation redirected away from a public registry, public
-	// addresses only.
-	policies := []*dialpolicy.Policy{
-		dialpolicy.New("local", dialpolicy.AnyHost),
-		dialpolicy.New("anonymous", anon.Named),
-		dialpolicy.New("redirected", nil),
-	}
-	redirects := upstreamOptions(o.Config, policies[2], o.Log).Transport
-	uo := upstreamOptions(o.Config, policies[0], o.Log)
-	uo.Transport = met.transport(uo.Transport)
-	uo.PublicRedirects = met.transport(redirects)
-	uo.Keychain = kc
-	up := proxy.NewUpstream(uo)
-	rw := proxy.NewRewriting(up, st, layers)
-	reg := api.NewRegistry(rw, up, o.Config.DefaultRegistry, o.Bus, o.Log)
-	reg.SetClientStall(uo.StallTimeout)
+	gc := &cacheGC{st: st, layers: layers, maxBytes: o.Config.CacheMaxBytes, log: o.Log}
+	ss := newStacks(o.Config, st, layers, o.Bus, o.Log, met.transport, gc.grew)
+	// The developer (the local handler, and container tokens, which the
+	// developer issued) reaches any address but the daemon's own
+	// listeners, with their credentials.
+	dev := ss.build(audience{name: "local", keychain: kc, private: dialpolicy.AnyHost})
+	up, rw, reg := dev.up, dev.rw, dev.reg
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = defaultShutdownTimeout
 	}
 	d := &Daemon{cfg: o.Config, shutdown: o.ShutdownTimeout, log: o.Log, bus: o.Bus, layers: layers, layerDir: o.LayerDir,
-		layerSource: o.LayerSource, started: time.Now(), counts: &counters{}, tunnel: o.Tunnel, policies: policies}
+		layerSource: o.LayerSource, started: time.Now(), counts: &counters{}, tunnel: o.Tunnel}
 	o.Bus.Observe(d.counts.add)
 	admin := api.NewAdmin(up, o.Bus, func() any { return d.Status() }, d.Repack, o.Log)
 	admin.SetTokenRate(o.Config.Limits.TokenRequestsPerMinute)
@@ -190,27 +179,25 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	reg.SetTokens(d.tokens)
 	admin.SetTokens(d.tokens)
 
-	// The public handler's anonymous clients reach upstreams with no
-	// credentials, and see only what was linked for them.
+	// The public handler's clients with the login get the developer's
+	// credentials, but private addresses only on the registries the
+	// developer named; anonymous clients get no credentials, and private
+	// addresses only on the registries listed for them. Each sees only
+	// what was linked for it.
 	login, file, err := publicLogin(o.Config.Public, o.StateDir)
 	if err != nil {
 		return nil, err
 	}
-	ao := upstreamOptions(o.Config, policies[1], o.Log)
-	ao.Transport = met.transport(ao.Transport)
-	ao.PublicRedirects = uo.PublicRedirects
-	ao.Keychain = authn.NewMultiKeychain()
-	anonUp := proxy.NewUpstream(ao)
-	anonRW := proxy.NewScopedRewriting(anonUp, st, layers, "anonymous")
-	anonReg := api.NewRegistry(anonRW, anonUp, o.Config.DefaultRegistry, o.Bus, o.Log)
-	anonReg.SetClientStall(ao.StallTimeout)
-	d.registries = []*api.Registry{reg, anonReg}
-	gc := &cacheGC{st: st, layers: layers, maxBytes: o.Config.CacheMaxBytes, log: o.Log}
-	rw.OnCache(gc.grew)
-	anonRW.OnCache(gc.grew)
+	loggedIn := ss.build(audience{name: "logged-in", scope: "login", keychain: kc,
+		private: dialpolicy.Named(namedHosts(o.Config, anon)...)})
+	anonymous := ss.build(audience{name: "anonymous", scope: "anonymous", keychain: authn.NewMultiKeychain(),
+		private: dialpolicy.Named(anon.Hosts()...)})
+	d.registries = []*api.Registry{reg, loggedIn.reg, anonymous.reg}
+	d.policies = ss.policies
 	po := public.Options{
 		Full:       reg,
-		Anonymous:  anonReg,
+		LoggedIn:   loggedIn.reg,
+		Anonymous:  anonymous.reg,
 		Login:      login,
 		TokenRoute: api.IsTokenPath,
 		Log:        o.Log,

@@ -29,8 +29,12 @@ func TestPublicHandler(t *testing.T) {
 	}
 	stateDir := t.TempDir()
 	newDaemon := func() *daemon.Daemon {
+		cfg := config.Default()
+		// The developer's credentials for it stand for the Docker
+		// config's: a registry they named.
+		cfg.Registries = map[string]config.Registry{host(up): {}}
 		d, err := daemon.New(t.Context(), daemon.Options{
-			Config:   config.Default(),
+			Config:   cfg,
 			CacheDir: t.TempDir(),
 			StateDir: stateDir,
 			Layer:    testLayer(),

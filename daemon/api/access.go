@@ -2,7 +2,6 @@ package api
 
 import (
 	"fmt"
-	"net"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -58,13 +57,13 @@ func (a *Anonymous) Allow(path string) error {
 	return nil
 }
 
-// Named reports whether hostport (as dialed, "name:port") is a registry on
-// the list, which anonymous clients may reach on a private address: the
-// developer named it.
-func (a *Anonymous) Named(hostport string) bool {
-	if a.hosts[hostport] {
-		return true
+// Hosts are the hosts the registries on the list are reached at, which
+// anonymous clients may reach on a private address: the developer named
+// them.
+func (a *Anonymous) Hosts() []string {
+	out := make([]string, 0, len(a.hosts))
+	for h := range a.hosts {
+		out = append(out, h)
 	}
-	h, _, err := net.SplitHostPort(hostport)
-	return err == nil && a.hosts[h]
+	return out
 }

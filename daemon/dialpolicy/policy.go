@@ -50,6 +50,22 @@ func New(audience string, private func(hostport string) bool) *Policy {
 // audience, who can reach them anyway.
 func AnyHost(string) bool { return true }
 
+// Named lets the hosts listed reach private addresses: "host" on any port,
+// "host:port" on that port.
+func Named(hosts ...string) func(hostport string) bool {
+	set := map[string]bool{}
+	for _, h := range hosts {
+		set[h] = true
+	}
+	return func(hostport string) bool {
+		if set[hostport] {
+			return true
+		}
+		h, _, err := net.SplitHostPort(hostport)
+		return err == nil && set[h]
+	}
+}
+
 // Through returns a policy that also lets hosts (as dialed, "name:port")
 // reach private addresses: the proxies the developer configured, which the
 // transport dials in place of the registry.

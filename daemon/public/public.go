@@ -57,10 +57,12 @@ type Credential struct {
 
 // Options builds a Handler.
 type Options struct {
-	// Full serves clients that logged in: the registry with the
-	// developer's upstream credentials. It also serves the container token
-	// routes (TokenRoute), which authorize by the token in their path.
+	// Full serves the container token routes (TokenRoute), which
+	// authorize by the token in their path: the developer's registry.
 	Full http.Handler
+	// LoggedIn serves clients that logged in: the registry with the
+	// developer's upstream credentials; nil means Full.
+	LoggedIn http.Handler
 	// Anonymous serves everyone else: the registry with anonymous upstream
 	// access and a store scope of its own.
 	Anonymous http.Handler
@@ -104,6 +106,9 @@ func New(o Options) *Handler {
 	if o.TokenRoute == nil {
 		o.TokenRoute = func(string) bool { return false }
 	}
+	if o.LoggedIn == nil {
+		o.LoggedIn = o.Full
+	}
 	return &Handler{o: o, sessions: map[[sha256.Size]byte]session{},
 		wrong: rate.NewLimiter(rate.Every(wrongLoginRefill), wrongLoginBurst)}
 }
@@ -133,8 +138,11 @@ func (h *Handler) registry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
-	case s.loggedIn, h.o.TokenRoute(r.URL.Path):
+	case h.o.TokenRoute(r.URL.Path):
 		h.o.Full.ServeHTTP(w, r)
+		return
+	case s.loggedIn:
+		h.o.LoggedIn.ServeHTTP(w, r)
 		return
 	case h.o.AnonymousAccess == nil:
 		h.refuse(w, r, errors.New("this tower-reg serves no images without a login"))

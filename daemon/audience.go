@@ -1,0 +1,123 @@
+package daemon
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	dockerconfig "github.com/docker/cli/cli/config"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/tower-reg/tower-reg/daemon/api"
+	"github.com/tower-reg/tower-reg/daemon/config"
+	"github.com/tower-reg/tower-reg/daemon/dialpolicy"
+	"github.com/tower-reg/tower-reg/daemon/event"
+	"github.com/tower-reg/tower-reg/daemon/proxy"
+	"github.com/tower-reg/tower-reg/daemon/store"
+)
+
+// audience is one kind of client and what it may use upstream: whose
+// credentials, which addresses, and which part of the store.
+type audience struct {
+	// name names the audience in the dial policy's refusals.
+	name string
+	// scope keeps the audience's store links apart: what one audience
+	// fetched is not served to another just because it is in the store.
+	// The developer's scope is "".
+	scope    string
+	keychain authn.Keychain
+	// private lets the hosts it accepts reach non-public addresses.
+	private func(hostport string) bool
+}
+
+// stack is what an audience pulls through.
+type stack struct {
+	up  *proxy.Upstream
+	rw  *proxy.Rewriting
+	reg *api.Registry
+}
+
+// stacks builds the stack of each audience over one store and layer set.
+type stacks struct {
+	cfg       config.Config
+	st        *store.Store
+	layers    proxy.Layers
+	bus       *event.Bus
+	log       *slog.Logger
+	metrics   func(http.RoundTripper) http.RoundTripper
+	onCache   func(int64)
+	redirects http.RoundTripper // shared by all: it reaches public addresses only
+	policies  []*dialpolicy.Policy
+}
+
+func newStacks(cfg config.Config, st *store.Store, layers proxy.Layers, bus *event.Bus, log *slog.Logger,
+	metrics func(http.RoundTripper) http.RoundTripper, onCache func(int64)) *stacks {
+	s := &stacks{cfg: cfg, st: st, layers: layers, bus: bus, log: log, metrics: metrics, onCache: onCache}
+	// An operation redirected away from a public registry may reach
+	// public addresses only, whoever asked.
+	p := dialpolicy.New("redirected", nil)
+	s.policies = append(s.policies, p)
+	s.redirects = metrics(upstreamOptions(cfg, p, log).Transport)
+	return s
+}
+
+// build returns the stack of a. Each audience has its own transport, and
+// so its own connections: a connection that one audience's policy let
+// through is never reused by another.
+func (s *stacks) build(a audience) stack {
+	p := dialpolicy.New(a.name, a.private)
+	s.policies = append(s.policies, p)
+	o := upstreamOptions(s.cfg, p, s.log)
+	o.Transport = s.metrics(o.Transport)
+	o.PublicRedirects = s.redirects
+	o.Keychain = a.keychain
+	up := proxy.NewUpstream(o)
+	rw := proxy.NewScopedRewriting(up, s.st, s.layers, a.scope)
+	rw.OnCache(s.onCache)
+	reg := api.NewRegistry(rw, up, s.cfg.DefaultRegistry, s.bus, s.log)
+	reg.SetClientStall(o.StallTimeout)
+	return stack{up: up, rw: rw, reg: reg}
+}
+
+// namedHosts are the hosts of the registries the developer named: the
+// default registry, the config's registries and anonymous registries, and
+// the registries of the Docker config (~/.docker/config.json). A client
+// with the public login may reach those on a private address, and no
+// other: the login lends the developer's registries, not their network.
+func namedHosts(cfg config.Config, anon *api.Anonymous) []string {
+	hosts := anon.Hosts()
+	add := func(reg string) {
+		// Docker config keys may be URLs: https://index.docker.io/v1/.
+		reg = strings.TrimPrefix(strings.TrimPrefix(reg, "https://"), "http://")
+		reg, _, _ = strings.Cut(reg, "/")
+		r, err := name.NewRegistry(reg)
+		if err != nil {
+			return
+		}
+		hosts = append(hosts, proxy.Repo{Registry: r.RegistryStr()}.Host())
+	}
+	add(cfg.DefaultRegistry)
+	for reg := range cfg.Registries {
+		add(reg)
+	}
+	if dc, err := dockerconfig.Load(dockerconfig.Dir()); err == nil {
+		for reg := range dc.AuthConfigs {
+			add(reg)
+		}
+		for reg := range dc.CredentialHelpers {
+			add(reg)
+		}
+	}
+	return hosts
+}
+
+// checkAnonymous resolves the anonymous registries of the config.
+func checkAnonymous(cfg config.Config) (*api.Anonymous, error) {
+	a, err := api.NewAnonymous(cfg.DefaultRegistry, cfg.Public.AnonymousFrom())
+	if err != nil {
+		return nil, fmt.Errorf("public.anonymous_registries: %w", err)
+	}
+	return a, nil
+}

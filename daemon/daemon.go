@@ -153,7 +153,10 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	o.Bus.Observe(d.counts.add)
 	admin := api.NewAdmin(up, o.Bus, func() any { return d.Status() }, d.Repack, o.Log)
 	admin.SetTokenRate(o.Config.Limits.TokenRequestsPerMinute)
-	d.handler = api.LimitURL(localHandler(reg, admin, met.handler()))
+	// The --listen host and the machine's configured names, besides
+	// localhost and loopback addresses: any other Host is a rebound name.
+	hosts := append([]string{o.Config.Listen}, o.Config.Local.Hosts...)
+	d.handler = api.AllowHosts(hosts, api.LimitURL(localHandler(reg, admin, met.handler())))
 
 	stateDir := o.StateDir
 	if stateDir == "" {

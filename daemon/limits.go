@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	"github.com/tower-reg/tower-reg/daemon/config"
+	"github.com/tower-reg/tower-reg/daemon/peer"
 	"github.com/tower-reg/tower-reg/daemon/proxy"
 )
 
@@ -21,4 +22,17 @@ func upstreamOptions(c config.Config, log *slog.Logger) proxy.Options {
 	}.WithDefaults()
 	o.Transport = proxy.NewTransport(o)
 	return o
+}
+
+// publicPerClient is the bound of connections (requests, behind the
+// tunnel) that one client of the public handler holds at once; 0 for none.
+func publicPerClient(c config.Limits) int {
+	switch n := c.PublicConnsPerClient; {
+	case n == 0:
+		return peer.DefaultPerClient
+	case n < 0:
+		return 0
+	default:
+		return n
+	}
 }

@@ -94,3 +94,25 @@ func parseIP(s string) netip.Addr {
 	}
 	return ip.Unmap().WithZone("")
 }
+
+// Local reports whether the client is this machine: a loopback address,
+// or one of the machine's own, reached directly (never through the
+// tunnel, whose forwarded addresses are the internet's).
+func (c Client) Local() bool {
+	if c.Tunnel || !c.IP.IsValid() {
+		return false
+	}
+	if c.IP.IsLoopback() {
+		return true
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Unmap() == c.IP {
+			return true
+		}
+	}
+	return false
+}

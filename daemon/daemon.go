@@ -23,6 +23,7 @@ import (
 	"github.com/tower-reg/tower-reg/daemon/dialpolicy"
 	"github.com/tower-reg/tower-reg/daemon/event"
 	"github.com/tower-reg/tower-reg/daemon/fetch"
+	"github.com/tower-reg/tower-reg/daemon/peer"
 	"github.com/tower-reg/tower-reg/daemon/proxy"
 	"github.com/tower-reg/tower-reg/daemon/public"
 	"github.com/tower-reg/tower-reg/daemon/store"
@@ -55,6 +56,9 @@ type Options struct {
 	// ShutdownTimeout bounds how long in-flight requests may take to finish
 	// once the daemon is asked to stop; zero means 5 s.
 	ShutdownTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection that sent no request for
+	// that long; zero means 90 s.
+	IdleTimeout time.Duration
 	// StateDir keeps what must outlive a restart: the generated public
 	// login, the container tokens.
 	StateDir string
@@ -68,6 +72,7 @@ type Options struct {
 type Daemon struct {
 	cfg         config.Config
 	shutdown    time.Duration
+	idle        time.Duration
 	layerSource string
 	started     time.Time
 	addr        atomic.Value // string: the address Serve listens on
@@ -91,6 +96,12 @@ type Daemon struct {
 }
 
 const defaultShutdownTimeout = 5 * time.Second
+
+// defaultIdleTimeout is how long a keep-alive connection may wait for its
+// next request. Docker and containerd reuse theirs within seconds; an
+// idle one held longer only holds a file descriptor, and without a bound
+// a client could hold them forever.
+const defaultIdleTimeout = 90 * time.Second
 
 // New builds a daemon: it opens the store and packs the layer, so a broken
 // layer directory or cache fails here, before anything listens.
@@ -155,12 +166,18 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = defaultShutdownTimeout
 	}
-	d := &Daemon{cfg: o.Config, shutdown: o.ShutdownTimeout, log: o.Log, bus: o.Bus, layers: layers, layerDir: o.LayerDir,
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = defaultIdleTimeout
+	}
+	d := &Daemon{cfg: o.Config, shutdown: o.ShutdownTimeout, idle: o.IdleTimeout, log: o.Log, bus: o.Bus, layers: layers, layerDir: o.LayerDir,
 		layerSource: o.LayerSource, started: time.Now(), counts: &counters{}, tunnel: o.Tunnel}
 	o.Bus.Observe(d.counts.add)
 	admin := api.NewAdmin(up, o.Bus, func() any { return d.Status() }, d.Repack, o.Log)
 	admin.SetTokenRate(o.Config.Limits.TokenRequestsPerMinute)
-	d.handler = api.LimitURL(localHandler(reg, admin, met.handler()))
+	// The --listen host and the machine's configured names, besides
+	// localhost and loopback addresses: any other Host is a rebound name.
+	hosts := append([]string{o.Config.Listen}, o.Config.Local.Hosts...)
+	d.handler = api.AllowHosts(hosts, api.LimitURL(localHandler(reg, admin, met.handler())))
 
 	stateDir := o.StateDir
 	if stateDir == "" {
@@ -341,6 +358,7 @@ func (d *Daemon) Serve(ctx context.Context, local net.Listener, public ...net.Li
 		return &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       d.idle,
 			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
 			BaseContext:       func(net.Listener) context.Context { return base },
@@ -373,15 +391,19 @@ func (d *Daemon) Serve(ctx context.Context, local net.Listener, public ...net.Li
 	}
 	serve(local, d.handler)
 	var pubAddrs []string
+	perClient := publicPerClient(d.cfg.Limits)
 	for _, ln := range public {
-		serve(ln, d.public)
+		serve(peer.LimitConns(ln, perClient, d.log), d.public)
 		pubAddrs = append(pubAddrs, ln.Addr().String())
 	}
 	d.tun.mu.Lock()
 	d.publicAddrs = pubAddrs
 	d.tun.mu.Unlock()
 	g.Go(func() error {
-		d.runTunnel(gctx, newServer(d.public), shutdown)
+		// The tunnel's connections are its agent's: the client is the
+		// address its edge forwards, trusted on this server only, and the
+		// bound is on that client's requests.
+		d.runTunnel(gctx, newServer(peer.Forwarded(peer.LimitRequests(perClient, d.public))), shutdown)
 		return nil
 	})
 	g.Go(func() error {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/daemon/dialpolicy"
+	"github.com/tower-reg/tower-reg/daemon/peer"
 	"github.com/tower-reg/tower-reg/daemon/proxy"
 )
 
@@ -25,4 +26,17 @@ func upstreamOptions(c config.Config, p *dialpolicy.Policy, log *slog.Logger) pr
 	}.WithDefaults()
 	o.Transport = proxy.NewTransport(o)
 	return o
+}
+
+// publicPerClient is the bound of connections (requests, behind the
+// tunnel) that one client of the public handler holds at once; 0 for none.
+func publicPerClient(c config.Limits) int {
+	switch n := c.PublicConnsPerClient; {
+	case n == 0:
+		return peer.DefaultPerClient
+	case n < 0:
+		return 0
+	default:
+		return n
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,7 +44,9 @@ func TestRepackRoute(t *testing.T) {
 		{"nothing changed", false, 2},
 	} {
 		rec := httptest.NewRecorder()
-		d.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, api.ReloadPath, nil))
+		req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:9090"+api.ReloadPath, nil)
+		req.Header.Set("Content-Type", "application/json")
+		d.Handler().ServeHTTP(rec, req)
 		if rec.Code != http.StatusNoContent {
 			t.Fatalf("%s: POST %s: %d %s", tt.name, api.ReloadPath, rec.Code, rec.Body)
 		}
@@ -56,9 +59,63 @@ func TestRepackRoute(t *testing.T) {
 		}
 	}
 	rec := httptest.NewRecorder()
-	d.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, api.ReloadPath, nil))
+	d.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1:9090"+api.ReloadPath, nil))
 	if rec.Code != http.StatusMethodNotAllowed {
 		t.Errorf("GET %s: %d, want 405", api.ReloadPath, rec.Code)
+	}
+}
+
+// TestReloadRefusesWebPages: POST /_towerreg/reload is refused, before
+// any re-pack, to what a web page can send: a form post (text/plain, with
+// an Origin), or any request with an Origin. Only a tool's request (JSON,
+// no Origin) re-packs.
+func TestReloadRefusesWebPages(t *testing.T) {
+	bus := event.NewBus(nil)
+	sub := bus.Subscribe(64)
+	defer sub.Close()
+	d, err := daemon.New(t.Context(), daemon.Options{
+		Config: config.Default(), CacheDir: t.TempDir(), Layer: testLayer(), LayerSource: "test", Bus: bus,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, contentType, origin string
+		want                      int
+	}{
+		{"cross-site form post", "text/plain", "http://evil.example", http.StatusForbidden},
+		{"form post without an Origin", "application/x-www-form-urlencoded", "", http.StatusUnsupportedMediaType},
+		{"no content type", "", "", http.StatusUnsupportedMediaType},
+		{"JSON from a page", "application/json", "http://evil.example", http.StatusForbidden},
+		{"a tool", "application/json", "", http.StatusNoContent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for len(sub.C()) > 0 {
+				<-sub.C()
+			}
+			req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:9090"+api.ReloadPath, strings.NewReader("x=1"))
+			if tt.contentType != "" {
+				req.Header.Set("Content-Type", tt.contentType)
+			}
+			if tt.origin != "" {
+				req.Header.Set("Origin", tt.origin)
+			}
+			rec := httptest.NewRecorder()
+			d.Handler().ServeHTTP(rec, req)
+			if rec.Code != tt.want {
+				t.Fatalf("POST %s: %d %s, want %d", api.ReloadPath, rec.Code, rec.Body, tt.want)
+			}
+			if tt.want != http.StatusNoContent {
+				select {
+				case e := <-sub.C():
+					if _, ok := e.(event.LayerReloaded); ok {
+						t.Errorf("a refused request re-packed: %+v", e)
+					}
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+		})
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tower-reg/tower-reg/daemon/api"
 	"github.com/tower-reg/tower-reg/daemon/config"
+	"github.com/tower-reg/tower-reg/daemon/peer"
 	"github.com/tower-reg/tower-reg/daemon/proxy"
 	"github.com/tower-reg/tower-reg/daemon/token"
 )
@@ -62,6 +63,9 @@ func fillDefaults(c *config.Config) {
 		StallTimeout: config.Duration(u.StallTimeout.String()), MaxConns: u.MaxConnsPerHost}
 	if c.Limits.TokenRequestsPerMinute == 0 {
 		c.Limits.TokenRequestsPerMinute = api.DefaultTokenRequestsPerMinute
+	}
+	if c.Limits.PublicConnsPerClient == 0 {
+		c.Limits.PublicConnsPerClient = peer.DefaultPerClient
 	}
 	on := c.Public.AnonymousOn()
 	c.Public.Anonymous = &on

@@ -27,13 +27,14 @@ func TestConfigCommand(t *testing.T) {
 		wantErr string
 	}{
 		{name: "no file", want: []string{"listen: 127.0.0.1:9090", "default_registry: docker.io", "provider: \"off\"",
-			"token_ttl: 24h0m0s", "timeout: 1m0s", "max_conns: 64", "token_requests_per_minute: 60"}},
-		{name: "bounds set", yaml: "upstream:\n  timeout: 5s\n  max_conns: 4\nlimits:\n  token_requests_per_minute: -1\n",
-			want: []string{"timeout: 5s", "header_timeout: 20s", "max_conns: 4", "token_requests_per_minute: -1"}},
+			"token_ttl: 24h0m0s", "timeout: 1m0s", "max_conns: 64", "token_requests_per_minute: 60", "public_conns_per_client: 32"}},
+		{name: "bounds set", yaml: "upstream:\n  timeout: 5s\n  max_conns: 4\nlimits:\n  token_requests_per_minute: -1\n  public_conns_per_client: 8\n",
+			want: []string{"timeout: 5s", "header_timeout: 20s", "max_conns: 4", "token_requests_per_minute: -1", "public_conns_per_client: 8"}},
 		{name: "secrets in the file",
 			yaml: "registries:\n  quay.io:\n    username: me\n    password: " + regPassword + "\n  ghcr.io:\n    username: gh\n    password_env: GHCR_TOKEN\n" +
 				"public:\n  username: ci\n  password: " + pubPassword + "\ntunnel:\n  authtoken: " + fileToken + "\n  domain: reg.ngrok.app\n",
 			want: []string{"password: \"********\"", "password_env: GHCR_TOKEN", "authtoken: \"********\"", "provider: ngrok", "domain: reg.ngrok.app", "username: ci"}},
+		{name: "local hosts", yaml: "local:\n  hosts: [devbox.lan]\n", want: []string{"local:\n  hosts:\n  - devbox.lan"}},
 		{name: "token from the environment", env: envToken, want: []string{"provider: ngrok"}},
 		{name: "malformed", yaml: "listen: 127.0.0.1:1\ntunnel:\n  provider: nope\n", wantErr: ":3: tunnel.provider"},
 	}

@@ -52,7 +52,9 @@ const (
 	StatusPath = "/_towerreg/status"
 	EventsPath = "/_towerreg/events"
 	// ReloadPath (POST) forces a re-pack of the layer directory: the
-	// dashboard's `r` when it is attached over HTTP.
+	// dashboard's `r` when it is attached over HTTP. Like the other POST
+	// routes it takes requests with Content-Type application/json and no
+	// Origin only (its body may be empty).
 	ReloadPath = "/_towerreg/reload"
 )
 
@@ -65,6 +67,13 @@ func (a *Admin) Register(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("GET "+EventsPath, a.events)
 	mux.HandleFunc("POST "+ReloadPath, func(w http.ResponseWriter, r *http.Request) {
+		// A page could otherwise have the daemon re-pack, again and
+		// again, with a form post: the body is empty, but the request
+		// must still be one that no page can send without asking first.
+		if err := checkLocalRequest(r); err != nil {
+			writeError(w, r, a.log, kindUnknown, err)
+			return
+		}
 		// The outcome is in the answer and, as for any reload, in a
 		// LayerReloaded event.
 		if err := a.repack(r.Context()); err != nil {

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/tower-reg/tower-reg/daemon/event"
 	"github.com/tower-reg/tower-reg/daemon/proxy"
+	"github.com/tower-reg/tower-reg/daemon/token"
 )
 
 // blob answers a blob request; allow refuses digests the route may not
@@ -32,11 +34,12 @@ func (h *Registry) blob(w http.ResponseWriter, r *http.Request, rt route, tok st
 		w = st
 	}
 	sw := &statusWriter{ResponseWriter: w}
-	ev := event.BlobServed{Client: r.RemoteAddr, Method: r.Method, Repo: rt.name, Digest: rt.ref, Token: tok}
-	err := h.serveBlob(sw, r, rt, allow, &ev)
+	red := token.PathRedactor(r.URL.Path)
+	ev := event.BlobServed{Client: r.RemoteAddr, Method: r.Method, Repo: red.Replace(rt.name), Digest: red.Replace(rt.ref), Token: tok}
+	err := h.serveBlob(sw, r, rt, allow, red, &ev)
 	started := sw.status != 0 // headers out before the error
 	if err != nil {
-		ev.Err = err.Error()
+		ev.Err = red.Replace(err.Error())
 		if !started {
 			writeError(sw, r, h.log, rt.kind, err)
 		}
@@ -52,12 +55,13 @@ func (h *Registry) blob(w http.ResponseWriter, r *http.Request, rt route, tok st
 	}
 }
 
-func (h *Registry) serveBlob(w *statusWriter, r *http.Request, rt route, allow func(v1.Hash) error, ev *event.BlobServed) error {
+func (h *Registry) serveBlob(w *statusWriter, r *http.Request, rt route, allow func(v1.Hash) error, red *strings.Replacer, ev *event.BlobServed) error {
 	repo, err := rt.repo(h.defaultRegistry)
 	if err != nil {
 		return err
 	}
-	ev.Repo = repo.String()
+	// A name that resolved may still carry a token, as a path component.
+	ev.Repo = red.Replace(repo.String())
 	d, err := proxy.ParseDigest(rt.ref)
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"github.com/tower-reg/tower-reg/daemon/dialpolicy"
 	"github.com/tower-reg/tower-reg/daemon/proxy"
 	"github.com/tower-reg/tower-reg/daemon/store"
+	"github.com/tower-reg/tower-reg/daemon/token"
 	"github.com/tower-reg/tower-reg/layer"
 )
 
@@ -160,8 +161,9 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, k kind
 	}
 	status, errs := classify(err, k)
 	if status >= 500 {
-		log.LogAttrs(r.Context(), slog.LevelError, "request failed",
-			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
+		red := token.PathRedactor(r.URL.Path)
+		log.LogAttrs(r.Context(), slog.LevelError, "request failed", slog.String("method", r.Method),
+			slog.String("path", red.Replace(r.URL.Path)), slog.String("error", red.Replace(err.Error())))
 	}
 	body, _ := json.Marshal(struct {
 		Errors []ociError `json:"errors"`

@@ -13,19 +13,23 @@ import (
 
 	"github.com/tower-reg/tower-reg/daemon/event"
 	"github.com/tower-reg/tower-reg/daemon/proxy"
+	"github.com/tower-reg/tower-reg/daemon/token"
 )
 
 // manifest answers a manifest request with what resolve gives; tok is the
 // short form of the container token it goes through, if any.
 func (h *Registry) manifest(w http.ResponseWriter, r *http.Request, rt route, tok string, resolve func() (servedManifest, error)) {
 	start := time.Now()
-	ev := event.ManifestServed{Client: r.RemoteAddr, Method: r.Method, Repo: rt.name, Reference: rt.ref, Token: tok}
+	// Until the name resolves, the event shows it as the client wrote it:
+	// with any token in it shortened.
+	red := token.PathRedactor(r.URL.Path)
+	ev := event.ManifestServed{Client: r.RemoteAddr, Method: r.Method, Repo: red.Replace(rt.name), Reference: red.Replace(rt.ref), Token: tok}
 	s, err := resolve()
 	if err != nil {
 		ev.Status = writeError(w, r, h.log, rt.kind, err)
-		ev.Err = err.Error()
+		ev.Err = red.Replace(err.Error())
 	} else {
-		ev.Repo = s.repo.String()
+		ev.Repo = red.Replace(s.repo.String())
 		ev.Upstream, ev.Digest, ev.MediaType = s.Upstream.String(), s.Digest.String(), string(s.MediaType)
 		ev.Platforms, ev.Cached, ev.Status = s.Platforms, s.Cached, http.StatusOK
 		if r.Method == http.MethodGet { // a HEAD names no blobs to come

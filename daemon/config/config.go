@@ -28,6 +28,8 @@ const (
 type Config struct {
 	// Listen is the local handler's address.
 	Listen string `yaml:"listen"`
+	// Local is the local handler's own settings.
+	Local Local `yaml:"local"`
 	// DefaultRegistry serves names that have no registry host.
 	DefaultRegistry string `yaml:"default_registry"`
 	// LayerDir is the directory injected into every image; empty means the
@@ -52,6 +54,16 @@ type Config struct {
 	Upstream Upstream `yaml:"upstream"`
 	// Limits bounds what local clients may ask.
 	Limits Limits `yaml:"limits"`
+}
+
+// Local configures the local handler (on Listen).
+type Local struct {
+	// Hosts are the other names this machine goes by ("devbox.lan") that
+	// local clients may put in the Host header; a port, if given, is
+	// ignored. localhost, loopback addresses and Listen's host need no
+	// entry. Any other Host is refused, so that a web page whose name
+	// resolves to 127.0.0.1 (DNS rebinding) cannot read the local API.
+	Hosts []string `yaml:"hosts"`
 }
 
 // Tunnel providers.
@@ -220,6 +232,11 @@ func Load(path string) (Config, error) {
 		{"$.upstream.header_timeout", c.Upstream.HeaderTimeout}, {"$.upstream.stall_timeout", c.Upstream.StallTimeout}} {
 		if err := f.d.check(); err != nil {
 			return Config{}, fmt.Errorf("config %s:%d: %s: %w", path, line(b, f.path), strings.TrimPrefix(f.path, "$."), err)
+		}
+	}
+	for i, h := range c.Local.Hosts {
+		if strings.TrimSpace(h) == "" || strings.ContainsAny(h, "/ ") {
+			return Config{}, fmt.Errorf("config %s:%d: local.hosts: %q is not a host name", path, line(b, fmt.Sprintf("$.local.hosts[%d]", i)), h)
 		}
 	}
 	if p := c.Tunnel.Provider; p != "" && p != TunnelNgrok && p != TunnelOff {

@@ -55,6 +55,12 @@ func TestLoad(t *testing.T) {
 				t.Fatalf("an empty list became %v", got)
 			}
 		}},
+		{name: "local hosts", yaml: "local:\n  hosts: [devbox.lan, \"devbox:9090\"]\n", want: func(t *testing.T, c Config) {
+			if len(c.Local.Hosts) != 2 || c.Local.Hosts[0] != "devbox.lan" || c.Local.Hosts[1] != "devbox:9090" {
+				t.Fatalf("local.hosts = %q", c.Local.Hosts)
+			}
+		}},
+		{name: "bad local host", yaml: "local:\n  hosts:\n    - devbox.lan\n    - http://devbox/\n", wantErr: `config.yml:4: local.hosts: "http://devbox/" is not a host name`},
 		{name: "token ttl", yaml: "token_ttl: 90m\n", want: func(t *testing.T, c Config) {
 			if c.TokenTTL.Value() != 90*time.Minute {
 				t.Fatalf("token_ttl = %v", c.TokenTTL.Value())

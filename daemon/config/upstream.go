@@ -17,10 +17,15 @@ type Upstream struct {
 	MaxConns int `yaml:"max_conns"`
 }
 
-// Limits bounds what clients of the local handler may ask of the daemon.
+// Limits bounds what clients may ask of the daemon.
 type Limits struct {
 	// TokenRequestsPerMinute bounds POST /container-token: each one may
 	// fetch gigabytes of layers. Zero means the daemon's default, a
 	// negative value no limit.
 	TokenRequestsPerMinute int `yaml:"token_requests_per_minute"`
+	// PublicConnsPerClient bounds what one client address holds at once
+	// on the public handler: connections on --public-listen, requests in
+	// flight through the tunnel. Zero means the daemon's default, a
+	// negative value no limit.
+	PublicConnsPerClient int `yaml:"public_conns_per_client"`
 }

@@ -20,7 +20,7 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
+	"github.com/tower-reg/tower-reg/daemon/peer"
 )
 
 // TokenPath is where the challenge sends clients for a token.
@@ -38,16 +38,6 @@ const sessionTTL = time.Hour
 // what no token at all would, so it needs no secrecy, and it keeps no state:
 // anyone may ask for it any number of times.
 const anonymousToken = "anonymous"
-
-// Wrong logins draw from one budget for all clients: behind the tunnel
-// every client comes from the same local address, so a budget per address
-// would be one budget anyway. Once it is spent no password is checked
-// until it refills, so that even a weak configured password cannot be
-// guessed online, while a developer who mistypes a few times never notices.
-const (
-	wrongLoginBurst  = 10
-	wrongLoginRefill = 6 * time.Second // 10 a minute
-)
 
 // Credential is the login the public handler takes.
 type Credential struct {
@@ -87,7 +77,7 @@ type Handler struct {
 	// its spending one step: otherwise many logins at once could all pass
 	// the check with one guess left.
 	wrongMu sync.Mutex
-	wrong   *rate.Limiter // the budget of wrong logins
+	wrong   *loginBudgets // the budgets of wrong logins, per client
 }
 
 type session struct {
@@ -110,7 +100,7 @@ func New(o Options) *Handler {
 		o.LoggedIn = o.Full
 	}
 	return &Handler{o: o, sessions: map[[sha256.Size]byte]session{},
-		wrong: rate.NewLimiter(rate.Every(wrongLoginRefill), wrongLoginBurst)}
+		wrong: newLoginBudgets()}
 }
 
 // ServeHTTP implements http.Handler. Anything but the registry and the
@@ -176,7 +166,7 @@ func (e *budgetSpentError) write(w http.ResponseWriter) {
 	secs := max(1, int((e.wait+time.Second-1)/time.Second))
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	writeError(w, http.StatusTooManyRequests, "TOOMANYREQUESTS",
-		fmt.Sprintf("too many wrong logins to this tower-reg: no login is checked for %d s", secs))
+		fmt.Sprintf("too many wrong logins from your address to this tower-reg: no login of yours is checked for %d s", secs))
 }
 
 // authorize finds the session of a request: a Bearer token from
@@ -206,20 +196,22 @@ func (h *Handler) authorize(r *http.Request) (session, error) {
 	return s, nil
 }
 
-// login checks a login against the budget of wrong ones: while it is
-// spent, the password is not even compared.
+// login checks a login against its client's budget of wrong ones: while
+// it is spent, the password is not even compared.
 func (h *Handler) login(r *http.Request, user, password string) error {
 	h.wrongMu.Lock()
 	defer h.wrongMu.Unlock()
 	now := h.o.Now()
-	if left := h.wrong.TokensAt(now); left < 1 {
+	client := peer.Of(r)
+	budget := h.wrong.of(client, now)
+	if left := budget.TokensAt(now); left < 1 {
 		return &budgetSpentError{wait: time.Duration((1 - left) * float64(wrongLoginRefill))}
 	}
 	if h.checkLogin(user, password) {
 		return nil
 	}
-	h.wrong.AllowN(now, 1)
-	h.o.Log.Warn("public login refused", "user", user, "client", r.RemoteAddr)
+	budget.AllowN(now, 1)
+	h.o.Log.Warn("public login refused", "user", user, "client", client.Key())
 	return errUnauthorized
 }
 

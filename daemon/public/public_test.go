@@ -40,7 +40,13 @@ func newTestHandler(c *clock) *Handler {
 }
 
 func serve(h http.Handler, method, target string, hdr map[string]string) *httptest.ResponseRecorder {
+	return serveFrom(h, "192.0.2.1:1234", method, target, hdr)
+}
+
+// serveFrom is serve from the client address remote.
+func serveFrom(h http.Handler, remote, method, target string, hdr map[string]string) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(method, target, nil)
+	r.RemoteAddr = remote
 	r.Host = "reg.example.app"
 	for k, v := range hdr {
 		r.Header.Set(k, v)
@@ -174,10 +180,10 @@ func TestPublicToken(t *testing.T) {
 	}
 }
 
-// TestWrongLoginBudget: wrong logins, from any client and by either route
-// (the token endpoint or Basic auth on the registry), draw from one
-// budget; once it is spent even the right password is refused with 429
-// and Retry-After until it refills, and anonymous pulls go on.
+// TestWrongLoginBudget: a client's wrong logins, by either route (the
+// token endpoint or Basic auth on the registry), draw from its one
+// budget; once it is spent even its right password is refused with 429
+// and Retry-After until it refills, and its anonymous pulls go on.
 func TestWrongLoginBudget(t *testing.T) {
 	c := &clock{time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)}
 	h := newTestHandler(c)

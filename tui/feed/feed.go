@@ -71,6 +71,11 @@ func (c *Client) do(ctx context.Context, method, path string) (*http.Response, e
 	if err != nil {
 		return nil, err
 	}
+	if method == http.MethodPost {
+		// The daemon takes POSTs of JSON only, so that no web page can
+		// send them (its body is empty all the same).
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, path, err)

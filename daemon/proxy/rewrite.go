@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -82,6 +83,9 @@ type Rewriting struct {
 	// writes; see NewScopedRewriting.
 	scope   string
 	onCache func(size int64)
+	// seen is the store's count of collections the memos were last
+	// checked against (see forgetCollected).
+	seen atomic.Uint64
 }
 
 // NewRewriting returns the rewriting decorator over up.
@@ -100,51 +104,6 @@ func NewScopedRewriting(up *Upstream, st *store.Store, layers Layers, scope stri
 		rewrites: newMemo(4096, func(v1.Hash) int { return 1 }),
 		served:   newMemo(32<<20, func(s Served) int { return len(s.Bytes) }),
 	}
-}
-
-// Records filed in the store.
-const (
-	recRewrite  = "rewrite"  // generation+upstream digest -> rewritten manifest
-	recManifest = "manifest" // digest -> media type and origin
-	recLink     = "link"     // repo@digest -> present: may be served for repo
-	recPass     = "pass"     // repo@digest -> listed unchanged by a rewritten index
-)
-
-type manifestRecord struct {
-	MediaType types.MediaType `json:"mediaType"`
-	Upstream  v1.Hash         `json:"upstream"`
-	Platforms []string        `json:"platforms,omitempty"`
-}
-
-func (rw *Rewriting) linkKey(repo Repo, d v1.Hash) string {
-	k := repo.String() + "@" + d.String()
-	if rw.scope != "" {
-		k = rw.scope + " " + k
-	}
-	return k
-}
-
-// Linked reports whether the blob or manifest d was made for repo, so that
-// the store may serve it there. Digests of one repository are never served
-// under another: the store may hold configs of private images.
-func (rw *Rewriting) Linked(repo Repo, d v1.Hash) bool {
-	var ok bool
-	return rw.store.GetRecord(recLink, rw.linkKey(repo, d), &ok) == nil && ok
-}
-
-// passed reports whether a rewritten index of repo lists d unchanged.
-func (rw *Rewriting) passed(repo Repo, d v1.Hash) bool {
-	var ok bool
-	return rw.store.GetRecord(recPass, rw.linkKey(repo, d), &ok) == nil && ok
-}
-
-func (rw *Rewriting) link(ctx context.Context, repo Repo, ds ...v1.Hash) error {
-	for _, d := range ds {
-		if err := rw.store.PutRecord(ctx, recLink, rw.linkKey(repo, d), true); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Get answers a manifest request for repo and ref.
@@ -273,6 +232,7 @@ type rewriteRecord struct{ Digest v1.Hash }
 
 // rewritten finds the rewrite of an upstream digest for a generation.
 func (rw *Rewriting) rewritten(key string) (v1.Hash, bool) {
+	rw.forgetCollected()
 	if d, ok := rw.rewrites.get(key); ok {
 		return d, true
 	}
@@ -286,6 +246,7 @@ func (rw *Rewriting) rewritten(key string) (v1.Hash, bool) {
 
 // stored serves a rewritten manifest from the store.
 func (rw *Rewriting) stored(repo Repo, d v1.Hash) (Served, error) {
+	rw.forgetCollected()
 	if s, ok := rw.served.get(rw.linkKey(repo, d)); ok {
 		return s, nil
 	}
@@ -293,7 +254,7 @@ func (rw *Rewriting) stored(repo Repo, d v1.Hash) (Served, error) {
 		return Served{}, store.ErrNotFound
 	}
 	var rec manifestRecord
-	if err := rw.store.GetRecord(recManifest, d.String(), &rec); err != nil {
+	if err := rw.store.GetRecordOf(d, recManifest, d.String(), &rec); err != nil {
 		return Served{}, err
 	}
 	b, err := rw.store.ReadBlob(d)
@@ -439,20 +400,11 @@ func (rw *Rewriting) rewriteIndex(ctx context.Context, repo Repo, m Manifest, r 
 	if err != nil {
 		return Served{}, fmt.Errorf("%s: index %s: %w", repo, m.Digest, err)
 	}
-	// The children left as they are (attestations, nested indexes,
-	// unknown/unknown images) are still the client's to fetch by digest.
-	children, err := layer.Children(m.Bytes)
+	s, err := rw.keep(ctx, repo, Manifest{Bytes: b, MediaType: m.MediaType, Digest: d}, m.Digest, platforms)
 	if err != nil {
-		return Served{}, fmt.Errorf("%s: index %s: %w", repo, m.Digest, err)
+		return Served{}, err
 	}
-	for _, c := range children {
-		if !rewritten[c] {
-			if err := rw.store.PutRecord(ctx, recPass, rw.linkKey(repo, c), true); err != nil {
-				return Served{}, err
-			}
-		}
-	}
-	return rw.keep(ctx, repo, Manifest{Bytes: b, MediaType: m.MediaType, Digest: d}, m.Digest, platforms)
+	return s, rw.recordPassed(ctx, repo, m, d, rewritten)
 }
 
 // keep stores a rewritten manifest and links it to repo.
@@ -461,7 +413,7 @@ func (rw *Rewriting) keep(ctx context.Context, repo Repo, m Manifest, upstream v
 		return Served{}, err
 	}
 	rec := manifestRecord{MediaType: m.MediaType, Upstream: upstream, Platforms: platforms}
-	if err := rw.store.PutRecord(ctx, recManifest, m.Digest.String(), rec); err != nil {
+	if err := rw.store.PutRecordOf(ctx, m.Digest, recManifest, m.Digest.String(), rec); err != nil {
 		return Served{}, err
 	}
 	if err := rw.link(ctx, repo, m.Digest); err != nil {

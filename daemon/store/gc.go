@@ -64,18 +64,23 @@ type GCStats struct {
 //
 // A blob opened for reading when it is deleted is still read whole (the
 // open file outlives its name), so GC never cuts a transfer short.
-func (s *Store) GC(ctx context.Context, maxBytes int64, grace time.Duration, keep func(v1.Hash) bool) (GCStats, error) {
+func (s *Store) GC(ctx context.Context, maxBytes int64, grace time.Duration, keep func(v1.Hash) bool) (st GCStats, err error) {
 	inv, err := s.scan()
 	if err != nil {
 		return GCStats{}, fmt.Errorf("gc: %w", err)
 	}
-	st := GCStats{Before: inv.total, After: inv.total}
+	st = GCStats{Before: inv.total, After: inv.total}
 	if maxBytes < 0 || st.Before <= maxBytes {
 		return st, nil
 	}
 	units := s.units(inv, keep)
 	slices.SortFunc(units, func(a, b unit) int { return a.lastUse.Compare(b.lastUse) })
 	recent := time.Now().Add(-grace)
+	defer func() {
+		if st.Removed > 0 {
+			s.collections.Add(1)
+		}
+	}()
 	for _, u := range units {
 		if st.After <= maxBytes || u.lastUse.After(recent) {
 			break // sorted: the rest is more recent still

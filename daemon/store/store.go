@@ -37,7 +37,14 @@ type Store struct {
 	pins pins
 	// onWrite is told the cost of each file written (see OnWrite).
 	onWrite atomic.Pointer[func(cost int64)]
+	// collections counts the GCs that removed files (see Collections).
+	collections atomic.Uint64
 }
+
+// Collections counts the GCs that removed something since Open. A cache
+// in memory in front of the store forgets what it holds when the count
+// moves: it may hold what GC just removed.
+func (s *Store) Collections() uint64 { return s.collections.Load() }
 
 // OnWrite has fn called with the cost (see GC) of each blob and record
 // the store writes, from the writer's goroutine: the daemon runs GC once

@@ -127,7 +127,6 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	layers.afterSwap = func(ctx context.Context, g proxy.Generation) {
 		collect(ctx, st, o.Config.CacheMaxBytes, g, o.Log)
 	}
-	layers.afterSwap(ctx, gen)
 	kc := o.Keychain
 	if kc == nil {
 		ckc, err := o.Config.Keychain()
@@ -169,6 +168,9 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		bus: o.Bus, log: o.Log, unpin: map[string]func(){},
 	}
 	d.tokens.pinAll()
+	// The first GC runs once the live tokens pinned their blobs and
+	// generation records: before, it could collect them.
+	layers.afterSwap(ctx, gen)
 	reg.SetTokens(d.tokens)
 	admin.SetTokens(d.tokens)
 
@@ -185,8 +187,7 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	anonReg.SetClientStall(uo.StallTimeout)
 	d.registries = []*api.Registry{reg, anonReg}
 	gc := &cacheGC{st: st, layers: layers, maxBytes: o.Config.CacheMaxBytes, log: o.Log}
-	rw.OnCache(gc.grew)
-	anonRW.OnCache(gc.grew)
+	st.OnWrite(gc.grew)
 	d.public = api.LimitURL(public.New(public.Options{
 		Full:       reg,
 		Anonymous:  anonReg,

@@ -81,8 +81,7 @@ type Rewriting struct {
 	heads singleflight.Group
 	// scope names the audience whose links this Rewriting reads and
 	// writes; see NewScopedRewriting.
-	scope   string
-	onCache func(size int64)
+	scope string
 	// seen is the store's count of collections the memos were last
 	// checked against (see forgetCollected).
 	seen atomic.Uint64

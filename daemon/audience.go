@@ -47,14 +47,13 @@ type stacks struct {
 	bus       *event.Bus
 	log       *slog.Logger
 	metrics   func(http.RoundTripper) http.RoundTripper
-	onCache   func(int64)
 	redirects http.RoundTripper // shared by all: it reaches public addresses only
 	policies  []*dialpolicy.Policy
 }
 
 func newStacks(cfg config.Config, st *store.Store, layers proxy.Layers, bus *event.Bus, log *slog.Logger,
-	metrics func(http.RoundTripper) http.RoundTripper, onCache func(int64)) *stacks {
-	s := &stacks{cfg: cfg, st: st, layers: layers, bus: bus, log: log, metrics: metrics, onCache: onCache}
+	metrics func(http.RoundTripper) http.RoundTripper) *stacks {
+	s := &stacks{cfg: cfg, st: st, layers: layers, bus: bus, log: log, metrics: metrics}
 	// An operation redirected away from a public registry may reach
 	// public addresses only, whoever asked.
 	p := dialpolicy.New("redirected", nil)
@@ -75,7 +74,6 @@ func (s *stacks) build(a audience) stack {
 	o.Keychain = a.keychain
 	up := proxy.NewUpstream(o)
 	rw := proxy.NewScopedRewriting(up, s.st, s.layers, a.scope)
-	rw.OnCache(s.onCache)
 	reg := api.NewRegistry(rw, up, s.cfg.DefaultRegistry, s.bus, s.log)
 	reg.SetClientStall(o.StallTimeout)
 	return stack{up: up, rw: rw, reg: reg}

@@ -141,7 +141,6 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	layers.afterSwap = func(ctx context.Context, g proxy.Generation) {
 		collect(ctx, st, o.Config.CacheMaxBytes, g, o.Log)
 	}
-	layers.afterSwap(ctx, gen)
 	kc := o.Keychain
 	if kc == nil {
 		ckc, err := o.Config.Keychain()
@@ -157,7 +156,8 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		return nil, err
 	}
 	gc := &cacheGC{st: st, layers: layers, maxBytes: o.Config.CacheMaxBytes, log: o.Log}
-	ss := newStacks(o.Config, st, layers, o.Bus, o.Log, met.transport, gc.grew)
+	st.OnWrite(gc.grew)
+	ss := newStacks(o.Config, st, layers, o.Bus, o.Log, met.transport)
 	// The developer (the local handler, and container tokens, which the
 	// developer issued) reaches any address but the daemon's own
 	// listeners, with their credentials.
@@ -193,6 +193,9 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		bus: o.Bus, log: o.Log, unpin: map[string]func(){},
 	}
 	d.tokens.pinAll()
+	// The first GC runs once the live tokens pinned their blobs and
+	// generation records: before, it could collect them.
+	layers.afterSwap(ctx, gen)
 	reg.SetTokens(d.tokens)
 	admin.SetTokens(d.tokens)
 

@@ -42,9 +42,10 @@ func collect(ctx context.Context, st *store.Store, maxBytes int64, gen proxy.Gen
 	}
 }
 
-// cacheGC trims the store as upstream blobs are cached: it runs collect
-// once the cache has grown by an eighth of its limit since the last run,
-// in the background, one run at a time.
+// cacheGC trims the store as it grows, whatever grows it (cached upstream
+// blobs, rewritten manifests and configs, records): it runs collect once
+// the store has grown by an eighth of its limit since the last run, in the
+// background, one run at a time.
 type cacheGC struct {
 	st       *store.Store
 	layers   proxy.Layers

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -456,6 +457,25 @@ func must(t testing.TB, err error) {
 	}
 }
 
+// ageStore makes every file and directory of the store (tmp/ aside) last
+// used age ago, as GC sees it.
+func ageStore(t testing.TB, root string, age time.Duration) {
+	t.Helper()
+	when := time.Now().Add(-age)
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && d.Name() == "tmp" {
+			return fs.SkipDir
+		}
+		return os.Chtimes(p, when, when)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestReloadGC: with a store over its limit, a reload collects what no
 // recent pull used, and never the current generation, so pulls go on.
 func TestReloadGC(t *testing.T) {
@@ -465,16 +485,14 @@ func TestReloadGC(t *testing.T) {
 	l.pull(t, l.ref("test/img@"+d1.String()))
 	old := l.d.Generation().Set.Common.GzipDigest
 
-	// Everything stored so far was last used a day ago.
+	// Everything stored so far, blobs and records, was last used a day
+	// ago.
 	blobs := filepath.Join(l.cacheDir, "store", "blobs", "sha256")
 	entries, err := os.ReadDir(blobs)
 	if err != nil || len(entries) == 0 {
 		t.Fatalf("store holds %d blobs (%v)", len(entries), err)
 	}
-	dayAgo := time.Now().Add(-24 * time.Hour)
-	for _, e := range entries {
-		must(t, os.Chtimes(filepath.Join(blobs, e.Name()), dayAgo, dayAgo))
-	}
+	ageStore(t, filepath.Join(l.cacheDir, "store"), 24*time.Hour)
 
 	atomicSave(t, filepath.Join(l.dir, "foo.txt"), "v2\n")
 	d2 := l.waitNewDigest(t, "test/img:latest", d1)

@@ -74,7 +74,18 @@ func (t *tokens) pin(r token.Record) {
 			}
 		}
 	}
-	unpin := t.blobs.Pin(hs...)
+	unpinBlobs := t.blobs.Pin(hs...)
+	unpin := unpinBlobs
+	if r.Generation != "" {
+		// The record too: Resolve needs it for as long as the token lives,
+		// and GC collects records like blobs.
+		unpinRecord, err := t.blobs.PinRecord(recGeneration, r.Generation)
+		if err != nil {
+			t.log.Warn("pin the generation of a container token", "token", r.Short, "error", err)
+			unpinRecord = func() {}
+		}
+		unpin = func() { unpinBlobs(); unpinRecord() }
+	}
 	t.mu.Lock()
 	t.unpin[pinKey(r)] = unpin
 	t.mu.Unlock()

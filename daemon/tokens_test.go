@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -30,9 +31,11 @@ import (
 // moves, and a loopback server of layer files.
 type tokenEnv struct {
 	*env
-	clock  *testClock
-	layers *httptest.Server
-	files  map[string][]byte
+	// maxBytes, when not zero, is the cache_max_bytes of the next restart.
+	maxBytes int64
+	clock    *testClock
+	layers   *httptest.Server
+	files    map[string][]byte
 }
 
 type testClock struct {
@@ -76,6 +79,9 @@ func (te *tokenEnv) restart(t *testing.T) {
 		te.proxy.Close()
 	}
 	cfg := config.Default()
+	if te.maxBytes != 0 {
+		cfg.CacheMaxBytes = te.maxBytes
+	}
 	d, err := daemon.New(t.Context(), daemon.Options{
 		Config: cfg, CacheDir: te.cacheDir, Layer: testLayer(), Keychain: authn.NewMultiKeychain(),
 		Bus: event.NewBus(te.clock.now),
@@ -225,6 +231,28 @@ func TestContainerTokenPinsGeneration(t *testing.T) {
 	img, err := remote.Image(mustRef(t, a.TargetImage))
 	if err != nil {
 		t.Fatal(err)
+	}
+	checkInjected(t, te.layerFor("amd64"), base, img)
+}
+
+// TestContainerTokenSurvivesGC: a live token keeps the record of its layer
+// generation through the GC at start, which takes every other record: the
+// GC runs once the tokens are pinned (pinning reads the record, which also
+// makes it recent for the grace period; the pin itself outlasts that, as
+// store: TestGCRecords "a pinned record stays" shows).
+func TestContainerTokenSurvivesGC(t *testing.T) {
+	te := newTokenEnv(t)
+	base := randomImage(t, types.DockerManifestSchema2, v1.Config{Cmd: []string{"sh"}})
+	te.push(t, "test/app", "latest", base)
+	a := te.issue(t, map[string]any{"containerImage": host(te.upstream) + "/test/app"})
+
+	ageStore(t, filepath.Join(te.cacheDir, "store"), time.Hour)
+	te.maxBytes = 1
+	te.restart(t)
+	after := host(te.proxy) + "/wt/" + strings.SplitN(a.TargetImage, "/wt/", 2)[1]
+	img, err := remote.Image(mustRef(t, after))
+	if err != nil {
+		t.Fatalf("pull by the token after a GC to 1 byte: %v", err)
 	}
 	checkInjected(t, te.layerFor("amd64"), base, img)
 }

@@ -32,10 +32,6 @@ func (rw *Rewriting) CacheBlob(ctx context.Context, repo Repo) *BlobCache {
 	return &BlobCache{rw: rw, repo: repo, w: w}
 }
 
-// OnCache has fn called with the size of each blob the cache keeps: the
-// daemon trims the store when it has grown enough.
-func (rw *Rewriting) OnCache(fn func(size int64)) { rw.onCache = fn }
-
 // Write never fails: a cache that cannot write (a full disk) stops
 // caching, and the client's stream goes on.
 func (c *BlobCache) Write(p []byte) (int, error) {
@@ -57,13 +53,7 @@ func (c *BlobCache) Keep(ctx context.Context, d v1.Hash) error {
 	if err := c.w.Commit(ctx, d); err != nil {
 		return fmt.Errorf("cache blob %s: %w", d, err)
 	}
-	if err := c.rw.link(ctx, c.repo, d); err != nil {
-		return err
-	}
-	if c.rw.onCache != nil {
-		c.rw.onCache(c.n)
-	}
-	return nil
+	return c.rw.link(ctx, c.repo, d)
 }
 
 // Discard drops the blob.

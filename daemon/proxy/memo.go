@@ -43,3 +43,11 @@ func (c *memo[V]) put(k string, v V) {
 	c.m[k] = v
 	c.used += n
 }
+
+// clear forgets everything.
+func (c *memo[V]) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.m)
+	c.used = 0
+}

@@ -3,15 +3,12 @@ package proxy
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net/http"
 	"os"
-	"strings"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
@@ -80,8 +77,10 @@ type Rewriting struct {
 	heads singleflight.Group
 	// scope names the audience whose links this Rewriting reads and
 	// writes; see NewScopedRewriting.
-	scope   string
-	onCache func(size int64)
+	scope string
+	// seen is the store's count of collections the memos were last
+	// checked against (see forgetCollected).
+	seen atomic.Uint64
 }
 
 // NewRewriting returns the rewriting decorator over up.
@@ -100,51 +99,6 @@ func NewScopedRewriting(up *Upstream, st *store.Store, layers Layers, scope stri
 		rewrites: newMemo(4096, func(v1.Hash) int { return 1 }),
 		served:   newMemo(32<<20, func(s Served) int { return len(s.Bytes) }),
 	}
-}
-
-// Records filed in the store.
-const (
-	recRewrite  = "rewrite"  // generation+upstream digest -> rewritten manifest
-	recManifest = "manifest" // digest -> media type and origin
-	recLink     = "link"     // repo@digest -> present: may be served for repo
-	recPass     = "pass"     // repo@digest -> listed unchanged by a rewritten index
-)
-
-type manifestRecord struct {
-	MediaType types.MediaType `json:"mediaType"`
-	Upstream  v1.Hash         `json:"upstream"`
-	Platforms []string        `json:"platforms,omitempty"`
-}
-
-func (rw *Rewriting) linkKey(repo Repo, d v1.Hash) string {
-	k := repo.String() + "@" + d.String()
-	if rw.scope != "" {
-		k = rw.scope + " " + k
-	}
-	return k
-}
-
-// Linked reports whether the blob or manifest d was made for repo, so that
-// the store may serve it there. Digests of one repository are never served
-// under another: the store may hold configs of private images.
-func (rw *Rewriting) Linked(repo Repo, d v1.Hash) bool {
-	var ok bool
-	return rw.store.GetRecord(recLink, rw.linkKey(repo, d), &ok) == nil && ok
-}
-
-// passed reports whether a rewritten index of repo lists d unchanged.
-func (rw *Rewriting) passed(repo Repo, d v1.Hash) bool {
-	var ok bool
-	return rw.store.GetRecord(recPass, rw.linkKey(repo, d), &ok) == nil && ok
-}
-
-func (rw *Rewriting) link(ctx context.Context, repo Repo, ds ...v1.Hash) error {
-	for _, d := range ds {
-		if err := rw.store.PutRecord(ctx, recLink, rw.linkKey(repo, d), true); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Get answers a manifest request for repo and ref.
@@ -221,58 +175,11 @@ func (rw *Rewriting) Stored(repo Repo, d v1.Hash) (Served, error) { return rw.st
 // are small, so this is long only for a registry that is failing.
 const rewriteTimeout = 2 * time.Minute
 
-// head resolves a tag with a HEAD. A HEAD answer has no body, so when it
-// fails for a reason a body would explain (404, 401, 403), when the
-// registry does not do HEAD (405), or when it gives no digest, a GET asks
-// again: its error body tells NAME_UNKNOWN from MANIFEST_UNKNOWN, and its
-// success gives the digest.
-func (rw *Rewriting) head(ctx context.Context, repo Repo, ref Ref) (v1.Descriptor, error) {
-	return shared(ctx, &rw.heads, repo.String()+" "+ref.String(), rewriteTimeout, func(ctx context.Context) (v1.Descriptor, error) {
-		return rw.headOnce(ctx, repo, ref)
-	})
-}
-
-func (rw *Rewriting) headOnce(ctx context.Context, repo Repo, ref Ref) (v1.Descriptor, error) {
-	d, err := rw.up.Head(ctx, repo, ref)
-	if err == nil || !askAgain(err) {
-		return d, err
-	}
-	m, err := rw.up.Manifest(ctx, repo, ref)
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	return v1.Descriptor{Digest: m.Digest, MediaType: m.MediaType, Size: int64(len(m.Bytes))}, nil
-}
-
-func askAgain(err error) bool {
-	if errors.Is(err, ErrNoDigest) {
-		return true
-	}
-	var te *transport.Error
-	if !errors.As(err, &te) {
-		return false
-	}
-	switch te.StatusCode {
-	case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusUnauthorized, http.StatusForbidden:
-		return true
-	}
-	return false
-}
-
-// digestTag reads the tag form of an upstream digest.
-func digestTag(tag string) (v1.Hash, bool) {
-	hexPart, ok := strings.CutPrefix(tag, DigestTagPrefix)
-	if !ok || strings.ToLower(hexPart) != hexPart {
-		return v1.Hash{}, false
-	}
-	d, err := ParseDigest("sha256:" + hexPart)
-	return d, err == nil
-}
-
 type rewriteRecord struct{ Digest v1.Hash }
 
 // rewritten finds the rewrite of an upstream digest for a generation.
 func (rw *Rewriting) rewritten(key string) (v1.Hash, bool) {
+	rw.forgetCollected()
 	if d, ok := rw.rewrites.get(key); ok {
 		return d, true
 	}
@@ -286,6 +193,7 @@ func (rw *Rewriting) rewritten(key string) (v1.Hash, bool) {
 
 // stored serves a rewritten manifest from the store.
 func (rw *Rewriting) stored(repo Repo, d v1.Hash) (Served, error) {
+	rw.forgetCollected()
 	if s, ok := rw.served.get(rw.linkKey(repo, d)); ok {
 		return s, nil
 	}
@@ -293,7 +201,7 @@ func (rw *Rewriting) stored(repo Repo, d v1.Hash) (Served, error) {
 		return Served{}, store.ErrNotFound
 	}
 	var rec manifestRecord
-	if err := rw.store.GetRecord(recManifest, d.String(), &rec); err != nil {
+	if err := rw.store.GetRecordOf(d, recManifest, d.String(), &rec); err != nil {
 		return Served{}, err
 	}
 	b, err := rw.store.ReadBlob(d)
@@ -439,20 +347,11 @@ func (rw *Rewriting) rewriteIndex(ctx context.Context, repo Repo, m Manifest, r 
 	if err != nil {
 		return Served{}, fmt.Errorf("%s: index %s: %w", repo, m.Digest, err)
 	}
-	// The children left as they are (attestations, nested indexes,
-	// unknown/unknown images) are still the client's to fetch by digest.
-	children, err := layer.Children(m.Bytes)
+	s, err := rw.keep(ctx, repo, Manifest{Bytes: b, MediaType: m.MediaType, Digest: d}, m.Digest, platforms)
 	if err != nil {
-		return Served{}, fmt.Errorf("%s: index %s: %w", repo, m.Digest, err)
+		return Served{}, err
 	}
-	for _, c := range children {
-		if !rewritten[c] {
-			if err := rw.store.PutRecord(ctx, recPass, rw.linkKey(repo, c), true); err != nil {
-				return Served{}, err
-			}
-		}
-	}
-	return rw.keep(ctx, repo, Manifest{Bytes: b, MediaType: m.MediaType, Digest: d}, m.Digest, platforms)
+	return s, rw.recordPassed(ctx, repo, m, d, rewritten)
 }
 
 // keep stores a rewritten manifest and links it to repo.
@@ -461,7 +360,7 @@ func (rw *Rewriting) keep(ctx context.Context, repo Repo, m Manifest, upstream v
 		return Served{}, err
 	}
 	rec := manifestRecord{MediaType: m.MediaType, Upstream: upstream, Platforms: platforms}
-	if err := rw.store.PutRecord(ctx, recManifest, m.Digest.String(), rec); err != nil {
+	if err := rw.store.PutRecordOf(ctx, m.Digest, recManifest, m.Digest.String(), rec); err != nil {
 		return Served{}, err
 	}
 	if err := rw.link(ctx, repo, m.Digest); err != nil {

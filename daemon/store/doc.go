@@ -8,8 +8,10 @@
 // directories 0700: the cache may hold configs of private images.
 //
 // Nothing is ever overwritten with other bytes, so whatever a client was
-// handed by digest stays servable until GC deletes it. GC trims the blobs to
-// a size, least recently used first (a read records the use in the blob's
-// mtime), sparing pinned blobs, the ones its caller keeps and those used
-// within a grace period. Open removes what crashed writes left in tmp/.
+// handed by digest stays servable until GC deletes it. GC trims the store,
+// blobs and records alike, to a size, least recently used first (a read
+// records the use in the file's mtime), sparing pinned blobs and records,
+// the blobs its caller keeps and whatever was used within a grace period.
+// A record may be owned by a blob, and then goes with it. Open removes what
+// crashed writes left in tmp/.
 package store

@@ -36,6 +36,9 @@ func setUsed(t *testing.T, s *Store, h v1.Hash, when time.Time) {
 	}
 }
 
+// block is what a small file costs: the blobs of TestGC are 100 bytes.
+const block = blockSize
+
 func TestGC(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -47,13 +50,14 @@ func TestGC(t *testing.T) {
 		want     []int // indexes left
 		wantSize int64
 	}{
-		{name: "under the limit: nothing", max: 400, want: []int{0, 1, 2, 3}, wantSize: 400},
-		{name: "no limit", max: -1, want: []int{0, 1, 2, 3}, wantSize: 400},
-		{name: "least recently used first", max: 250, want: []int{2, 3}, wantSize: 200},
-		{name: "current generation kept", max: 250, keep: []int{0}, want: []int{0, 3}, wantSize: 200},
-		{name: "pinned kept", max: 250, pin: []int{0, 1}, want: []int{0, 1}, wantSize: 200},
-		{name: "a read makes a blob recent", max: 250, use: []int{0}, want: []int{0, 3}, wantSize: 200},
-		{name: "grace: recent blobs stay, even over the limit", max: 0, grace: 150 * time.Minute, want: []int{2, 3}, wantSize: 200},
+		{name: "under the limit: nothing", max: 4 * block, want: []int{0, 1, 2, 3}, wantSize: 4 * block},
+		{name: "no limit", max: -1, want: []int{0, 1, 2, 3}, wantSize: 4 * block},
+		{name: "least recently used first", max: 2*block + block/2, want: []int{2, 3}, wantSize: 2 * block},
+		{name: "a small blob costs a whole block", max: 3*block + block/2, want: []int{1, 2, 3}, wantSize: 3 * block},
+		{name: "current generation kept", max: 2*block + block/2, keep: []int{0}, want: []int{0, 3}, wantSize: 2 * block},
+		{name: "pinned kept", max: 2*block + block/2, pin: []int{0, 1}, want: []int{0, 1}, wantSize: 2 * block},
+		{name: "a read makes a blob recent", max: 2*block + block/2, use: []int{0}, want: []int{0, 3}, wantSize: 2 * block},
+		{name: "grace: recent blobs stay, even over the limit", max: 0, grace: 150 * time.Minute, want: []int{2, 3}, wantSize: 2 * block},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,8 +87,8 @@ func TestGC(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if st.Before != 400 || st.After != tt.wantSize || st.Removed != 4-len(tt.want) {
-				t.Errorf("stats %+v, want before 400, after %d, %d removed", st, tt.wantSize, 4-len(tt.want))
+			if st.Before != 4*block || st.After != tt.wantSize || st.Removed != 4-len(tt.want) {
+				t.Errorf("stats %+v, want before %d, after %d, %d removed", st, 4*block, tt.wantSize, 4-len(tt.want))
 			}
 			left := map[int]bool{}
 			for _, i := range tt.want {

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -34,6 +35,26 @@ const (
 type Store struct {
 	root string
 	pins pins
+	// onWrite is told the cost of each file written (see OnWrite).
+	onWrite atomic.Pointer[func(cost int64)]
+	// collections counts the GCs that removed files (see Collections).
+	collections atomic.Uint64
+}
+
+// Collections counts the GCs that removed something since Open. A cache
+// in memory in front of the store forgets what it holds when the count
+// moves: it may hold what GC just removed.
+func (s *Store) Collections() uint64 { return s.collections.Load() }
+
+// OnWrite has fn called with the cost (see GC) of each blob and record
+// the store writes, from the writer's goroutine: the daemon runs GC once
+// the store has grown enough, whatever grew it.
+func (s *Store) OnWrite(fn func(cost int64)) { s.onWrite.Store(&fn) }
+
+func (s *Store) wrote(cost int64) {
+	if fn := s.onWrite.Load(); fn != nil {
+		(*fn)(cost)
+	}
 }
 
 // Open creates (if needed) and opens the store at root.
@@ -168,12 +189,14 @@ type Writer struct {
 	s    *Store
 	f    *os.File
 	h    hash.Hash
+	n    int64
 	done bool
 }
 
 // Write implements io.Writer.
 func (w *Writer) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
+	w.n += int64(n)
 	if w.h != nil {
 		w.h.Write(p[:n])
 	}
@@ -206,6 +229,7 @@ func (w *Writer) Commit(ctx context.Context, digest v1.Hash) error {
 		return fmt.Errorf("commit blob %s: %w", digest, err)
 	}
 	w.done = true
+	w.s.wrote(fileCost(w.n))
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -30,6 +31,9 @@ type privTest struct {
 	Raise bool
 	// Cat prints /proc/self/status; it may be a setuid copy.
 	Cat string
+	// StartGroups are the supplementary groups the child has before
+	// ExecAs, as a runtime may give root.
+	StartGroups []int
 }
 
 func TestMain(m *testing.M) {
@@ -44,6 +48,12 @@ func child(v string) int {
 	if err := json.Unmarshal([]byte(v), &pt); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 90
+	}
+	if pt.StartGroups != nil {
+		if err := syscall.Setgroups(pt.StartGroups); err != nil {
+			fmt.Fprintln(os.Stderr, "setgroups:", err)
+			return 93
+		}
 	}
 	if pt.Raise {
 		if err := raiseSysAdmin(); err != nil {
@@ -152,13 +162,13 @@ func TestExecAs(t *testing.T) {
 		// other capabilities).
 		wantChown bool
 	}{
-		{name: "nothing to do: root, all kept", pt: privTest{Raise: true},
-			wantUID: "0 0 0 0", wantGID: "0 0 0 0", wantAdmin: sets, wantChown: true},
+		{name: "nothing to do: root, all kept", pt: privTest{Raise: true, StartGroups: []int{0, 4242}},
+			wantUID: "0 0 0 0", wantGID: "0 0 0 0", wantGroups: "0 4242", wantAdmin: sets, wantChown: true},
 		{name: "root, drop", pt: privTest{Raise: true, Privileges: entry.Privileges{DropSysAdmin: true}},
 			wantUID: "0 0 0 0", wantGID: "0 0 0 0", wantChown: true},
 		{name: "user with groups, drop", pt: privTest{Raise: true, Privileges: entry.Privileges{User: app, DropSysAdmin: true}},
 			wantUID: "1000 1000 1000 1000", wantGID: "1000 1000 1000 1000", wantGroups: "2000 3000"},
-		{name: "user without groups, drop", pt: privTest{Privileges: entry.Privileges{User: bare, DropSysAdmin: true}},
+		{name: "user without groups: root's are cleared", pt: privTest{StartGroups: []int{0, 4242}, Privileges: entry.Privileges{User: bare, DropSysAdmin: true}},
 			wantUID: "1000 1000 1000 1000", wantGID: "0 0 0 0"},
 		// Without a mount the bounding set is the runtime's, as without
 		// the proxy; leaving uid 0 still empties the other sets.

@@ -283,15 +283,24 @@ func checkInjected(t *testing.T, l layer.Built, base, got v1.Image) {
 	if want := []string{layer.EntryPath}; !equal(gc.Config.Entrypoint, want) {
 		t.Fatalf("entrypoint %q, want %q", gc.Config.Entrypoint, want)
 	}
-	if !equal(gc.Config.Cmd, bc.Config.Cmd) || gc.Config.WorkingDir != bc.Config.WorkingDir || gc.Config.User != bc.Config.User {
-		t.Fatalf("cmd/workdir/user changed: %+v -> %+v", bc.Config, gc.Config)
+	if !equal(gc.Config.Cmd, bc.Config.Cmd) || gc.Config.WorkingDir != bc.Config.WorkingDir {
+		t.Fatalf("cmd/workdir changed: %+v -> %+v", bc.Config, gc.Config)
 	}
 	orig, _ := json.Marshal(bc.Config.Entrypoint)
 	if bc.Config.Entrypoint == nil {
 		orig = []byte("[]")
 	}
-	wantEnv := layer.EntrypointEnv + "=" + string(orig)
-	if n := len(gc.Config.Env); n == 0 || gc.Config.Env[n-1] != wantEnv {
+	wantEnv := []string{layer.EntrypointEnv + "=" + string(orig)}
+	wantUser := bc.Config.User
+	if bc.Config.User != "" {
+		// The container starts as root to mount; the entry switches back.
+		wantEnv = append(wantEnv, layer.UserEnv+"="+bc.Config.User)
+		wantUser = layer.RootUser
+	}
+	if gc.Config.User != wantUser {
+		t.Fatalf("user %q, want %q", gc.Config.User, wantUser)
+	}
+	if n, w := len(gc.Config.Env), len(wantEnv); n < w || !equal(gc.Config.Env[n-w:], wantEnv) {
 		t.Fatalf("env %q, want it to end with %q", gc.Config.Env, wantEnv)
 	}
 }

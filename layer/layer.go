@@ -13,6 +13,16 @@ const EntryPath = "/.towerreg/entry"
 // from the environment before it execs the original program.
 const EntrypointEnv = "TOWERREG_ENTRYPOINT"
 
+// UserEnv names the config variable that carries the image's own User when
+// the rewrite makes the container start as RootUser: the entry must mount
+// as root, then runs the image's program as this user.
+const UserEnv = "TOWERREG_USER"
+
+// RootUser is the User of a rewritten config whose image had one. It is
+// "0:0" rather than "0" or "root" so that an image built on a rewritten one
+// and saying USER 0 (back to root) is told from the rewrite's own.
+const RootUser = "0:0"
+
 // PlatformsDir is the reserved top-level directory of a layer directory that
 // holds per-platform overlays: PlatformsDir/<os>_<arch>[_<variant>]/... is
 // merged over the common tree for that platform only.

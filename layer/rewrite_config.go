@@ -75,6 +75,9 @@ func appendConfig(config []byte, layers int, ls []Built, ch Change) ([]byte, err
 		if err := injectEntry(inner); err != nil {
 			return nil, fmt.Errorf("config: %w", err)
 		}
+		if err := injectUser(inner); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
 	}
 	if err := c.set("config", inner); err != nil {
 		return nil, err
@@ -156,20 +159,9 @@ func injectEntry(inner *object) error {
 			return errors.New("the Entrypoint is not an array of strings")
 		}
 	}
-	env, err := inner.array("Env")
+	env, existing, err := envVar(inner, EntrypointEnv)
 	if err != nil {
 		return err
-	}
-	prefix := EntrypointEnv + "="
-	var existing []int // indexes of EntrypointEnv in env
-	for i, raw := range env {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return fmt.Errorf("the Env entry %d is not a string", i)
-		}
-		if strings.HasPrefix(s, prefix) {
-			existing = append(existing, i)
-		}
 	}
 	entry := []string{EntryPath}
 	injected := slices.Equal(orig, entry)
@@ -188,19 +180,9 @@ func injectEntry(inner *object) error {
 	if err != nil {
 		return err
 	}
-	v, err := marshal(prefix + string(chain))
+	env, err = putEnv(env, existing, EntrypointEnv+"="+string(chain))
 	if err != nil {
 		return err
-	}
-	// A leftover variable is replaced where it stood; duplicates would leave
-	// which one wins to the runtime.
-	if len(existing) > 0 {
-		env[existing[0]] = v
-		for _, i := range slices.Backward(existing[1:]) {
-			env = slices.Delete(env, i, i+1)
-		}
-	} else {
-		env = append(env, v)
 	}
 	if err := inner.set("Env", env); err != nil {
 		return err

@@ -86,6 +86,7 @@ var imageCases = []struct {
 	input  string // defaults to name
 	entry  bool
 	chain  []string // the entrypoint EntrypointEnv must carry
+	user   string   // the User that UserEnv must carry; "" for none
 	config []string // substrings the new config must hold verbatim
 	man    []string // substrings the new manifest must hold verbatim
 }{
@@ -96,7 +97,7 @@ var imageCases = []struct {
 		man:    []string{`"x-example-unknown":{"nested":[1,2.50,1e3,"\u00e9"]}`, `"nginx <stable> & friends"`}},
 	{name: "oci-nginx-noentry", input: "oci-nginx", entry: false},
 	{name: "oci-bare", entry: true, chain: []string{}},
-	{name: "docker-spaces", entry: true,
+	{name: "docker-spaces", entry: true, user: "app:app",
 		chain:  []string{"/opt/my app/bin/run server", "--config", "/etc/my app/conf.yaml", "--banner", `<ready> & "set"`},
 		config: []string{`"TOWERREG_ENTRYPOINT=[\"/opt/my app/bin/run server\",\"--config\",\"/etc/my app/conf.yaml\",\"--banner\",\"<ready> & \\\"set\\\"\"]"`}},
 	{name: "docker-nullconfig", entry: true, chain: []string{}},
@@ -129,7 +130,7 @@ func TestAppendImage(t *testing.T) {
 			}
 			checkGolden(t, tc.name+".manifest.golden", img.Manifest)
 			checkGolden(t, tc.name+".config.golden", img.Config)
-			checkImage(t, manifest, config, img, l, tc.chain)
+			checkImage(t, manifest, config, img, l, tc.chain, tc.user)
 			for _, s := range tc.config {
 				if !bytes.Contains(img.Config, []byte(s)) {
 					t.Errorf("config lacks %s", s)
@@ -146,7 +147,7 @@ func TestAppendImage(t *testing.T) {
 
 // checkImage checks what must hold of any rewrite, with go-containerregistry
 // as the reader a client would use, and on generic maps for what it drops.
-func checkImage(t *testing.T, manifest, config []byte, img Image, l Built, chain []string) {
+func checkImage(t *testing.T, manifest, config []byte, img Image, l Built, chain []string, user string) {
 	t.Helper()
 	if d := sha256Of(img.Manifest); d != img.ManifestDigest {
 		t.Errorf("ManifestDigest %s, bytes are %s", img.ManifestDigest, d)
@@ -216,29 +217,23 @@ func checkImage(t *testing.T, manifest, config []byte, img Image, l Built, chain
 		sameValue(t, "appended history", want, hOut[len(hOut)-1])
 	}
 	if l.HasEntry {
-		checkEntry(t, obj(cIn["config"]), obj(cOut["config"]), chain)
+		checkEntry(t, obj(cIn["config"]), obj(cOut["config"]), chain, user)
 	}
 }
 
 // checkEntry checks the entry chain: Entrypoint is the entry, and Env holds
-// the original once, everything else as it was.
-func checkEntry(t *testing.T, in, out map[string]any, chain []string) {
+// the original once, everything else as it was. With a user, the config
+// starts as RootUser and UserEnv holds the image's User once; without, User
+// and Env are as they were.
+func checkEntry(t *testing.T, in, out map[string]any, chain []string, user string) {
 	t.Helper()
-	sameExcept(t, "inner config", in, out, "Entrypoint", "Env")
+	sameExcept(t, "inner config", in, out, "Entrypoint", "Env", "User")
 	sameValue(t, "Entrypoint", []any{EntryPath}, out["Entrypoint"])
-	strip := func(env []any) (rest []any, vals []string) {
-		for _, e := range env {
-			if v, ok := strings.CutPrefix(e.(string), EntrypointEnv+"="); ok {
-				vals = append(vals, v)
-			} else {
-				rest = append(rest, e)
-			}
-		}
-		return rest, vals
-	}
-	restIn, _ := strip(orEmpty(in["Env"]))
-	restOut, vals := strip(orEmpty(out["Env"]))
-	sameValue(t, "Env less "+EntrypointEnv, restIn, restOut)
+	restIn, _ := stripEnv(orEmpty(in["Env"]), EntrypointEnv)
+	restIn, _ = stripEnv(restIn, UserEnv)
+	restOut, vals := stripEnv(orEmpty(out["Env"]), EntrypointEnv)
+	restOut, users := stripEnv(restOut, UserEnv)
+	sameValue(t, "Env less "+EntrypointEnv+" and "+UserEnv, restIn, restOut)
 	if len(vals) != 1 {
 		t.Fatalf("Env has %d %s, want 1", len(vals), EntrypointEnv)
 	}
@@ -249,6 +244,32 @@ func checkEntry(t *testing.T, in, out map[string]any, chain []string) {
 	if !slices.Equal(got, chain) {
 		t.Errorf("%s=%q, want %q", EntrypointEnv, got, chain)
 	}
+	if user == "" {
+		sameValue(t, "User", in["User"], out["User"])
+		if len(users) != 0 {
+			t.Errorf("Env has %s=%q, want none", UserEnv, users)
+		}
+		return
+	}
+	if out["User"] != RootUser {
+		t.Errorf("User = %#v, want %q", out["User"], RootUser)
+	}
+	if !slices.Equal(users, []string{user}) {
+		t.Errorf("Env has %s=%q, want [%q]", UserEnv, users, user)
+	}
+}
+
+// stripEnv splits env into the entries that do not set key and the values
+// of those that do.
+func stripEnv(env []any, key string) (rest []any, vals []string) {
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e.(string), key+"="); ok {
+			vals = append(vals, v)
+		} else {
+			rest = append(rest, e)
+		}
+	}
+	return rest, vals
 }
 
 // generic decodes b as go-containerregistry cannot: every key, numbers kept
@@ -315,7 +336,7 @@ func TestAppendImageTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkImage(t, first.Manifest, first.Config, second, l, []string{"/docker-entrypoint.sh"})
+	checkImage(t, first.Manifest, first.Config, second, l, []string{"/docker-entrypoint.sh"}, "")
 }
 
 // ociManifest makes an OCI manifest for config with n layers of type

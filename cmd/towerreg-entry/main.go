@@ -8,6 +8,10 @@
 // FUSE server, waits for the mount, then execs as above. One static binary
 // does both, so an image needs no shell, no libc and no fusermount.
 //
+// The program runs as the image's own USER, which the proxy moved into
+// TOWERREG_USER so that the entry starts as root, and, after a mount,
+// without CAP_SYS_ADMIN in any capability set.
+//
 // It must stay static: it is copied into every image and runs in images
 // without a shell or libc.
 package main
@@ -35,19 +39,42 @@ func main() {
 	if fusion.IsServer(os.Getenv) {
 		os.Exit(fusion.Serve(os.Getenv, os.Stderr))
 	}
+	// The proxy made the container start as root so that the entry can
+	// mount; the program runs as the image's own User.
+	spec, env := entry.TakeUser(os.Environ())
+	user, err := entry.ImageUser("/", spec, os.Geteuid())
+	if err != nil {
+		exit(err)
+	}
+	mounted := fusion.Enabled(os.Getenv)
 	// The mount comes before Plan because Plan resolves the program's
 	// path, which may lie on the mount.
-	if fusion.Enabled(os.Getenv) {
-		if err := fusion.Start(context.Background(), os.Environ(), started); err != nil {
+	if mounted {
+		uid, gid := owner(user)
+		if err := fusion.Start(context.Background(), fusion.WithOwner(env, uid, gid), started); err != nil {
 			os.Stderr.WriteString("towerreg-entry: fusion: " + err.Error() + "\n")
 			os.Exit(exitMount)
 		}
 	}
-	cmd, err := entry.Plan(os.Environ(), os.Args[1:])
+	cmd, err := entry.Plan(env, os.Args[1:])
 	if err == nil {
-		err = entry.Exec(cmd)
+		if user != nil {
+			cmd.Env = user.WithHome(cmd.Env)
+		}
+		// CAP_SYS_ADMIN was granted for the mount; without one, it is the
+		// runtime's grant to the image's program, which the entry leaves
+		// as it found it.
+		err = entry.ExecAs(cmd, entry.Privileges{User: user, DropSysAdmin: mounted})
 	}
 	exit(err)
+}
+
+// owner is who the mounted files belong to: the user the program runs as.
+func owner(u *entry.User) (uid, gid int) {
+	if u == nil {
+		return os.Geteuid(), os.Getegid()
+	}
+	return u.UID, u.GID
 }
 
 // exit reports why the original program could not be started, on one line

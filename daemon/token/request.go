@@ -337,9 +337,10 @@ func decodeEnv(raw json.RawMessage, path string) ([]string, error) {
 			return nil, fieldErr(p, "must be KEY=VALUE")
 		case strings.ContainsAny(k, " \t\r\n"):
 			return nil, fieldErr(p, "variable name %q contains white space", k)
-		case k == layer.EntrypointEnv:
-			// The entry reads it to chain to the image's entrypoint; a
-			// request setting it would replace the image's program.
+		case k == layer.EntrypointEnv || k == layer.UserEnv:
+			// The entry reads them to chain to the image's entrypoint as
+			// the image's user; a request setting one would replace the
+			// image's program or the user it runs as.
 			return nil, fieldErr(p, "%s is reserved for the entry", k)
 		}
 	}

@@ -137,6 +137,7 @@ func TestDecodeRequestBad(t *testing.T) {
 		{"env empty key", withConfig(`{"env":["=1"]}`), "containerConfig.env[0]", "KEY=VALUE"},
 		{"env space key", withConfig(`{"env":["A B=1"]}`), "containerConfig.env[0]", "white space"},
 		{"env reserved", withConfig(`{"env":["TOWERREG_ENTRYPOINT=[\"/bin/evil\"]"]}`), "containerConfig.env[0]", "reserved"},
+		{"env user reserved", withConfig(`{"env":["A=1","TOWERREG_USER=0"]}`), "containerConfig.env[1]", "reserved"},
 		{"relative workdir", withConfig(`{"workingDir":"work"}`), "containerConfig.workingDir", "absolute path"},
 		{"workdir number", withConfig(`{"workingDir":1}`), "containerConfig.workingDir", "must be a string"},
 		{"too big", `{"containerImage":"busybox","containerConfig":{"env":["A=` + strings.Repeat("x", MaxRequestBytes) + `"]}}`, "", "larger than"},

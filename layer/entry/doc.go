@@ -9,9 +9,14 @@
 // without the injection: Plan works that out and Exec replaces the entry
 // with it.
 //
+// The container starts as root so that the entry can mount (the proxy
+// moves an image's User into UserEnv): ExecAs runs the program as the
+// image's own user, resolved from the image's /etc/passwd and /etc/group
+// by LookupUser as runc would, and, after a mount, without CAP_SYS_ADMIN.
+//
 // The entry runs in arbitrary images, including ones with no shell and no
 // libc (scratch, distroless), so it never calls a shell and its binary is
-// static. It imports only the standard library; in particular it does not
-// import package layer, which would link the registry client into every
-// image.
+// static. It imports only the standard library and golang.org/x/sys/unix;
+// in particular it does not import package layer, which would link the
+// registry client into every image.
 package entry

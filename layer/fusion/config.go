@@ -19,6 +19,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,6 +36,11 @@ const (
 	LogLevelEnv = "NXF_FUSION_LOG"
 	// MountEnv moves the mount point; tests on the host use it.
 	MountEnv = "NXF_FUSION_MOUNT"
+	// OwnerEnv ("uid:gid") is who the files appear to belong to. The
+	// entry sets it, with WithOwner, to the user the image's program runs
+	// as: the mount enforces mode bits, and that user must be able to
+	// write. Unset, it is the mounting process's user.
+	OwnerEnv = "TOWERREG_FUSION_OWNER"
 )
 
 // DefaultMount is where the buckets appear.
@@ -55,6 +62,8 @@ type Config struct {
 	AccessKey, SecretKey, SessionToken string
 	AttrTTL, DirTTL                    time.Duration
 	LogLevel                           slog.Level
+	// UID and GID own every file and directory of the mount.
+	UID, GID uint32
 }
 
 // LogValue keeps the secrets out of any log line that prints a Config.
@@ -93,6 +102,15 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		AttrTTL:    5 * time.Second,
 		DirTTL:     5 * time.Second,
 		LogLevel:   slog.LevelWarn,
+		UID:        uint32(os.Geteuid()),
+		GID:        uint32(os.Getegid()),
+	}
+	if v := getenv(OwnerEnv); v != "" {
+		uid, gid, err := parseOwner(v)
+		if err != nil {
+			return Config{}, err
+		}
+		c.UID, c.GID = uid, gid
 	}
 	seen := map[string]bool{}
 	for _, b := range strings.Split(getenv(BucketsEnv), ",") {
@@ -167,4 +185,26 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// WithOwner returns env with OwnerEnv set to uid:gid, in place of any
+// value it had: a process's environment answers with its first entry.
+func WithOwner(env []string, uid, gid int) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, OwnerEnv+"=") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, fmt.Sprintf("%s=%d:%d", OwnerEnv, uid, gid))
+}
+
+func parseOwner(v string) (uid, gid uint32, err error) {
+	u, g, ok := strings.Cut(v, ":")
+	uid64, err1 := strconv.ParseUint(u, 10, 31)
+	gid64, err2 := strconv.ParseUint(g, 10, 31)
+	if !ok || err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("%s=%q is not uid:gid", OwnerEnv, v)
+	}
+	return uint32(uid64), uint32(gid64), nil
 }

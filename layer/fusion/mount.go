@@ -154,6 +154,8 @@ func Mount(ctx, bg context.Context, cfg Config, logger *slog.Logger) (*fuse.Serv
 		DirTTL:  cfg.DirTTL,
 		Logger:  logger,
 		Debug:   cfg.LogLevel < slog.LevelDebug,
+		UID:     cfg.UID,
+		GID:     cfg.GID,
 	})
 	opts := s3fs.MountOptions(root, "fusion-s3")
 	server, err := fs.Mount(cfg.Mountpoint, root, opts)

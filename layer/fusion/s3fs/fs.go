@@ -45,6 +45,9 @@ type Options struct {
 	// Debug logs every FUSE request (go-fuse's trace) on the standard
 	// logger.
 	Debug bool
+	// UID and GID own every file and directory. The mount enforces mode
+	// bits (default_permissions), so they must be the user that writes.
+	UID, GID uint32
 }
 
 func (o Options) withDefaults() Options {
@@ -101,17 +104,23 @@ func MountOptions(root fs.InodeEmbedder, name string) *fs.Options {
 	r, ok := root.(*rootNode)
 	ttl := 5 * time.Second
 	logger := slog.New(slog.DiscardHandler)
+	uid, gid := uint32(syscall.Geteuid()), uint32(syscall.Getegid())
 	if ok {
 		ttl = r.fsys.opts.AttrTTL
 		logger = r.fsys.opts.Logger
+		uid, gid = r.fsys.opts.UID, r.fsys.opts.GID
 	}
 	return &fs.Options{
 		MountOptions: fuse.MountOptions{
 			DirectMountStrict: true,
 			FsName:            name,
 			Name:              "fusion",
-			// Other users of the container (an image's USER) read too.
+			// Other users of the container (an image's USER) read too,
+			// and the kernel checks the mode bits and owner of every
+			// node for them: without default_permissions any user could
+			// write anything, whatever ls -l shows.
 			AllowOther: true,
+			Options:    []string{"default_permissions"},
 			// Reads stay asynchronous: the kernel's read-ahead overlaps
 			// the application; the reader copes with the few requests
 			// that arrive out of order.
@@ -134,10 +143,10 @@ func MountOptions(root fs.InodeEmbedder, name string) *fs.Options {
 		EntryTimeout:    &ttl,
 		AttrTimeout:     &ttl,
 		NegativeTimeout: &ttl,
-		// Every file is the mounting process's: go-fuse fills these in
-		// where the attributes leave the owner 0.
-		UID: uint32(syscall.Geteuid()),
-		GID: uint32(syscall.Getegid()),
+		// Every node is the owner's: go-fuse fills these in where the
+		// attributes leave the owner 0, which they always do.
+		UID: uid,
+		GID: gid,
 	}
 }
 

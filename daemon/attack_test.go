@@ -34,22 +34,8 @@ func servePublic(t *testing.T, cfg config.Config, kc authn.Keychain) served {
 	if err != nil {
 		t.Fatal(err)
 	}
-	listen := func() net.Listener {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ln
-	}
-	local, pub := listen(), listen()
-	done := make(chan error, 1)
-	go func() { done <- d.Serve(t.Context(), local, pub) }()
-	t.Cleanup(func() {
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return served{local: local.Addr().String(), public: pub.Addr().String()}
+	local, public := serveDaemon(t, d)
+	return served{local: strings.TrimPrefix(local, "http://"), public: strings.TrimPrefix(public, "http://")}
 }
 
 // hits counts the requests, and the connections, a server gets.

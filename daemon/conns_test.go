@@ -25,6 +25,13 @@ func serveConns(t *testing.T, cfg config.Config, idle time.Duration) (local, pub
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveTwo(t, d)
+}
+
+// serveTwo serves d on a local and a public loopback listener until the
+// test ends, and returns their addresses.
+func serveTwo(t *testing.T, d *Daemon) (local, public string) {
+	t.Helper()
 	var lns []net.Listener
 	for range 2 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

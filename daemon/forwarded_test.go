@@ -1,9 +1,7 @@
 package daemon
 
 import (
-	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"testing"
 	"testing/fstest"
@@ -49,24 +47,13 @@ func TestForwardedOnTunnelOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var lns []net.Listener
-	for range 2 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-	}
-	ctx, stop := context.WithCancel(context.WithoutCancel(t.Context()))
-	served := make(chan error, 1)
-	go func() { served <- d.Serve(ctx, lns[0], lns[1]) }()
-	t.Cleanup(func() { stop(); <-served })
+	_, pubAddr := serveTwo(t, d)
 	if err := fake.Up(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	for nextTunnel(t, sub, 10*time.Second).State != event.TunnelUp {
 	}
-	tun, public := "http://"+fake.Addr(), "http://"+lns[1].Addr().String()
+	tun, public := "http://"+fake.Addr(), "http://"+pubAddr
 
 	for i := range 10 {
 		if code := loginAs(t, tun, fmt.Sprint("guess", i), "203.0.113.1"); code != http.StatusUnauthorized {

@@ -1,7 +1,6 @@
 package daemon_test
 
 import (
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -46,23 +45,10 @@ func TestPublicHandler(t *testing.T) {
 		return d
 	}
 	d := newDaemon()
-	listen := func() net.Listener {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ln
-	}
-	local, pub := listen(), listen()
-	served := make(chan error, 1)
-	go func() { served <- d.Serve(t.Context(), local, pub) }()
-	t.Cleanup(func() {
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	name := func(ln net.Listener) string {
-		return ln.Addr().String() + "/" + strings.Replace(host(up), ":", "_", 1) + "/test/private:latest"
+	localURL, pubURL := serveDaemon(t, d)
+	local, pub := strings.TrimPrefix(localURL, "http://"), strings.TrimPrefix(pubURL, "http://")
+	name := func(addr string) string {
+		return addr + "/" + strings.Replace(host(up), ":", "_", 1) + "/test/private:latest"
 	}
 
 	// The developer, on the local handler, pulls with their credentials.
@@ -80,7 +66,7 @@ func TestPublicHandler(t *testing.T) {
 		}
 	}
 	cfg, _ := img.ConfigName()
-	resp, err := http.Get("http://" + pub.Addr().String() + "/v2/" + strings.Replace(host(up), ":", "_", 1) + "/test/private/blobs/" + cfg.String())
+	resp, err := http.Get("http://" + pub + "/v2/" + strings.Replace(host(up), ":", "_", 1) + "/test/private/blobs/" + cfg.String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +80,7 @@ func TestPublicHandler(t *testing.T) {
 	d.WaitIdle()
 	ls, _ := img.Layers()
 	layer0, _ := ls[0].Digest()
-	req, _ := http.NewRequest("GET", "http://"+pub.Addr().String()+"/v2/"+strings.Replace(host(up), ":", "_", 1)+"/test/private/blobs/"+layer0.String(), nil)
+	req, _ := http.NewRequest("GET", "http://"+pub+"/v2/"+strings.Replace(host(up), ":", "_", 1)+"/test/private/blobs/"+layer0.String(), nil)
 	req.Header.Set("Authorization", "Bearer anonymous")
 	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
@@ -126,7 +112,7 @@ func TestPublicHandler(t *testing.T) {
 	// Admin routes do not exist on the public handler.
 	for _, p := range []string{"/validate-creds", "/container-token", "/_towerreg/status", "/_towerreg/events"} {
 		for _, method := range []string{"GET", "POST"} {
-			req, _ := http.NewRequest(method, "http://"+pub.Addr().String()+p, strings.NewReader("{}"))
+			req, _ := http.NewRequest(method, "http://"+pub+p, strings.NewReader("{}"))
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)

@@ -113,21 +113,7 @@ func Exec(c Command) error {
 // entrypoint": running the arguments alone would start some other program
 // than the image's.
 func takeEntrypoint(env []string) (entrypoint, rest []string, err error) {
-	prefix := EntrypointEnv + "="
-	var value string
-	found := false
-	rest = make([]string, 0, len(env))
-	for _, kv := range env {
-		v, ok := strings.CutPrefix(kv, prefix)
-		if !ok {
-			rest = append(rest, kv)
-			continue
-		}
-		if !found {
-			// The first one wins, as with getenv(3).
-			value, found = v, true
-		}
-	}
+	value, rest := takeEnv(env, EntrypointEnv)
 	if value == "" {
 		return nil, rest, nil
 	}

@@ -78,7 +78,13 @@ type groupEntry struct {
 // TakeUser returns the value of UserEnv, "" when unset, and env without
 // it: the image's program sees the environment it would have had.
 func TakeUser(env []string) (spec string, rest []string) {
-	prefix := UserEnv + "="
+	return takeEnv(env, UserEnv)
+}
+
+// takeEnv returns the value of the variable name, "" when unset, and env
+// without any entry of it. The first entry wins, as with getenv(3).
+func takeEnv(env []string, name string) (value string, rest []string) {
+	prefix := name + "="
 	found := false
 	rest = make([]string, 0, len(env))
 	for _, kv := range env {
@@ -88,10 +94,10 @@ func TakeUser(env []string) (spec string, rest []string) {
 			continue
 		}
 		if !found {
-			spec, found = v, true
+			value, found = v, true
 		}
 	}
-	return spec, rest
+	return value, rest
 }
 
 // ResolveUser resolves spec against root/etc/passwd and root/etc/group;

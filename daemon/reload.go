@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/tower-reg/tower-reg/daemon/event"
@@ -199,13 +198,11 @@ func fingerprint(ctx context.Context, src fs.FS) ([sha256.Size]byte, error) {
 		num(int64(info.Mode()))
 		num(info.Size())
 		num(info.ModTime().UnixNano())
-		if st, ok := info.Sys().(*syscall.Stat_t); ok {
-			// A tool that restores mtimes (cp -p, rsync -t, tar) can
-			// change bytes under the same size and mtime; the inode
-			// change time and the inode number it cannot restore.
-			num(st.Ctim.Sec)
-			num(st.Ctim.Nsec)
-			num(int64(st.Ino))
+		// A tool that restores mtimes (cp -p, rsync -t, tar) can change
+		// bytes under the same size and mtime; the inode change time and
+		// the inode number it cannot restore, where the OS has them.
+		for _, v := range inodeStamp(info) {
+			num(v)
 		}
 		if info.Mode()&fs.ModeSymlink != 0 {
 			target, err := fs.ReadLink(src, name)

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -391,7 +390,7 @@ func TestBadLayerDirectory(t *testing.T) {
 		},
 		{
 			name:    "named pipe",
-			break_:  func(t *testing.T, dir string) { must(t, syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o644)) },
+			break_:  func(t *testing.T, dir string) { mkfifo(t, filepath.Join(dir, "fifo")) },
 			fix:     func(t *testing.T, dir string) { must(t, os.Remove(filepath.Join(dir, "fifo"))) },
 			wantErr: "named pipe",
 		},

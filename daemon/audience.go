@@ -30,6 +30,8 @@ type audience struct {
 	keychain authn.Keychain
 	// private lets the hosts it accepts reach non-public addresses.
 	private func(hostport string) bool
+	// blobs is how its upstream blobs reach it: streamed or redirected.
+	blobs proxy.BlobMode
 }
 
 // stack is what an audience pulls through.
@@ -76,6 +78,7 @@ func (s *stacks) build(a audience) stack {
 	rw := proxy.NewScopedRewriting(up, s.st, s.layers, a.scope)
 	reg := api.NewRegistry(rw, up, s.cfg.DefaultRegistry, s.bus, s.log)
 	reg.SetClientStall(o.StallTimeout)
+	reg.SetBlobs(proxy.NewBlobs(rw, up, a.blobs, s.log))
 	return stack{up: up, rw: rw, reg: reg}
 }
 

@@ -161,7 +161,8 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	// The developer (the local handler, and container tokens, which the
 	// developer issued) reaches any address but the daemon's own
 	// listeners, with their credentials.
-	dev := ss.build(audience{name: "local", keychain: kc, private: dialpolicy.AnyHost})
+	dev := ss.build(audience{name: "local", keychain: kc, private: dialpolicy.AnyHost,
+		blobs: proxy.BlobMode(o.Config.Blobs.Local)})
 	up, rw, reg := dev.up, dev.rw, dev.reg
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = defaultShutdownTimeout
@@ -209,9 +210,9 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		return nil, err
 	}
 	loggedIn := ss.build(audience{name: "logged-in", scope: "login", keychain: kc,
-		private: dialpolicy.Named(namedHosts(o.Config, anon)...)})
+		private: dialpolicy.Named(namedHosts(o.Config, anon)...), blobs: proxy.BlobMode(o.Config.Blobs.Public)})
 	anonymous := ss.build(audience{name: "anonymous", scope: "anonymous", keychain: authn.NewMultiKeychain(),
-		private: dialpolicy.Named(anon.Hosts()...)})
+		private: dialpolicy.Named(anon.Hosts()...), blobs: proxy.BlobMode(o.Config.Blobs.Public)})
 	d.registries = []*api.Registry{reg, loggedIn.reg, anonymous.reg}
 	d.policies = ss.policies
 	po := public.Options{

@@ -27,7 +27,9 @@ func TestConfigCommand(t *testing.T) {
 		wantErr string
 	}{
 		{name: "no file", want: []string{"listen: 127.0.0.1:9090", "default_registry: docker.io", "provider: \"off\"",
-			"token_ttl: 24h0m0s", "timeout: 1m0s", "max_conns: 64", "token_requests_per_minute: 60", "public_conns_per_client: 32"}},
+			"token_ttl: 24h0m0s", "timeout: 1m0s", "max_conns: 64", "token_requests_per_minute: 60", "public_conns_per_client: 32",
+			"blobs:\n  public: redirect\n  local: stream"}},
+		{name: "blobs set", yaml: "blobs:\n  public: stream\n", want: []string{"blobs:\n  public: stream\n  local: stream"}},
 		{name: "bounds set", yaml: "upstream:\n  timeout: 5s\n  max_conns: 4\nlimits:\n  token_requests_per_minute: -1\n  public_conns_per_client: 8\n",
 			want: []string{"timeout: 5s", "header_timeout: 20s", "max_conns: 4", "token_requests_per_minute: -1", "public_conns_per_client: 8"}},
 		{name: "secrets in the file",

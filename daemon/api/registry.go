@@ -4,7 +4,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -17,8 +16,8 @@ import (
 // proxy.
 type Registry struct {
 	tokens          Tokens
-	closures        closureCache   // what each token image holds, for token routes
-	keeping         sync.WaitGroup // blob handlers, and blobs being committed to the cache
+	closures        closureCache // what each token image holds, for token routes
+	blobs           BlobSource
 	rw              *proxy.Rewriting
 	up              *proxy.Upstream
 	defaultRegistry string
@@ -35,13 +34,18 @@ func (h *Registry) SetClientStall(d time.Duration) { h.stall = d }
 // NewRegistry returns the registry handler. defaultRegistry is where names
 // without a host live (docker.io unless configured).
 func NewRegistry(rw *proxy.Rewriting, up *proxy.Upstream, defaultRegistry string, bus *event.Bus, log *slog.Logger) *Registry {
-	return &Registry{rw: rw, up: up, defaultRegistry: defaultRegistry, bus: bus, log: log}
+	return &Registry{rw: rw, up: up, blobs: proxy.NewBlobs(rw, up, proxy.BlobStream, log),
+		defaultRegistry: defaultRegistry, bus: bus, log: log}
 }
+
+// SetBlobs replaces the blob source, which streams every upstream blob
+// unless set: the audience's, with its blob mode.
+func (h *Registry) SetBlobs(b BlobSource) { h.blobs = b }
 
 // Wait waits until the blob requests in flight are answered and the blobs
 // being kept in the cache are committed: a daemon that stops, or a test
 // that removes the store, waits for them.
-func (h *Registry) Wait() { h.keeping.Wait() }
+func (h *Registry) Wait() { h.blobs.Wait() }
 
 // IsRegistryPath reports whether a path belongs to the registry API.
 func IsRegistryPath(p string) bool {

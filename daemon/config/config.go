@@ -54,6 +54,29 @@ type Config struct {
 	Upstream Upstream `yaml:"upstream"`
 	// Limits bounds what local clients may ask.
 	Limits Limits `yaml:"limits"`
+	// Blobs chooses how each handler gets upstream blobs to its clients.
+	Blobs Blobs `yaml:"blobs"`
+}
+
+// Blob modes.
+const (
+	// BlobsStream streams a blob through the daemon, verified and cached.
+	BlobsStream = "stream"
+	// BlobsRedirect passes the upstream's redirect (a signed storage URL)
+	// on to the client, once the dial policy accepts its target, and
+	// streams when there is none.
+	BlobsRedirect = "redirect"
+)
+
+// Blobs chooses, per handler, BlobsStream or BlobsRedirect.
+type Blobs struct {
+	// Public is for the public handler's clients with the login and
+	// anonymous ones: redirect by default, so that base layers do not
+	// cross the developer's uplink and the tunnel.
+	Public string `yaml:"public"`
+	// Local is for the local handler: stream by default, the fastest on
+	// the same machine, and cached for the next pull.
+	Local string `yaml:"local"`
 }
 
 // Local configures the local handler (on Listen).
@@ -205,7 +228,8 @@ func (p Public) AnonymousFrom() []string {
 
 // Default returns the configuration used when there is no file.
 func Default() Config {
-	return Config{Listen: DefaultListen, DefaultRegistry: DefaultRegistry, CacheMaxBytes: DefaultCacheMaxBytes}
+	return Config{Listen: DefaultListen, DefaultRegistry: DefaultRegistry, CacheMaxBytes: DefaultCacheMaxBytes,
+		Blobs: Blobs{Public: BlobsRedirect, Local: BlobsStream}}
 }
 
 // Load reads the config file at path over the defaults. A missing file is
@@ -243,6 +267,19 @@ func Load(path string) (Config, error) {
 		return Config{}, fmt.Errorf("config %s:%d: tunnel.provider: %q is not ngrok or off", path, line(b, "$.tunnel.provider"), p)
 	}
 	d := Default()
+	for _, f := range []struct {
+		path string
+		v    *string
+		def  string
+	}{{"$.blobs.public", &c.Blobs.Public, d.Blobs.Public}, {"$.blobs.local", &c.Blobs.Local, d.Blobs.Local}} {
+		switch *f.v {
+		case "":
+			*f.v = f.def
+		case BlobsStream, BlobsRedirect:
+		default:
+			return Config{}, fmt.Errorf("config %s:%d: %s: %q is not stream or redirect", path, line(b, f.path), strings.TrimPrefix(f.path, "$."), *f.v)
+		}
+	}
 	if c.Listen == "" {
 		c.Listen = d.Listen
 	}

@@ -105,6 +105,22 @@ func TestLoad(t *testing.T) {
 			}
 		}},
 		{name: "bad tunnel provider", yaml: "listen: 127.0.0.1:1\ntunnel:\n  provider: cloudflare\n", wantErr: `config.yml:3: tunnel.provider: "cloudflare" is not ngrok or off`},
+		{name: "blobs default", yaml: "listen: 127.0.0.1:1\n", want: func(t *testing.T, c Config) {
+			if c.Blobs.Public != BlobsRedirect || c.Blobs.Local != BlobsStream {
+				t.Fatalf("blobs = %+v, want public redirect, local stream", c.Blobs)
+			}
+		}},
+		{name: "blobs set", yaml: "blobs:\n  public: stream\n  local: redirect\n", want: func(t *testing.T, c Config) {
+			if c.Blobs.Public != BlobsStream || c.Blobs.Local != BlobsRedirect {
+				t.Fatalf("blobs = %+v, want public stream, local redirect", c.Blobs)
+			}
+		}},
+		{name: "blobs one set", yaml: "blobs:\n  public: stream\n", want: func(t *testing.T, c Config) {
+			if c.Blobs.Public != BlobsStream || c.Blobs.Local != BlobsStream {
+				t.Fatalf("blobs = %+v, want both stream", c.Blobs)
+			}
+		}},
+		{name: "bad blobs mode", yaml: "listen: 127.0.0.1:1\nblobs:\n  local: offload\n", wantErr: `config.yml:3: blobs.local: "offload" is not stream or redirect`},
 		{name: "unknown key", yaml: "listen: x\nlisten_addr: y\n", wantErr: "listen_addr"},
 		{name: "malformed", yaml: "listen: [\n", wantErr: "config"},
 	}

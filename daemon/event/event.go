@@ -49,11 +49,13 @@ type ManifestServed struct {
 // upstream, or the injected layer or a rewritten config from the store.
 type BlobServed struct {
 	Meta
-	Client   string        `json:"client"`
-	Method   string        `json:"method"`
-	Repo     string        `json:"repo"`
-	Digest   string        `json:"digest"`
-	Source   string        `json:"source"` // "store" or "upstream"
+	Client string `json:"client"`
+	Method string `json:"method"`
+	Repo   string `json:"repo"`
+	Digest string `json:"digest"`
+	Source string `json:"source"` // "store", "upstream" or "redirect"
+	// Note says why a blob was streamed although its audience redirects.
+	Note     string        `json:"note,omitempty"`
 	Bytes    int64         `json:"bytes"`
 	Status   int           `json:"status"`
 	Duration time.Duration `json:"duration"`

@@ -46,6 +46,9 @@ func logOne(ctx context.Context, log *slog.Logger, e Event) {
 		attrs = []slog.Attr{slog.String("client", e.Client), slog.String("method", e.Method),
 			slog.String("repo", e.Repo), slog.String("digest", e.Digest), slog.String("source", e.Source),
 			slog.Int64("bytes", e.Bytes), slog.Int("status", e.Status), slog.Duration("took", e.Duration)}
+		if e.Note != "" {
+			attrs = append(attrs, slog.String("note", e.Note))
+		}
 		if e.Err != "" {
 			level = slog.LevelWarn
 			attrs = append(attrs, slog.String("error", e.Err))

@@ -44,9 +44,13 @@ func operationOf(ctx context.Context) *operation {
 }
 
 // checkRedirect is the http.Client's redirect policy: no more hops than
-// net/http takes, no downgrade from https, and once away from a public
+// net/http takes (none when the caller keeps the redirect), no downgrade from https, and once away from a public
 // registry, public addresses only (see hopRouter).
 func checkRedirect(req *http.Request, via []*http.Request) error {
+	if keepRedirect(req.Context()) {
+		// The caller passes the redirect on, once checked by CheckLocation.
+		return http.ErrUseLastResponse
+	}
 	if len(via) >= maxRedirects {
 		return fmt.Errorf("stopped after %d redirects", maxRedirects)
 	}

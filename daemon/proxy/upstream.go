@@ -90,6 +90,9 @@ type Upstream struct {
 	log      *slog.Logger
 	timeout  time.Duration
 	stall    time.Duration
+	// policy is the audience's dial policy, which CheckLocation applies to
+	// the redirects passed on to clients.
+	policy *dialpolicy.Policy
 
 	mu     sync.Mutex
 	repos  map[string]http.RoundTripper // by Repo.String()
@@ -115,8 +118,12 @@ func NewUpstream(o Options) *Upstream {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	pol := o.Policy
+	if pol == nil {
+		pol = dialpolicy.New("local", dialpolicy.AnyHost)
+	}
 	u := &Upstream{keychain: kc, insecure: ins, log: log, repos: map[string]http.RoundTripper{},
-		timeout: o.Timeout, stall: o.StallTimeout}
+		timeout: o.Timeout, stall: o.StallTimeout, policy: pol}
 	retry := []transport.Option{transport.WithRetryStatusCodes(
 		http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
 		http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout),

@@ -54,6 +54,9 @@ type Config struct {
 	Upstream Upstream `yaml:"upstream"`
 	// Limits bounds what local clients may ask.
 	Limits Limits `yaml:"limits"`
+	// Offload uploads the injected layers to an S3-compatible store and
+	// redirects public clients there.
+	Offload Offload `yaml:"offload"`
 }
 
 // Local configures the local handler (on Listen).
@@ -241,6 +244,13 @@ func Load(path string) (Config, error) {
 	}
 	if p := c.Tunnel.Provider; p != "" && p != TunnelNgrok && p != TunnelOff {
 		return Config{}, fmt.Errorf("config %s:%d: tunnel.provider: %q is not ngrok or off", path, line(b, "$.tunnel.provider"), p)
+	}
+	if key, err := c.Offload.check(); err != nil {
+		ln := line(b, "$.offload."+key)
+		if ln == 0 {
+			ln = line(b, "$.offload")
+		}
+		return Config{}, fmt.Errorf("config %s:%d: offload.%s: %w", path, ln, key, err)
 	}
 	d := Default()
 	if c.Listen == "" {

@@ -141,3 +141,11 @@ func (o *Offload) presign(ctx context.Context, d v1.Hash) (string, bool) {
 	}
 	return u.String(), true
 }
+
+// Off is the Locator of no offload store: every blob streams.
+type Off struct{}
+
+// Location implements Locator.
+func (Off) Location(context.Context, v1.Hash) (string, bool) { return "", false }
+
+var _ Locator = Off{}

@@ -261,9 +261,12 @@ func (o *Offload) finish(ctx context.Context, d v1.Hash, r result) {
 		return
 	}
 	o.failLocked(e, r.err)
-	if ctx.Err() != nil {
-		// The daemon is stopping: not the store's fault.
+	if ctx.Err() != nil || errors.Is(r.err, os.ErrNotExist) {
+		// The daemon is stopping, or the blob left the content store (a
+		// generation collected while its upload waited): not the
+		// store's fault.
 		o.mu.Unlock()
+		o.log.Debug("offload upload stopped", "digest", d.String(), "error", r.err)
 		return
 	}
 	o.warnUnlock(d, r.err)
@@ -309,8 +312,6 @@ func kindOf(err error) string {
 	switch {
 	case errors.Is(err, errExists):
 		return "ObjectExists"
-	case errors.Is(err, os.ErrNotExist):
-		return "BlobNotInStore"
 	case errors.As(err, &re) && re.Code != "":
 		return re.Code
 	case errors.As(err, &ue):

@@ -246,11 +246,7 @@ func Load(path string) (Config, error) {
 		return Config{}, fmt.Errorf("config %s:%d: tunnel.provider: %q is not ngrok or off", path, line(b, "$.tunnel.provider"), p)
 	}
 	if key, err := c.Offload.check(); err != nil {
-		ln := line(b, "$.offload."+key)
-		if ln == 0 {
-			ln = line(b, "$.offload")
-		}
-		return Config{}, fmt.Errorf("config %s:%d: offload.%s: %w", path, ln, key, err)
+		return Config{}, fmt.Errorf("config %s:%d: offload.%s: %w", path, line(b, "$.offload."+key), key, err)
 	}
 	d := Default()
 	if c.Listen == "" {

@@ -75,14 +75,11 @@ func (o Offload) check() (key string, err error) {
 	if o.PresignTTL.Value() > maxPresignTTL {
 		return "presign_ttl", fmt.Errorf("%q is longer than 7 days, the longest a presigned URL lives", string(o.PresignTTL))
 	}
-	if !o.On() {
-		if o.Endpoint != "" || o.Region != "" || o.UpstreamBlobs {
-			return "url", fmt.Errorf("offload is configured without a url (s3://bucket/prefix)")
+	// The rest without a url is kept: `up --offload URL` may supply it.
+	if o.On() {
+		if _, _, err := ParseOffloadURL(o.URL); err != nil {
+			return "url", err
 		}
-		return "", nil
-	}
-	if _, _, err := ParseOffloadURL(o.URL); err != nil {
-		return "url", err
 	}
 	if o.Endpoint != "" {
 		u, err := url.Parse(o.Endpoint)

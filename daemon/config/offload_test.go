@@ -33,7 +33,12 @@ func TestLoadOffload(t *testing.T) {
 		{name: "bad duration", yaml: "offload:\n  url: s3://layers\n  presign_ttl: quarter-hour\n", wantErr: `config.yml:3: offload.presign_ttl: "quarter-hour" is not a duration`},
 		{name: "ttl over a week", yaml: "offload:\n  url: s3://layers\n  presign_ttl: 200h\n", wantErr: `config.yml:3: offload.presign_ttl: "200h" is longer than 7 days`},
 		{name: "bad endpoint", yaml: "offload:\n  url: s3://layers\n  endpoint: 127.0.0.1:7070\n", wantErr: `config.yml:3: offload.endpoint: "127.0.0.1:7070" is not a URL`},
-		{name: "endpoint without url", yaml: "listen: 127.0.0.1:1\noffload:\n  endpoint: http://127.0.0.1:7070\n", wantErr: `config.yml:3: offload.url: offload is configured without a url`},
+		{name: "endpoint without url, for --offload", yaml: "offload:\n  endpoint: http://127.0.0.1:7070\n", want: func(t *testing.T, c Config) {
+			if c.Offload.On() || c.Offload.Endpoint != "http://127.0.0.1:7070" {
+				t.Fatalf("got %+v", c.Offload)
+			}
+		}},
+		{name: "bad endpoint without url", yaml: "offload:\n  endpoint: ftp://x\n", wantErr: `config.yml:2: offload.endpoint`},
 		{name: "unknown key", yaml: "offload:\n  bucket: layers\n", wantErr: "bucket"},
 	})
 }

@@ -84,6 +84,7 @@ type Daemon struct {
 	publicUser  string
 	publicFile  string // where the generated public password is, if it is
 	layers      *reloader
+	offload     *offloader // nil: no offload store
 	tokens      *tokens
 	registries  []*api.Registry
 	layerDir    string
@@ -136,10 +137,15 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	off, err := newOffloader(ctx, o, st)
+	if err != nil {
+		return nil, err
+	}
 	layers := &reloader{st: st, src: o.Layer, source: o.LayerSource, bus: o.Bus, log: o.Log}
 	layers.start(gen, fp)
 	layers.afterSwap = func(ctx context.Context, g proxy.Generation) {
 		collect(ctx, st, o.Config.CacheMaxBytes, g, o.Log)
+		off.generation(g)
 	}
 	kc := o.Keychain
 	if kc == nil {
@@ -170,7 +176,7 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = defaultIdleTimeout
 	}
-	d := &Daemon{cfg: o.Config, shutdown: o.ShutdownTimeout, idle: o.IdleTimeout, log: o.Log, bus: o.Bus, layers: layers, layerDir: o.LayerDir,
+	d := &Daemon{cfg: o.Config, shutdown: o.ShutdownTimeout, idle: o.IdleTimeout, log: o.Log, bus: o.Bus, layers: layers, offload: off, layerDir: o.LayerDir,
 		layerSource: o.LayerSource, started: time.Now(), counts: &counters{}, tunnel: o.Tunnel}
 	o.Bus.Observe(d.counts.add)
 	admin := api.NewAdmin(up, o.Bus, func() any { return d.Status() }, d.Repack, o.Log)
@@ -433,6 +439,7 @@ func (d *Daemon) Serve(ctx context.Context, local net.Listener, public ...net.Li
 	}
 	err := g.Wait()
 	d.WaitIdle()
+	d.offload.stop()
 	return err
 }
 

@@ -67,6 +67,9 @@ func fillDefaults(c *config.Config) {
 	if c.Limits.PublicConnsPerClient == 0 {
 		c.Limits.PublicConnsPerClient = peer.DefaultPerClient
 	}
+	if c.Offload.On() {
+		c.Offload.PresignTTL = config.Duration(c.Offload.TTL().String())
+	}
 	on := c.Public.AnonymousOn()
 	c.Public.Anonymous = &on
 	c.Public.AnonymousRegistries = c.Public.AnonymousFrom()

@@ -36,6 +36,8 @@ func TestConfigCommand(t *testing.T) {
 			yaml: "registries:\n  quay.io:\n    username: me\n    password: " + regPassword + "\n  ghcr.io:\n    username: gh\n    password_env: GHCR_TOKEN\n" +
 				"public:\n  username: ci\n  password: " + pubPassword + "\ntunnel:\n  authtoken: " + fileToken + "\n  domain: reg.ngrok.app\n",
 			want: []string{"password: \"********\"", "password_env: GHCR_TOKEN", "authtoken: \"********\"", "provider: ngrok", "domain: reg.ngrok.app", "username: ci"}},
+		{name: "offload", yaml: "offload:\n  url: s3://layers/dev\n  endpoint: http://127.0.0.1:7070\n",
+			want: []string{"offload:\n  url: s3://layers/dev\n  endpoint: http://127.0.0.1:7070\n  presign_ttl: 15m0s"}},
 		{name: "local hosts", yaml: "local:\n  hosts: [devbox.lan]\n", want: []string{"local:\n  hosts:\n  - devbox.lan"}},
 		{name: "token from the environment", env: envToken, want: []string{"provider: ngrok"}},
 		{name: "malformed", yaml: "listen: 127.0.0.1:1\ntunnel:\n  provider: nope\n", wantErr: ":3: tunnel.provider"},

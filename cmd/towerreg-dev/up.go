@@ -34,6 +34,7 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		logFormat  = fl.String("log-format", "text", "log format, in the log file and on stderr: text or json")
 		noTUI      = fl.Bool("no-tui", false, "log lines instead of the dashboard (also when stdout is not a terminal)")
 		tunnelName = fl.String("tunnel", "", "public tunnel: ngrok or off (default: ngrok when NGROK_AUTHTOKEN is set, else off)")
+		offloadURL = fl.String("offload", "", "upload the injected layers to s3://bucket/prefix and redirect public clients there (credentials: the AWS variables and files)")
 	)
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -92,6 +93,12 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if *tunnelName != "" {
 		cfg.Tunnel.Provider = *tunnelName
+	}
+	if *offloadURL != "" {
+		if _, _, err := config.ParseOffloadURL(*offloadURL); err != nil {
+			return fmt.Errorf("up: --offload: %w", err)
+		}
+		cfg.Offload.URL = *offloadURL
 	}
 	// Before anything is packed or listens: ngrok without a token is a
 	// mistake to hear about at once.

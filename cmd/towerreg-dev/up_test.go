@@ -12,6 +12,7 @@ import (
 
 	"github.com/adrg/xdg"
 
+	"github.com/tower-reg/tower-reg/internal/s3test"
 	"github.com/tower-reg/tower-reg/internal/syncbuf"
 )
 
@@ -79,5 +80,54 @@ func TestUpLogFormatInvalid(t *testing.T) {
 	err := run(t.Context(), []string{"up", "--log-format", "xml"}, &syncbuf.Buffer{}, &syncbuf.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "--log-format") {
 		t.Errorf("got %v, want an error about --log-format", err)
+	}
+}
+
+// TestUpOffload: --offload names the store (the config file only its
+// endpoint), and the first generation lands there; a URL that is not
+// s3:// is refused before anything starts.
+func TestUpOffload(t *testing.T) {
+	err := run(t.Context(), []string{"up", "--offload", "https://layers.example.com/x"}, &syncbuf.Buffer{}, &syncbuf.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "--offload") {
+		t.Fatalf("up --offload https://...: %v, want an error naming the flag", err)
+	}
+
+	srv := s3test.Start(t)
+	bucket := srv.Bucket(t, "layers")
+	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	cfgHome := t.TempDir()
+	for k, v := range map[string]string{"XDG_STATE_HOME": t.TempDir(), "XDG_CACHE_HOME": t.TempDir(), "XDG_CONFIG_HOME": cfgHome} {
+		t.Setenv(k, v)
+	}
+	xdg.Reload()
+	t.Cleanup(xdg.Reload)
+	if err := os.MkdirAll(filepath.Join(cfgHome, "towerreg"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cfgHome, "towerreg", "config.yml"), []byte("offload:\n  endpoint: "+srv.URL+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	var stderr syncbuf.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"up", "--listen", "127.0.0.1:0", "--offload", "s3://" + bucket + "/cli"}, &syncbuf.Buffer{}, &stderr)
+	}()
+	objects := filepath.Join(srv.Dir, bucket, "cli", "blobs", "sha256")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if es, _ := os.ReadDir(objects); len(es) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing uploaded under %s in 30 s; stderr:\n%s", objects, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("up: %v", err)
 	}
 }

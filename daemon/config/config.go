@@ -56,6 +56,9 @@ type Config struct {
 	Limits Limits `yaml:"limits"`
 	// Blobs chooses how each handler gets upstream blobs to its clients.
 	Blobs Blobs `yaml:"blobs"`
+	// Offload uploads the injected layers to an S3-compatible store and
+	// redirects public clients there.
+	Offload Offload `yaml:"offload"`
 }
 
 // Blob modes.
@@ -265,6 +268,9 @@ func Load(path string) (Config, error) {
 	}
 	if p := c.Tunnel.Provider; p != "" && p != TunnelNgrok && p != TunnelOff {
 		return Config{}, fmt.Errorf("config %s:%d: tunnel.provider: %q is not ngrok or off", path, line(b, "$.tunnel.provider"), p)
+	}
+	if key, err := c.Offload.check(); err != nil {
+		return Config{}, fmt.Errorf("config %s:%d: offload.%s: %w", path, line(b, "$.offload."+key), key, err)
 	}
 	d := Default()
 	for _, f := range []struct {

@@ -18,6 +18,7 @@ var all = []Event{
 	TokenIssued{},
 	TokenExpired{},
 	TunnelStatus{},
+	OffloadStatus{},
 }
 
 // Kind is the wire name of e's type, e.g. "ManifestServed".

@@ -156,3 +156,24 @@ type TunnelStatus struct {
 	// Err says why the tunnel is down or reconnecting, in plain words.
 	Err string `json:"error,omitempty"`
 }
+
+// Offload states.
+const (
+	OffloadUploaded = "uploaded"
+	OffloadFailed   = "failed"
+)
+
+// OffloadStatus is a blob reaching the offload store, or the store
+// failing in a way not reported before (it is down, it refuses the
+// credentials). Until a blob is uploaded, public clients get it from the
+// daemon: a failure costs bandwidth, never a pull.
+type OffloadStatus struct {
+	Meta
+	State  string `json:"state"`
+	Digest string `json:"digest"`
+	Bytes  int64  `json:"bytes,omitempty"`
+	// Kind names the failure ("unreachable", "AccessDenied"); each kind
+	// is reported once until an upload succeeds again.
+	Kind string `json:"kind,omitempty"`
+	Err  string `json:"error,omitempty"`
+}

@@ -97,6 +97,14 @@ func logOne(ctx context.Context, log *slog.Logger, e Event) {
 			level = slog.LevelWarn
 			attrs = append(attrs, slog.String("reason", e.Err))
 		}
+	case OffloadStatus:
+		// Debug: the offload package logs its own warning once per kind of
+		// failure, and the uploads are routine.
+		level, msg = slog.LevelDebug, "offload "+e.State
+		attrs = []slog.Attr{slog.String("digest", e.Digest), slog.Int64("bytes", e.Bytes)}
+		if e.Err != "" {
+			attrs = append(attrs, slog.String("kind", e.Kind), slog.String("error", e.Err))
+		}
 	default:
 		msg = "event"
 		attrs = []slog.Attr{slog.Any("event", e)}

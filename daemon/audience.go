@@ -32,6 +32,9 @@ type audience struct {
 	private func(hostport string) bool
 	// blobs is how its upstream blobs reach it: streamed or redirected.
 	blobs proxy.BlobMode
+	// offload, in redirect mode, sends it to the offload store for the
+	// injected layers; nil means none.
+	offload proxy.Offload
 }
 
 // stack is what an audience pulls through.
@@ -78,7 +81,11 @@ func (s *stacks) build(a audience) stack {
 	rw := proxy.NewScopedRewriting(up, s.st, s.layers, a.scope)
 	reg := api.NewRegistry(rw, up, s.cfg.DefaultRegistry, s.bus, s.log)
 	reg.SetClientStall(o.StallTimeout)
-	reg.SetBlobs(proxy.NewBlobs(rw, up, a.blobs, s.log))
+	blobs := proxy.NewBlobs(rw, up, a.blobs, s.log)
+	if a.offload != nil {
+		blobs.SetOffload(a.offload)
+	}
+	reg.SetBlobs(blobs)
 	return stack{up: up, rw: rw, reg: reg}
 }
 

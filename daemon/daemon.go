@@ -216,9 +216,9 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		return nil, err
 	}
 	loggedIn := ss.build(audience{name: "logged-in", scope: "login", keychain: kc,
-		private: dialpolicy.Named(namedHosts(o.Config, anon)...), blobs: proxy.BlobMode(o.Config.Blobs.Public)})
+		private: dialpolicy.Named(namedHosts(o.Config, anon)...), blobs: proxy.BlobMode(o.Config.Blobs.Public), offload: d.Offload()})
 	anonymous := ss.build(audience{name: "anonymous", scope: "anonymous", keychain: authn.NewMultiKeychain(),
-		private: dialpolicy.Named(anon.Hosts()...), blobs: proxy.BlobMode(o.Config.Blobs.Public)})
+		private: dialpolicy.Named(anon.Hosts()...), blobs: proxy.BlobMode(o.Config.Blobs.Public), offload: d.Offload()})
 	d.registries = []*api.Registry{reg, loggedIn.reg, anonymous.reg}
 	d.policies = ss.policies
 	po := public.Options{

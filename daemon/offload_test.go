@@ -6,10 +6,15 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/tower-reg/tower-reg/daemon"
 	"github.com/tower-reg/tower-reg/daemon/api"
@@ -92,5 +97,82 @@ func TestOffloadOff(t *testing.T) {
 	}
 	if u, ok := d.Offload().Location(t.Context(), d.Generation().Set.Common.GzipDigest); ok {
 		t.Fatalf("Location without an offload store = %q", u)
+	}
+}
+
+// TestPublicOffloadRedirect: once the injected layer is in the offload
+// store, a public client's GET of it is a 307 to a presigned URL there,
+// which downloads the layer's bytes; the local handler, and a HEAD, are
+// still answered from the store, and a blob of another repository is
+// not handed out.
+func TestPublicOffloadRedirect(t *testing.T) {
+	srv := s3test.Start(t)
+	bucket := srv.Bucket(t, "layers")
+	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	up := httptest.NewServer(registry.New(registry.Logger(quiet)))
+	t.Cleanup(up.Close)
+	img := randomImageFor(t, "arm64", types.OCIManifestSchema1, v1.Config{})
+	if err := remote.Write(mustRef(t, host(up)+"/test/img:latest"), img); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"foo.txt": "one", ".platforms/linux_arm64/.towerreg/entry*": "#!arm64\n"})
+	cfg := config.Default()
+	cfg.Offload = config.Offload{URL: "s3://" + bucket + "/dev", Endpoint: srv.URL}
+	cfg.Public.AnonymousRegistries = []string{host(up)}
+	d, err := daemon.New(t.Context(), daemon.Options{Config: cfg, CacheDir: t.TempDir(), StateDir: t.TempDir(),
+		LayerDir: dir, LayerSource: dir, Keychain: authn.NewMultiKeychain()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours := d.Generation().Set.Platforms["linux_arm64"].GzipDigest
+	waitOffloaded(t, d, ours)
+	local, public := serveDaemon(t, d)
+	name := "/v2/" + pathHost(up) + "/test/img"
+	// The manifest links the layer to the repository, for each audience.
+	for _, h := range []string{local, public} {
+		if _, err := remote.Get(mustRef(t, strings.TrimPrefix(h, "http://")+"/"+pathHost(up)+"/test/img:latest")); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(method, url string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), method, url, nil)
+		req.Header.Set("Authorization", "Bearer anonymous")
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	resp := get(http.MethodGet, public+name+"/blobs/"+ours.String())
+	if resp.StatusCode != http.StatusTemporaryRedirect || !strings.HasPrefix(resp.Header.Get("Location"), srv.URL+"/"+bucket+"/dev/blobs/sha256/"+ours.Hex) {
+		t.Fatalf("public GET of the injected layer: %d Location %q, want 307 to the offload store", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	got, err := http.Get(resp.Header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _, err := v1.SHA256(got.Body)
+	got.Body.Close()
+	if err != nil || got.StatusCode != http.StatusOK || h != ours {
+		t.Errorf("the presigned URL: %d, digest %s (%v), want %s", got.StatusCode, h, err, ours)
+	}
+	for _, tt := range []struct{ name, method, url string }{
+		{"local GET", http.MethodGet, local + name + "/blobs/" + ours.String()},
+		{"public HEAD", http.MethodHead, public + name + "/blobs/" + ours.String()},
+	} {
+		if resp := get(tt.method, tt.url); resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: %d, want 200 from the store", tt.name, resp.StatusCode)
+		}
+	}
+	// Another repository was never linked to the layer for this audience.
+	if resp := get(http.MethodGet, public+"/v2/"+pathHost(up)+"/other/img/blobs/"+ours.String()); resp.StatusCode == http.StatusTemporaryRedirect {
+		t.Errorf("a blob of another repository was redirected to the offload store")
 	}
 }

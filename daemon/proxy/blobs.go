@@ -29,7 +29,14 @@ const (
 	SourceStore    = "store"
 	SourceUpstream = "upstream"
 	SourceRedirect = "redirect"
+	SourceOffload  = "offload"
 )
+
+// Offload finds a blob the daemon serves itself (an injected layer) in the
+// offload store: a presigned URL, once the blob's upload is complete.
+type Offload interface {
+	Location(ctx context.Context, d v1.Hash) (url string, ok bool)
+}
 
 // Blobs is the one place that decides how a blob request is answered:
 // from the store, redirected to where the upstream redirects, or streamed
@@ -39,7 +46,10 @@ type Blobs struct {
 	rw   *Rewriting
 	up   *Upstream
 	mode BlobMode
-	log  *slog.Logger
+	// offload, in redirect mode, sends clients to the offload store for
+	// the blobs the store holds; nil means none.
+	offload Offload
+	log     *slog.Logger
 	// keeping counts the answers not yet closed and the blobs being
 	// committed to the store after their client has them all.
 	keeping sync.WaitGroup
@@ -56,6 +66,10 @@ func NewBlobs(rw *Rewriting, up *Upstream, mode BlobMode, log *slog.Logger) *Blo
 	}
 	return &Blobs{rw: rw, up: up, mode: mode, log: log}
 }
+
+// SetOffload has the blobs the store holds for a repository, in redirect
+// mode, answered by a redirect to the offload store once they are there.
+func (b *Blobs) SetOffload(o Offload) { b.offload = o }
 
 // Wait waits until the answers given are closed and the blobs being kept
 // in the store are committed: a daemon that stops, or a test that removes
@@ -79,7 +93,11 @@ func (b *Blobs) Open(ctx context.Context, repo Repo, d v1.Hash, method, rangeHdr
 
 func (b *Blobs) open(ctx context.Context, repo Repo, d v1.Hash, method, rangeHdr string) (*BlobAnswer, error) {
 	// What the store holds for repo (the injected layers, rewritten
-	// configs, blobs kept before) is always served from there.
+	// configs, blobs kept before) is served from there, or, where the
+	// offload store has it, from there.
+	if a := b.offloaded(ctx, repo, d, method); a != nil {
+		return a, nil
+	}
 	if a := b.stored(repo, d); a != nil {
 		return a, nil
 	}
@@ -155,6 +173,20 @@ func (b *Blobs) stream(ctx context.Context, repo Repo, d v1.Hash, rangeHdr strin
 		return nil, err
 	}
 	return &BlobAnswer{Source: SourceUpstream, Size: resp.ContentLength, resp: resp}, nil
+}
+
+// offloaded is a redirect to the offload store for a GET of a blob that the
+// store holds for repo, once its upload is complete; nil otherwise, and
+// the store answers: a pull never fails for want of the offload.
+func (b *Blobs) offloaded(ctx context.Context, repo Repo, d v1.Hash, method string) *BlobAnswer {
+	if b.offload == nil || b.mode != BlobRedirect || method != http.MethodGet || !b.rw.Linked(repo, d) {
+		return nil
+	}
+	u, ok := b.offload.Location(ctx, d)
+	if !ok {
+		return nil
+	}
+	return &BlobAnswer{Source: SourceOffload, Size: -1, Location: u}
 }
 
 // stored is the store's answer, if it holds d for repo.

@@ -12,15 +12,21 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/tower-reg/tower-reg/internal/s3test"
 )
 
 // ---------------------------------------------------------------------------
 // Upstream registry
 
 // upstream is a docker-registry (distribution 2.8) on 127.0.0.1, no auth,
-// storage in the test's temp dir.
+// storage in the test's temp dir, or in a bucket on a versitygw
+// (startS3Upstream).
 type upstream struct {
 	Host string // 127.0.0.1:PORT
+	// S3 is the S3 server the registry stores its blobs on, nil for a
+	// registry on the file system.
+	S3 *s3test.Server
 }
 
 // ref names repo ("test/busybox:latest") on the upstream.
@@ -32,9 +38,7 @@ log:
   accesslog:
     disabled: true
 storage:
-  filesystem:
-    rootdirectory: %q
-  delete:
+%s  delete:
     enabled: true
   maintenance:
     uploadpurging:
@@ -42,6 +46,11 @@ storage:
 http:
   addr: %q
   secret: e2e-not-secret
+`
+
+// filesystemStorage is registryConfig's storage driver for a directory.
+const filesystemStorage = `  filesystem:
+    rootdirectory: %q
 `
 
 // htpasswdConfig turns on distribution's Basic auth from an htpasswd file.
@@ -74,11 +83,19 @@ func startUpstreamAuth(tb testing.TB, user, password string) *upstream {
 
 func startRegistry(tb testing.TB, extraConfig string) *upstream {
 	tb.Helper()
-	bin := need(tb, "docker-registry")
 	dir := tb.TempDir()
-	_, addr := startServer(tb, "docker-registry", os.Environ(), bin, func(addr string) ([]string, error) {
+	storage := fmt.Sprintf(filesystemStorage, filepath.Join(dir, "storage"))
+	return startRegistryWith(tb, dir, storage, os.Environ(), extraConfig)
+}
+
+// startRegistryWith starts a docker-registry with its config in dir, the
+// given storage driver block (indented under storage:) and environment.
+func startRegistryWith(tb testing.TB, dir, storage string, env []string, extraConfig string) *upstream {
+	tb.Helper()
+	bin := need(tb, "docker-registry")
+	_, addr := startServer(tb, "docker-registry", env, bin, func(addr string) ([]string, error) {
 		cfg := filepath.Join(dir, "config.yml")
-		data := fmt.Sprintf(registryConfig, filepath.Join(dir, "storage"), addr) + extraConfig
+		data := fmt.Sprintf(registryConfig, storage, addr) + extraConfig
 		if err := os.WriteFile(cfg, []byte(data), 0o644); err != nil {
 			return nil, err
 		}

@@ -242,8 +242,20 @@ func (p *podman) run(tb testing.TB, image string, args ...string) string {
 // under the store (it would make removing the temp dir fail).
 func (p *podman) reset(tb testing.TB) {
 	tb.Helper()
-	if out, errOut, err := runCmd(tb, p.env, p.bin, p.args("system", "reset", "--force")...); err != nil {
-		tb.Errorf("podman system reset: %v\n%s%s", err, out, errOut)
+	// conmon starts `podman container cleanup` on its own after a
+	// container exits, and on a loaded machine that may still be writing
+	// to the tmp dir that reset removes ("directory not empty"): try
+	// again, a few times, before calling it a failure.
+	for try := 1; ; try++ {
+		out, errOut, err := runCmd(tb, p.env, p.bin, p.args("system", "reset", "--force")...)
+		if err == nil {
+			break
+		}
+		if try == 3 {
+			tb.Errorf("podman system reset, %d tries: %v\n%s%s", try, err, out, errOut)
+			break
+		}
+		time.Sleep(time.Second)
 	}
 	for _, m := range mountsUnder(p.dir) {
 		tb.Errorf("podman left %s mounted; unmounting it", m)

@@ -30,6 +30,11 @@ type audience struct {
 	keychain authn.Keychain
 	// private lets the hosts it accepts reach non-public addresses.
 	private func(hostport string) bool
+	// locations, when not nil, decides in place of private which hosts
+	// its clients may be redirected to on non-public addresses: the
+	// token audience dials like the developer but is sent where an
+	// internet client may go.
+	locations func(hostport string) bool
 	// blobs is how its upstream blobs reach it: streamed or redirected.
 	blobs proxy.BlobMode
 	// offload, in redirect mode, sends it to the offload store for the
@@ -77,6 +82,11 @@ func (s *stacks) build(a audience) stack {
 	o.Transport = s.metrics(o.Transport)
 	o.PublicRedirects = s.redirects
 	o.Keychain = a.keychain
+	if a.locations != nil {
+		lp := dialpolicy.New(a.name, a.locations)
+		s.policies = append(s.policies, lp)
+		o.Locations = lp
+	}
 	up := proxy.NewUpstream(o)
 	rw := proxy.NewScopedRewriting(up, s.st, s.layers, a.scope)
 	reg := api.NewRegistry(rw, up, s.cfg.DefaultRegistry, s.bus, s.log)
@@ -87,6 +97,25 @@ func (s *stacks) build(a audience) stack {
 	}
 	reg.SetBlobs(blobs)
 	return stack{up: up, rw: rw, reg: reg}
+}
+
+// tokenAudience is who pulls through a container token on the public
+// handler: an internet client that holds a token the developer issued.
+//
+// It is an audience of its own rather than the developer's stack with
+// another blob mode, because two things differ from the local handler's
+// token routes and both live in an audience: the blob mode (the public
+// one, so that no base layer crosses the uplink) and where a redirect may
+// send the client. What it shares with the developer is what the token
+// stands for: their keychain, their store scope (the token's image was
+// rewritten and its layers linked there when the token was issued), and
+// dials to the token's registry wherever it is, since the developer named
+// the image. Its redirects are checked like a logged-in client's: a
+// private target only on a host the developer named, or the token's
+// registry itself (see proxy.Upstream.CheckLocation).
+func tokenAudience(kc authn.Keychain, named []string, mode proxy.BlobMode, off proxy.Offload) audience {
+	return audience{name: "token", keychain: kc, private: dialpolicy.AnyHost,
+		locations: dialpolicy.Named(named...), blobs: mode, offload: off}
 }
 
 // namedHosts are the hosts of the registries the developer named: the

@@ -164,9 +164,9 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	gc := &cacheGC{st: st, layers: layers, maxBytes: o.Config.CacheMaxBytes, log: o.Log}
 	st.OnWrite(gc.grew)
 	ss := newStacks(o.Config, st, layers, o.Bus, o.Log, met.transport)
-	// The developer (the local handler, and container tokens, which the
-	// developer issued) reaches any address but the daemon's own
-	// listeners, with their credentials.
+	// The developer (the local handler, and its container token routes)
+	// reaches any address but the daemon's own listeners, with their
+	// credentials.
 	dev := ss.build(audience{name: "local", keychain: kc, private: dialpolicy.AnyHost,
 		blobs: proxy.BlobMode(o.Config.Blobs.Local)})
 	up, rw, reg := dev.up, dev.rw, dev.reg
@@ -215,14 +215,20 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	named := namedHosts(o.Config, anon)
+	pubBlobs := proxy.BlobMode(o.Config.Blobs.Public)
 	loggedIn := ss.build(audience{name: "logged-in", scope: "login", keychain: kc,
-		private: dialpolicy.Named(namedHosts(o.Config, anon)...), blobs: proxy.BlobMode(o.Config.Blobs.Public), offload: d.Offload()})
+		private: dialpolicy.Named(named...), blobs: pubBlobs, offload: d.Offload()})
 	anonymous := ss.build(audience{name: "anonymous", scope: "anonymous", keychain: authn.NewMultiKeychain(),
-		private: dialpolicy.Named(anon.Hosts()...), blobs: proxy.BlobMode(o.Config.Blobs.Public), offload: d.Offload()})
-	d.registries = []*api.Registry{reg, loggedIn.reg, anonymous.reg}
+		private: dialpolicy.Named(anon.Hosts()...), blobs: pubBlobs, offload: d.Offload()})
+	// Container tokens on the public handler: the local handler's token
+	// routes keep blobs.local (reg, above).
+	tok := ss.build(tokenAudience(kc, named, pubBlobs, d.Offload()))
+	tok.reg.SetTokens(d.tokens)
+	d.registries = []*api.Registry{reg, loggedIn.reg, anonymous.reg, tok.reg}
 	d.policies = ss.policies
 	po := public.Options{
-		Full:       reg,
+		Full:       tok.reg,
 		LoggedIn:   loggedIn.reg,
 		Anonymous:  anonymous.reg,
 		Login:      login,

@@ -40,6 +40,9 @@ type audience struct {
 	// offload, in redirect mode, sends it to the offload store for the
 	// injected layers; nil means none.
 	offload proxy.Offload
+	// upload, in redirect mode, uploads the upstream blobs it streamed to
+	// the offload store (offload.upstream_blobs); nil means none.
+	upload proxy.Uploader
 }
 
 // stack is what an audience pulls through.
@@ -95,6 +98,9 @@ func (s *stacks) build(a audience) stack {
 	if a.offload != nil {
 		blobs.SetOffload(a.offload)
 	}
+	if a.upload != nil {
+		blobs.SetUploader(a.upload)
+	}
 	reg.SetBlobs(blobs)
 	return stack{up: up, rw: rw, reg: reg}
 }
@@ -113,9 +119,23 @@ func (s *stacks) build(a audience) stack {
 // the image. Its redirects are checked like a logged-in client's: a
 // private target only on a host the developer named, or the token's
 // registry itself (see proxy.Upstream.CheckLocation).
-func tokenAudience(kc authn.Keychain, named []string, mode proxy.BlobMode, off proxy.Offload) audience {
-	return audience{name: "token", keychain: kc, private: dialpolicy.AnyHost,
-		locations: dialpolicy.Named(named...), blobs: mode, offload: off}
+func tokenAudience(kc authn.Keychain, named []string, pub publicBlobs) audience {
+	return pub.of(audience{name: "token", keychain: kc, private: dialpolicy.AnyHost,
+		locations: dialpolicy.Named(named...)})
+}
+
+// publicBlobs is how the public handler's audiences get their blobs: the
+// public blob mode, the offload store, and whether the upstream blobs that
+// stream are uploaded there.
+type publicBlobs struct {
+	mode    proxy.BlobMode
+	offload proxy.Offload
+	upload  proxy.Uploader // nil: offload.upstream_blobs is off
+}
+
+func (p publicBlobs) of(a audience) audience {
+	a.blobs, a.offload, a.upload = p.mode, p.offload, p.upload
+	return a
 }
 
 // namedHosts are the hosts of the registries the developer named: the

@@ -216,14 +216,17 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		return nil, err
 	}
 	named := namedHosts(o.Config, anon)
-	pubBlobs := proxy.BlobMode(o.Config.Blobs.Public)
-	loggedIn := ss.build(audience{name: "logged-in", scope: "login", keychain: kc,
-		private: dialpolicy.Named(named...), blobs: pubBlobs, offload: d.Offload()})
-	anonymous := ss.build(audience{name: "anonymous", scope: "anonymous", keychain: authn.NewMultiKeychain(),
-		private: dialpolicy.Named(anon.Hosts()...), blobs: pubBlobs, offload: d.Offload()})
+	pub := publicBlobs{mode: proxy.BlobMode(o.Config.Blobs.Public), offload: d.Offload()}
+	if off != nil && o.Config.Offload.UpstreamBlobs {
+		pub.upload = off
+	}
+	loggedIn := ss.build(pub.of(audience{name: "logged-in", scope: "login", keychain: kc,
+		private: dialpolicy.Named(named...)}))
+	anonymous := ss.build(pub.of(audience{name: "anonymous", scope: "anonymous", keychain: authn.NewMultiKeychain(),
+		private: dialpolicy.Named(anon.Hosts()...)}))
 	// Container tokens on the public handler: the local handler's token
 	// routes keep blobs.local (reg, above).
-	tok := ss.build(tokenAudience(kc, named, pubBlobs, d.Offload()))
+	tok := ss.build(tokenAudience(kc, named, pub))
 	tok.reg.SetTokens(d.tokens)
 	d.registries = []*api.Registry{reg, loggedIn.reg, anonymous.reg, tok.reg}
 	d.policies = ss.policies

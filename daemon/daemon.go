@@ -199,6 +199,9 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		ttl: o.Config.TokenTTL.Value(), defReg: o.Config.DefaultRegistry, host: d.tokenHost,
 		bus: o.Bus, log: o.Log, unpin: map[string]func(){},
 	}
+	if off != nil {
+		d.tokens.upload = off
+	}
 	d.tokens.pinAll()
 	// The first GC runs once the live tokens pinned their blobs and
 	// generation records: before, it could collect them.

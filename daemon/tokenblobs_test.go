@@ -5,16 +5,22 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
+	"github.com/tower-reg/tower-reg/daemon"
 	"github.com/tower-reg/tower-reg/daemon/config"
+	"github.com/tower-reg/tower-reg/internal/s3test"
+	"github.com/tower-reg/tower-reg/layer"
 )
 
 // issueLocal asks the local handler at local (host:port) for a container
@@ -23,6 +29,12 @@ import (
 func issueLocal(t *testing.T, local, image string) string {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"containerImage": image})
+	return issueLocalBody(t, local, body)
+}
+
+// issueLocalBody is issueLocal with the whole request body.
+func issueLocalBody(t *testing.T, local string, body []byte) string {
+	t.Helper()
 	resp, err := http.Post("http://"+local+"/container-token", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -100,5 +112,58 @@ func TestPublicTokenBlobs(t *testing.T) {
 				t.Errorf("pull through the public token route: %v", err)
 			}
 		})
+	}
+}
+
+// TestTokenLayersOffloaded: a container token's own layers are uploaded
+// to the offload store when the token is issued; a public pull through
+// the token's route then gets a 307 there for them, and the presigned URL
+// serves the layer's bytes. The local handler's token route serves them
+// from the store.
+func TestTokenLayersOffloaded(t *testing.T) {
+	srv := s3test.Start(t)
+	bucket := srv.Bucket(t, "layers")
+	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	up := httptest.NewServer(registry.New(registry.Logger(quiet)))
+	t.Cleanup(up.Close)
+	img := randomImage(t, types.OCIManifestSchema1, v1.Config{})
+	if err := remote.Write(mustRef(t, host(up)+"/test/img:latest"), img); err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	packed, err := layer.Pack(t.Context(), fstest.MapFS{"opt/hello.txt": {Data: []byte("a token's layer\n")}}, &gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write(gz.Bytes()) }))
+	t.Cleanup(files.Close)
+
+	cfg := config.Default()
+	cfg.Offload = config.Offload{URL: "s3://" + bucket + "/dev", Endpoint: srv.URL}
+	d, err := daemon.New(t.Context(), daemon.Options{Config: cfg, CacheDir: t.TempDir(), StateDir: t.TempDir(),
+		Layer: testLayer(), LayerSource: "test", Keychain: authn.NewMultiKeychain()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, public := serveDaemon(t, d)
+	local, public = strings.TrimPrefix(local, "http://"), strings.TrimPrefix(public, "http://")
+	body, _ := json.Marshal(map[string]any{"containerImage": host(up) + "/test/img:latest",
+		"containerConfig": map[string]any{"layers": []map[string]any{{"location": files.URL + "/l.tar.gz",
+			"gzipDigest": packed.GzipDigest.String(), "gzipSize": packed.GzipSize, "tarDigest": packed.TarDigest.String()}}}})
+	route := issueLocalBody(t, local, body)
+	waitOffloaded(t, d, packed.GzipDigest) // issued: its upload started, with no pull yet
+
+	if _, err := remote.Get(mustRef(t, public+"/"+route+":latest")); err != nil {
+		t.Fatal(err)
+	}
+	resp := noFollow(t, "http://"+public+"/v2/"+route+"/blobs/"+packed.GzipDigest.String())
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusTemporaryRedirect ||
+		!strings.HasPrefix(loc, srv.URL+"/"+bucket+"/dev/blobs/sha256/"+packed.GzipDigest.Hex) {
+		t.Errorf("public token route, the token's layer: %d to %q, want 307 to the offload store", resp.StatusCode, loc)
+	}
+	if resp := noFollow(t, "http://"+local+"/v2/"+route+"/blobs/"+packed.GzipDigest.String()); resp.StatusCode != http.StatusOK {
+		t.Errorf("local token route, the token's layer: %d, want 200 from the store", resp.StatusCode)
 	}
 }

@@ -268,3 +268,38 @@ func TestPublicLoginAndTokenMoveNoLayers(t *testing.T) {
 		})
 	}
 }
+
+// TestPublicUpstreamBlobsOffloaded: with offload.upstream_blobs, a base
+// layer whose upstream streams (a filesystem-backed docker-registry, no
+// redirects) crosses the daemon on the first public pull only: verified,
+// kept and then uploaded, it is redirected to the offload store on the
+// next pull, which moves only the manifest, the config and headers.
+func TestPublicUpstreamBlobsOffloaded(t *testing.T) {
+	u := startUpstream(t)
+	const repo = "test/streams"
+	img := bigImage(t, 2, 16<<20, 37)
+	u.push(t, repo+":latest", img)
+	base, baseTotal := layerSizes(t, img)
+	o := startOffloadStore(t)
+	yml := "public:\n  anonymous_registries: [" + u.Host + "]\n" + o.yaml("  upstream_blobs: true\n")
+	d, r := startPublic(t, yml, 0)
+	name := hostPath(u.Host) + "/" + repo
+	for _, l := range ownLayers(manifestAt(t, d.url("/v2/"+name+"/manifests/latest")), base) {
+		o.waitUploaded(t, l)
+	}
+
+	down, _ := relayPull(t, r, name+":latest", noAuth(t))
+	if down < baseTotal {
+		t.Fatalf("the first pull: the daemon sent %d bytes, less than the base layers (%d), which the upstream streams", down, baseTotal)
+	}
+	m, _ := img.Manifest()
+	for _, l := range m.Layers {
+		o.waitUploaded(t, l)
+	}
+	down, dir := relayPull(t, r, name+":latest", noAuth(t))
+	mc, own, _ := checkPulled(t, dir, img)
+	if down > mc+headerBudget {
+		t.Errorf("the second pull: the daemon sent %d bytes, more than the manifest and config (%d) and %d of headers: the base layers (%d) or its own (%d) went through it",
+			down, mc, headerBudget, baseTotal, own)
+	}
+}

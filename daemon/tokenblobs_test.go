@@ -119,7 +119,7 @@ func TestPublicTokenBlobs(t *testing.T) {
 // to the offload store when the token is issued; a public pull through
 // the token's route then gets a 307 there for them, and the presigned URL
 // serves the layer's bytes. The local handler's token route serves them
-// from the store.
+// from the store. A daemon started again knows them offloaded.
 func TestTokenLayersOffloaded(t *testing.T) {
 	srv := s3test.Start(t)
 	bucket := srv.Bucket(t, "layers")
@@ -142,8 +142,9 @@ func TestTokenLayersOffloaded(t *testing.T) {
 
 	cfg := config.Default()
 	cfg.Offload = config.Offload{URL: "s3://" + bucket + "/dev", Endpoint: srv.URL}
-	d, err := daemon.New(t.Context(), daemon.Options{Config: cfg, CacheDir: t.TempDir(), StateDir: t.TempDir(),
-		Layer: testLayer(), LayerSource: "test", Keychain: authn.NewMultiKeychain()})
+	opts := daemon.Options{Config: cfg, CacheDir: t.TempDir(), StateDir: t.TempDir(),
+		Layer: testLayer(), LayerSource: "test", Keychain: authn.NewMultiKeychain()}
+	d, err := daemon.New(t.Context(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,4 +167,12 @@ func TestTokenLayersOffloaded(t *testing.T) {
 	if resp := noFollow(t, "http://"+local+"/v2/"+route+"/blobs/"+packed.GzipDigest.String()); resp.StatusCode != http.StatusOK {
 		t.Errorf("local token route, the token's layer: %d, want 200 from the store", resp.StatusCode)
 	}
+
+	// A daemon started again over the same state knows the live token's
+	// layer is offloaded (its upload states are not kept): it looks again.
+	again, err := daemon.New(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOffloaded(t, again, packed.GzipDigest)
 }

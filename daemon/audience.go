@@ -105,6 +105,31 @@ func (s *stacks) build(a audience) stack {
 	return stack{up: up, rw: rw, reg: reg}
 }
 
+// publicStacks are the public handler's audiences.
+type publicStacks struct {
+	loggedIn, anonymous, token stack
+}
+
+// buildPublic builds the public handler's audiences, all with the public
+// blob mode pub. Clients with the login get the developer's credentials,
+// and private addresses only on the registries the developer named;
+// anonymous clients get no credentials, and private addresses only on
+// the registries listed for them; container tokens are the token
+// audience, their routes resolved by tokens. The local handler's token
+// routes are the developer's stack's, and keep blobs.local.
+func (s *stacks) buildPublic(kc authn.Keychain, anon *api.Anonymous, pub publicBlobs, tokens api.Tokens) publicStacks {
+	named := namedHosts(s.cfg, anon)
+	ps := publicStacks{
+		loggedIn: s.build(pub.of(audience{name: "logged-in", scope: "login", keychain: kc,
+			private: dialpolicy.Named(named...)})),
+		anonymous: s.build(pub.of(audience{name: "anonymous", scope: "anonymous", keychain: authn.NewMultiKeychain(),
+			private: dialpolicy.Named(anon.Hosts()...)})),
+		token: s.build(tokenAudience(kc, named, pub)),
+	}
+	ps.token.reg.SetTokens(tokens)
+	return ps
+}
+
 // tokenAudience is who pulls through a container token on the public
 // handler: an internet client that holds a token the developer issued.
 //

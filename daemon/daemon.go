@@ -209,28 +209,18 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	reg.SetTokens(d.tokens)
 	admin.SetTokens(d.tokens)
 
-	// The public handler's clients with the login get the developer's
-	// credentials, but private addresses only on the registries the
-	// developer named; anonymous clients get no credentials, and private
-	// addresses only on the registries listed for them. Each sees only
+	// The public handler's audiences (see buildPublic): each sees only
 	// what was linked for it.
 	login, file, err := publicLogin(o.Config.Public, o.StateDir)
 	if err != nil {
 		return nil, err
 	}
-	named := namedHosts(o.Config, anon)
 	pub := publicBlobs{mode: proxy.BlobMode(o.Config.Blobs.Public), offload: d.Offload()}
 	if off != nil && o.Config.Offload.UpstreamBlobs {
 		pub.upload = off
 	}
-	loggedIn := ss.build(pub.of(audience{name: "logged-in", scope: "login", keychain: kc,
-		private: dialpolicy.Named(named...)}))
-	anonymous := ss.build(pub.of(audience{name: "anonymous", scope: "anonymous", keychain: authn.NewMultiKeychain(),
-		private: dialpolicy.Named(anon.Hosts()...)}))
-	// Container tokens on the public handler: the local handler's token
-	// routes keep blobs.local (reg, above).
-	tok := ss.build(tokenAudience(kc, named, pub))
-	tok.reg.SetTokens(d.tokens)
+	ps := ss.buildPublic(kc, anon, pub, d.tokens)
+	loggedIn, anonymous, tok := ps.loggedIn, ps.anonymous, ps.token
 	d.registries = []*api.Registry{reg, loggedIn.reg, anonymous.reg, tok.reg}
 	d.policies = ss.policies
 	po := public.Options{

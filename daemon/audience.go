@@ -30,11 +30,19 @@ type audience struct {
 	keychain authn.Keychain
 	// private lets the hosts it accepts reach non-public addresses.
 	private func(hostport string) bool
+	// locations, when not nil, decides in place of private which hosts
+	// its clients may be redirected to on non-public addresses: the
+	// token audience dials like the developer but is sent where an
+	// internet client may go.
+	locations func(hostport string) bool
 	// blobs is how its upstream blobs reach it: streamed or redirected.
 	blobs proxy.BlobMode
 	// offload, in redirect mode, sends it to the offload store for the
 	// injected layers; nil means none.
 	offload proxy.Offload
+	// upload, in redirect mode, uploads the upstream blobs it streamed to
+	// the offload store (offload.upstream_blobs); nil means none.
+	upload proxy.Uploader
 }
 
 // stack is what an audience pulls through.
@@ -77,6 +85,11 @@ func (s *stacks) build(a audience) stack {
 	o.Transport = s.metrics(o.Transport)
 	o.PublicRedirects = s.redirects
 	o.Keychain = a.keychain
+	if a.locations != nil {
+		lp := dialpolicy.New(a.name, a.locations)
+		s.policies = append(s.policies, lp)
+		o.Locations = lp
+	}
 	up := proxy.NewUpstream(o)
 	rw := proxy.NewScopedRewriting(up, s.st, s.layers, a.scope)
 	reg := api.NewRegistry(rw, up, s.cfg.DefaultRegistry, s.bus, s.log)
@@ -85,8 +98,69 @@ func (s *stacks) build(a audience) stack {
 	if a.offload != nil {
 		blobs.SetOffload(a.offload)
 	}
+	if a.upload != nil {
+		blobs.SetUploader(a.upload)
+	}
 	reg.SetBlobs(blobs)
 	return stack{up: up, rw: rw, reg: reg}
+}
+
+// publicStacks are the public handler's audiences.
+type publicStacks struct {
+	loggedIn, anonymous, token stack
+}
+
+// buildPublic builds the public handler's audiences, all with the public
+// blob mode pub. Clients with the login get the developer's credentials,
+// and private addresses only on the registries the developer named;
+// anonymous clients get no credentials, and private addresses only on
+// the registries listed for them; container tokens are the token
+// audience, their routes resolved by tokens. The local handler's token
+// routes are the developer's stack's, and keep blobs.local.
+func (s *stacks) buildPublic(kc authn.Keychain, anon *api.Anonymous, pub publicBlobs, tokens api.Tokens) publicStacks {
+	named := namedHosts(s.cfg, anon)
+	ps := publicStacks{
+		loggedIn: s.build(pub.of(audience{name: "logged-in", scope: "login", keychain: kc,
+			private: dialpolicy.Named(named...)})),
+		anonymous: s.build(pub.of(audience{name: "anonymous", scope: "anonymous", keychain: authn.NewMultiKeychain(),
+			private: dialpolicy.Named(anon.Hosts()...)})),
+		token: s.build(tokenAudience(kc, named, pub)),
+	}
+	ps.token.reg.SetTokens(tokens)
+	return ps
+}
+
+// tokenAudience is who pulls through a container token on the public
+// handler: an internet client that holds a token the developer issued.
+//
+// It is an audience of its own rather than the developer's stack with
+// another blob mode, because two things differ from the local handler's
+// token routes and both live in an audience: the blob mode (the public
+// one, so that no base layer crosses the uplink) and where a redirect may
+// send the client. What it shares with the developer is what the token
+// stands for: their keychain, their store scope (the token's image was
+// rewritten and its layers linked there when the token was issued), and
+// dials to the token's registry wherever it is, since the developer named
+// the image. Its redirects are checked like a logged-in client's: a
+// private target only on a host the developer named, or the token's
+// registry itself (see proxy.Upstream.CheckLocation).
+func tokenAudience(kc authn.Keychain, named []string, pub publicBlobs) audience {
+	return pub.of(audience{name: "token", keychain: kc, private: dialpolicy.AnyHost,
+		locations: dialpolicy.Named(named...)})
+}
+
+// publicBlobs is how the public handler's audiences get their blobs: the
+// public blob mode, the offload store, and whether the upstream blobs that
+// stream are uploaded there.
+type publicBlobs struct {
+	mode    proxy.BlobMode
+	offload proxy.Offload
+	upload  proxy.Uploader // nil: offload.upstream_blobs is off
+}
+
+func (p publicBlobs) of(a audience) audience {
+	a.blobs, a.offload, a.upload = p.mode, p.offload, p.upload
+	return a
 }
 
 // namedHosts are the hosts of the registries the developer named: the

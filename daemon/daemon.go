@@ -164,9 +164,9 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	gc := &cacheGC{st: st, layers: layers, maxBytes: o.Config.CacheMaxBytes, log: o.Log}
 	st.OnWrite(gc.grew)
 	ss := newStacks(o.Config, st, layers, o.Bus, o.Log, met.transport)
-	// The developer (the local handler, and container tokens, which the
-	// developer issued) reaches any address but the daemon's own
-	// listeners, with their credentials.
+	// The developer (the local handler, and its container token routes)
+	// reaches any address but the daemon's own listeners, with their
+	// credentials.
 	dev := ss.build(audience{name: "local", keychain: kc, private: dialpolicy.AnyHost,
 		blobs: proxy.BlobMode(o.Config.Blobs.Local)})
 	up, rw, reg := dev.up, dev.rw, dev.reg
@@ -199,6 +199,9 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		ttl: o.Config.TokenTTL.Value(), defReg: o.Config.DefaultRegistry, host: d.tokenHost,
 		bus: o.Bus, log: o.Log, unpin: map[string]func(){},
 	}
+	if off != nil {
+		d.tokens.upload = off
+	}
 	d.tokens.pinAll()
 	// The first GC runs once the live tokens pinned their blobs and
 	// generation records: before, it could collect them.
@@ -206,23 +209,22 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	reg.SetTokens(d.tokens)
 	admin.SetTokens(d.tokens)
 
-	// The public handler's clients with the login get the developer's
-	// credentials, but private addresses only on the registries the
-	// developer named; anonymous clients get no credentials, and private
-	// addresses only on the registries listed for them. Each sees only
+	// The public handler's audiences (see buildPublic): each sees only
 	// what was linked for it.
 	login, file, err := publicLogin(o.Config.Public, o.StateDir)
 	if err != nil {
 		return nil, err
 	}
-	loggedIn := ss.build(audience{name: "logged-in", scope: "login", keychain: kc,
-		private: dialpolicy.Named(namedHosts(o.Config, anon)...), blobs: proxy.BlobMode(o.Config.Blobs.Public), offload: d.Offload()})
-	anonymous := ss.build(audience{name: "anonymous", scope: "anonymous", keychain: authn.NewMultiKeychain(),
-		private: dialpolicy.Named(anon.Hosts()...), blobs: proxy.BlobMode(o.Config.Blobs.Public), offload: d.Offload()})
-	d.registries = []*api.Registry{reg, loggedIn.reg, anonymous.reg}
+	pub := publicBlobs{mode: proxy.BlobMode(o.Config.Blobs.Public), offload: d.Offload()}
+	if off != nil && o.Config.Offload.UpstreamBlobs {
+		pub.upload = off
+	}
+	ps := ss.buildPublic(kc, anon, pub, d.tokens)
+	loggedIn, anonymous, tok := ps.loggedIn, ps.anonymous, ps.token
+	d.registries = []*api.Registry{reg, loggedIn.reg, anonymous.reg, tok.reg}
 	d.policies = ss.policies
 	po := public.Options{
-		Full:       reg,
+		Full:       tok.reg,
 		LoggedIn:   loggedIn.reg,
 		Anonymous:  anonymous.reg,
 		Login:      login,

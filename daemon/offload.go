@@ -45,6 +45,16 @@ func (f *offloader) generation(g proxy.Generation) {
 	f.up.Upload(f.ctx, ds...)
 }
 
+// Upload implements proxy.Uploader: it starts uploading blobs the store
+// holds (upstream blobs that streamed, a container token's layers) under
+// the daemon's lifetime, whatever request brought them.
+func (f *offloader) Upload(ds ...v1.Hash) {
+	if f == nil {
+		return
+	}
+	f.up.Upload(f.ctx, ds...)
+}
+
 // stop cuts the uploads in flight and waits for them.
 func (f *offloader) stop() {
 	if f == nil {

@@ -40,6 +40,10 @@ type tokens struct {
 	host    func() string
 	bus     *event.Bus
 	log     *slog.Logger
+	// upload takes a token's layers to the offload store: they are blobs
+	// the daemon serves itself, as the injected layers are. Nil means no
+	// offload store.
+	upload proxy.Uploader
 
 	mu    sync.Mutex
 	unpin map[string]func() // by a token's short form and expiry: its blobs kept from GC
@@ -56,6 +60,9 @@ func (t *tokens) pinAll() {
 	for _, r := range t.store.List() {
 		if r.Expires.After(t.bus.Now()) {
 			t.pin(r)
+			// The offload's states do not outlive the daemon: a live
+			// token's layers are looked for, or uploaded, again.
+			t.offload(r)
 		}
 	}
 }
@@ -89,6 +96,20 @@ func (t *tokens) pin(r token.Record) {
 	t.mu.Lock()
 	t.unpin[pinKey(r)] = unpin
 	t.mu.Unlock()
+}
+
+// offload starts uploading r's own layers to the offload store, in the
+// background: until they are there, public pulls stream them. A token of
+// a layer generation has none; the generation's are uploaded with it.
+func (t *tokens) offload(r token.Record) {
+	if t.upload == nil || len(r.Layers) == 0 {
+		return
+	}
+	ds := make([]v1.Hash, 0, len(r.Layers))
+	for _, l := range r.Layers {
+		ds = append(ds, l.GzipDigest)
+	}
+	t.upload.Upload(ds...)
 }
 
 // Issue implements api.Tokens.
@@ -138,6 +159,7 @@ func (t *tokens) Issue(ctx context.Context, req token.Request) (token.Response, 
 		return token.Response{}, err
 	}
 	t.pin(rec)
+	t.offload(rec)
 	resp := token.NewResponse(t.host(), tok, rec)
 	gen := 0
 	if rec.Generation != "" {

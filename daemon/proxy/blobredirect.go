@@ -52,8 +52,8 @@ func (u *Upstream) BlobOrRedirect(ctx context.Context, repo Repo, d v1.Hash) (*h
 // CheckLocation decides whether a client of this Upstream's audience may
 // be sent to loc, where repo's registry redirected a blob GET: by the
 // rules the daemon itself follows redirects by (checkRedirect, hopRouter),
-// with the audience's dial policy checked on each address loc's host
-// resolves to. The client dials it, not the daemon, but the daemon must
+// with the audience's location policy (Options.Locations, by default its
+// dial policy) checked on each address loc's host resolves to. The client dials it, not the daemon, but the daemon must
 // not point an internet client at an address it would refuse to reach
 // for it.
 func (u *Upstream) CheckLocation(ctx context.Context, repo Repo, loc *url.URL) error {
@@ -85,11 +85,14 @@ func (u *Upstream) CheckLocation(ctx context.Context, repo Repo, loc *url.URL) e
 	// addresses only (see hopRouter).
 	fromPublic := publicHost(ctx, (&url.URL{Host: repo.Host()}).Hostname())
 	hostport := net.JoinHostPort(loc.Hostname(), port)
+	// The registry that redirected may send the client back to itself,
+	// wherever it is: the client reached it through the daemon anyway.
+	pol := u.locations.Through(repo.Host())
 	for _, ip := range ips {
 		if fromPublic && !dialpolicy.Public(ip) {
 			return fmt.Errorf("%w: %s resolves to %s, not a public address, and the redirect came from a public registry", dialpolicy.ErrRefused, hostport, ip)
 		}
-		if err := u.policy.Check(hostport, netip.AddrPortFrom(ip, uint16(p))); err != nil {
+		if err := pol.Check(hostport, netip.AddrPortFrom(ip, uint16(p))); err != nil {
 			return err
 		}
 	}

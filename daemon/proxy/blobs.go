@@ -38,6 +38,14 @@ type Offload interface {
 	Location(ctx context.Context, d v1.Hash) (url string, ok bool)
 }
 
+// Uploader takes a blob the store now holds to the offload store, in the
+// background, under its own lifetime (the daemon's): the request that
+// brought the blob is long over when the upload runs, and a daemon that
+// stops must be able to cut it.
+type Uploader interface {
+	Upload(digests ...v1.Hash)
+}
+
 // Blobs is the one place that decides how a blob request is answered:
 // from the store, redirected to where the upstream redirects, or streamed
 // from the upstream, verified and cached. It is the proxy's blob store
@@ -49,7 +57,11 @@ type Blobs struct {
 	// offload, in redirect mode, sends clients to the offload store for
 	// the blobs the store holds; nil means none.
 	offload Offload
-	log     *slog.Logger
+	// upload, in redirect mode, takes the upstream blobs that streamed to
+	// the offload store once they are verified and kept, so that their
+	// next pull is a redirect; nil means none (offload.upstream_blobs).
+	upload Uploader
+	log    *slog.Logger
 	// keeping counts the answers not yet closed and the blobs being
 	// committed to the store after their client has them all.
 	keeping sync.WaitGroup
@@ -70,6 +82,10 @@ func NewBlobs(rw *Rewriting, up *Upstream, mode BlobMode, log *slog.Logger) *Blo
 // SetOffload has the blobs the store holds for a repository, in redirect
 // mode, answered by a redirect to the offload store once they are there.
 func (b *Blobs) SetOffload(o Offload) { b.offload = o }
+
+// SetUploader has the upstream blobs that streamed, in redirect mode,
+// uploaded to the offload store once kept.
+func (b *Blobs) SetUploader(u Uploader) { b.upload = u }
 
 // Wait waits until the answers given are closed and the blobs being kept
 // in the store are committed: a daemon that stops, or a test that removes
@@ -223,7 +239,22 @@ func (b *Blobs) fetchWhole(ctx context.Context, repo Repo, d v1.Hash) error {
 		cache.Discard()
 		return err
 	}
-	return cache.Keep(context.WithoutCancel(ctx), d)
+	if err := cache.Keep(context.WithoutCancel(ctx), d); err != nil {
+		return err
+	}
+	b.kept(d)
+	return nil
+}
+
+// kept is told of an upstream blob verified and committed to the store:
+// in redirect mode, the upstream streamed it rather than redirect, and
+// the offload store takes it, if it takes upstream blobs. Its next pull
+// redirects there, once it is linked for the repository asked, as every
+// stored blob must be (see offloaded).
+func (b *Blobs) kept(d v1.Hash) {
+	if b.upload != nil && b.mode == BlobRedirect {
+		b.upload.Upload(d)
+	}
 }
 
 // keep commits a streamed blob to the store once its client has it all.
@@ -236,6 +267,8 @@ func (b *Blobs) keep(ctx context.Context, repo Repo, d v1.Hash, cache *BlobCache
 		defer b.keeping.Done()
 		if err := cache.Keep(ctx, d); err != nil {
 			b.log.Warn("keep an upstream blob in the cache", "repo", repo.String(), "digest", d.String(), "error", err)
+			return
 		}
+		b.kept(d)
 	}()
 }

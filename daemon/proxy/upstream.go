@@ -76,6 +76,12 @@ type Options struct {
 	// developer's: anything but the daemon's own listeners, which the
 	// caller names with SetOwn.
 	Policy *dialpolicy.Policy
+	// Locations decides, in place of Policy, where CheckLocation may send
+	// a client: an audience whose upstreams may be anywhere (a container
+	// token's image, named by the developer) may still send an internet
+	// client to a private address only where the developer said so. Nil
+	// means Policy.
+	Locations *dialpolicy.Policy
 	// PublicRedirects carries the hops of an operation redirected away
 	// from a registry on a public address; nil means a transport of its
 	// own that dials public addresses only.
@@ -93,6 +99,8 @@ type Upstream struct {
 	// policy is the audience's dial policy, which CheckLocation applies to
 	// the redirects passed on to clients.
 	policy *dialpolicy.Policy
+	// locations is the policy CheckLocation applies: Options.Locations.
+	locations *dialpolicy.Policy
 
 	mu     sync.Mutex
 	repos  map[string]http.RoundTripper // by Repo.String()
@@ -123,7 +131,10 @@ func NewUpstream(o Options) *Upstream {
 		pol = dialpolicy.New("local", dialpolicy.AnyHost)
 	}
 	u := &Upstream{keychain: kc, insecure: ins, log: log, repos: map[string]http.RoundTripper{},
-		timeout: o.Timeout, stall: o.StallTimeout, policy: pol}
+		timeout: o.Timeout, stall: o.StallTimeout, policy: pol, locations: o.Locations}
+	if u.locations == nil {
+		u.locations = pol
+	}
 	retry := []transport.Option{transport.WithRetryStatusCodes(
 		http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
 		http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout),

@@ -48,7 +48,8 @@ type Credential struct {
 // Options builds a Handler.
 type Options struct {
 	// Full serves the container token routes (TokenRoute), which
-	// authorize by the token in their path: the developer's registry.
+	// authorize by the token in their path: the registry of the token
+	// audience, with the developer's credentials and the public blob mode.
 	Full http.Handler
 	// LoggedIn serves clients that logged in: the registry with the
 	// developer's upstream credentials; nil means Full.

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tower-reg/tower-reg/daemon/event"
+	"github.com/tower-reg/tower-reg/daemon/peer"
 )
 
 // metrics are the Prometheus metrics of GET /metrics. They live in a
@@ -29,6 +30,10 @@ type metrics struct {
 	reloads   *prometheus.CounterVec
 	tunnelUp  prometheus.Gauge
 	upstream  *prometheus.HistogramVec
+	// The tunnel's costs: see accounting.go.
+	served     *prometheus.CounterVec
+	redirects  *prometheus.CounterVec
+	redirected *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -52,6 +57,23 @@ func newMetrics() *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12), // 5 ms to 10 s
 		}, []string{"method", "code"}),
 	}
+	m.served = f("served_bytes_total", "Blob bytes the daemon sent, by audience (the face: local, or public for the tunnel and --public-listen) "+
+		"and mode: stream (from the store or the upstream) or redirect (the 307s' bodies, next to nothing). Cut transfers count what was sent.", "audience", "mode")
+	m.redirects = f("redirects_total", "Blob GETs answered with a 307, by where it sent the client: upstream (its signed URL) or offload (the offload store).", "source")
+	m.redirected = f("redirected_bytes_total", "Sizes of the redirected blobs, which the daemon did not send, by source; "+
+		"a redirect adds its size only when the daemon served the manifest that named the blob.", "source")
+	// Every series exists from the start, at 0: a rate over a series that
+	// appears with its first count misses that count.
+	for _, a := range []string{peer.FaceLocal, peer.FacePublic} {
+		for _, mode := range []string{modeStream, modeRedirect} {
+			m.served.WithLabelValues(a, mode)
+		}
+	}
+	for _, src := range []string{redirectUpstream, redirectOffload} {
+		m.redirects.WithLabelValues(src)
+		m.redirected.WithLabelValues(src)
+	}
+	m.reg.MustRegister(m.served, m.redirects, m.redirected)
 	m.reg.MustRegister(m.pulls, m.manifests, m.rewrites, m.blobs, m.bytes, m.errors, m.tokens, m.reloads, m.tunnelUp, m.upstream,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -76,6 +98,7 @@ func (m *metrics) observe(e event.Event) {
 			m.pulls.Inc()
 		}
 	case event.BlobServed:
+		m.account(e)
 		if e.Status >= 400 || e.Err != "" {
 			m.errors.WithLabelValues("blob").Inc()
 			return
@@ -99,6 +122,20 @@ func (m *metrics) observe(e event.Event) {
 		} else {
 			m.tunnelUp.Set(0)
 		}
+	}
+}
+
+// account counts what a blob answer cost: the bytes sent, failed answers
+// included (a cut stream was still carried), and the redirects.
+func (m *metrics) account(e event.BlobServed) {
+	m.served.WithLabelValues(blobFace(e), blobMode(e)).Add(float64(e.Bytes))
+	src, ok := redirectSource(e)
+	if !ok {
+		return
+	}
+	m.redirects.WithLabelValues(src).Inc()
+	if e.Size > 0 {
+		m.redirected.WithLabelValues(src).Add(float64(e.Size))
 	}
 }
 

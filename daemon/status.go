@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tower-reg/tower-reg/daemon/event"
+	"github.com/tower-reg/tower-reg/daemon/peer"
 )
 
 // Status is what GET /_towerreg/status answers: enough for a script or the
@@ -64,12 +65,41 @@ type Counts struct {
 	// were issued; TokensIssued those issued since the daemon started.
 	Tokens       int64 `json:"tokens"`
 	TokensIssued int64 `json:"tokensIssued"`
+	// Traffic is what the blob answers cost, for the tunnel's plan.
+	Traffic Traffic `json:"traffic"`
+}
+
+// Traffic is what the blob answers cost since the daemon started: the
+// figures of towerreg_served_bytes_total, towerreg_redirects_total and
+// towerreg_redirected_bytes_total.
+type Traffic struct {
+	// PublicBytes are the blob bytes the public face (the tunnel and
+	// --public-listen) sent; LocalBytes the local handler's.
+	PublicBytes int64 `json:"publicBytes"`
+	LocalBytes  int64 `json:"localBytes"`
+	// Redirects counts the blob GETs answered with a 307, by where they
+	// sent the client.
+	Redirects Redirects `json:"redirects"`
+	// SavedBytes sums the sizes of the redirected blobs: bytes the daemon
+	// did not send. Unsized counts the redirects whose size it never saw
+	// (their client had the manifest from elsewhere): SavedBytes misses
+	// those.
+	SavedBytes int64 `json:"savedBytes"`
+	Unsized    int64 `json:"unsizedRedirects"`
+}
+
+// Redirects counts redirects by their target.
+type Redirects struct {
+	Upstream int64 `json:"upstream"` // the upstream's signed URL
+	Offload  int64 `json:"offload"`  // the offload store
 }
 
 // counters tally the event stream for Status. They observe the bus, so
 // they miss no event, and keep the handlers free of bookkeeping.
 type counters struct {
 	pulls, manifests, blobs, bytes, errors, issued atomic.Int64
+	// The blob answers' costs: see Traffic.
+	publicBytes, localBytes, toUpstream, toOffload, saved, unsized atomic.Int64
 }
 
 func (c *counters) add(e event.Event) {
@@ -84,6 +114,7 @@ func (c *counters) add(e event.Event) {
 			c.pulls.Add(1)
 		}
 	case event.BlobServed:
+		c.account(e)
 		if e.Status >= 400 || e.Err != "" {
 			c.errors.Add(1)
 			return
@@ -95,10 +126,38 @@ func (c *counters) add(e event.Event) {
 	}
 }
 
+// account counts what a blob answer cost, as metrics.account does.
+func (c *counters) account(e event.BlobServed) {
+	if blobFace(e) == peer.FacePublic {
+		c.publicBytes.Add(e.Bytes)
+	} else {
+		c.localBytes.Add(e.Bytes)
+	}
+	src, ok := redirectSource(e)
+	if !ok {
+		return
+	}
+	if src == redirectOffload {
+		c.toOffload.Add(1)
+	} else {
+		c.toUpstream.Add(1)
+	}
+	if e.Size > 0 {
+		c.saved.Add(e.Size)
+	} else {
+		c.unsized.Add(1)
+	}
+}
+
 func (c *counters) snapshot() Counts {
 	return Counts{
 		Pulls: c.pulls.Load(), Manifests: c.manifests.Load(), Blobs: c.blobs.Load(),
 		Bytes: c.bytes.Load(), Errors: c.errors.Load(), TokensIssued: c.issued.Load(),
+		Traffic: Traffic{
+			PublicBytes: c.publicBytes.Load(), LocalBytes: c.localBytes.Load(),
+			Redirects:  Redirects{Upstream: c.toUpstream.Load(), Offload: c.toOffload.Load()},
+			SavedBytes: c.saved.Load(), Unsized: c.unsized.Load(),
+		},
 	}
 }
 

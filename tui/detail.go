@@ -79,7 +79,12 @@ func (m *Model) pullDetail(p *state.Pull, w int) []string {
 	if p.State() == state.StatePulling {
 		status = fmt.Sprintf("pulling %.0f%%", p.Progress()*100)
 	}
-	kv("status", fmt.Sprintf("%s · blobs %d/%d · %s", status, p.BlobsDone, p.BlobsStarted, fmtBytes(p.BytesDone)))
+	status = fmt.Sprintf("%s · blobs %d/%d · %s", status, p.BlobsDone, p.BlobsStarted, fmtBytes(p.BytesDone))
+	if n := len(p.Redirected); n > 0 {
+		// The bytes are the daemon's; the redirected blobs came from elsewhere.
+		status += fmt.Sprintf(" · %d redirected", n)
+	}
+	kv("status", status)
 	kv("copy", m.pullCopyLine(p))
 	digest := func(label string, ds ...string) {
 		out = append(out, "  "+s.label.Render(label))

@@ -77,6 +77,12 @@ func TestKeys(t *testing.T) {
 				t.Errorf("the details lack %q:\n%s", want, plain(m))
 			}
 		}},
+		{"the details of a pull through the tunnel count its redirects", []string{"j", "j", "j", "enter"}, func(t *testing.T, m *Model, _ *fakeSource, _ tea.Cmd) {
+			want := "ok · blobs 3/3 · 1.2 KiB · 2 redirected"
+			if !strings.Contains(plain(m), want) {
+				t.Errorf("the details lack %q:\n%s", want, plain(m))
+			}
+		}},
 		{"a pull from a loopback upstream names its port with _", []string{"j", "j", "c"}, func(t *testing.T, m *Model, _ *fakeSource, cmd tea.Cmd) {
 			if got, want := clipboard(t, cmd), "docker pull 127.0.0.1:9090/127.0.0.1_5000/test/multi:v1"; got != want {
 				t.Errorf("clipboard %q, want %q", got, want)

@@ -13,7 +13,7 @@ import (
 type pullCols struct{ time, client, image, platform, digest, blobs, status, took int }
 
 func newPullCols(w int) pullCols {
-	c := pullCols{time: 8, digest: 17, blobs: 14, status: 10, took: 6}
+	c := pullCols{time: 8, digest: 17, blobs: 14, status: 12, took: 6}
 	fixed := c.time + c.digest + c.blobs + c.status + c.took + 5
 	if w >= 100 {
 		c.client = 15
@@ -117,11 +117,13 @@ func (m *Model) pullStatus(p *state.Pull, w int) string {
 		return s.barFull.Render(strings.Repeat("█", full)) + s.barEmpty.Render(strings.Repeat("░", n-full)) + " " + s.busy.Render(pct)
 	case state.StateError:
 		return s.bad.Render(fit(fmt.Sprintf("error %d", p.ErrStatus), w))
-	case state.StateCached:
-		return s.ok.Render(fit(st, w))
-	default:
-		return s.ok.Render(fit(st, w))
 	}
+	// A pull done with redirects says so: their blobs never crossed the
+	// daemon, which is why its byte count is small.
+	if n := len(p.Redirected); n > 0 {
+		return s.ok.Render(fit(fmt.Sprintf("%d redirected", n), w))
+	}
+	return s.ok.Render(fit(p.State(), w))
 }
 
 // pullRef is how a client names the pull's image on this daemon.

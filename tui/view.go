@@ -11,10 +11,19 @@ import (
 )
 
 // Screen rows around the body: three header lines, the tab line, the
-// help line.
-const chromeRows = 5
+// help line; and the traffic line, on a screen tall enough to spare it.
+const (
+	chromeRows       = 5
+	minTrafficHeight = 12
+)
 
-func (m *Model) bodyHeight() int { return max(1, m.height-chromeRows) }
+func (m *Model) bodyHeight() int {
+	h := m.height - chromeRows
+	if m.height >= minTrafficHeight {
+		h--
+	}
+	return max(1, h)
+}
 
 // screen renders the whole frame: exactly height lines of at most width
 // cells, so a resize never leaves a line wrapped.
@@ -111,7 +120,31 @@ func (m *Model) header(w int) []string {
 	} else {
 		l3 += s.dim.Render(" · errors 0")
 	}
-	return []string{l1, l2, l3}
+	if m.height < minTrafficHeight {
+		return []string{l1, l2, l3}
+	}
+	return []string{l1, l2, l3, m.trafficLine()}
+}
+
+// trafficLine is what the public face cost since the daemon started, in
+// the terms of the tunnel's plan: the blob bytes it sent, and the redirects
+// that sent clients elsewhere with what they saved. Saved is a lower
+// bound ("≥") when some redirects' sizes were never seen.
+func (m *Model) trafficLine() string {
+	s, t := m.styles, m.st.Status.Counts.Traffic
+	// Blobs: the manifests and token answers, a few KiB a pull, are not
+	// counted.
+	l := s.label.Render("public ") + "blobs sent " + fmtBytes(t.PublicBytes)
+	r := t.Redirects
+	if r.Upstream+r.Offload == 0 {
+		return l + s.dim.Render(" · no redirects")
+	}
+	l += s.dim.Render(" · ") + fmt.Sprintf("redirects %d upstream, %d offload", r.Upstream, r.Offload)
+	saved := fmtBytes(t.SavedBytes)
+	if t.Unsized > 0 {
+		saved = "≥ " + saved
+	}
+	return l + s.dim.Render(" · ") + s.ok.Render("saved "+saved)
 }
 
 // publicHost is where other machines reach the public handler: the

@@ -156,3 +156,41 @@ func TestGolden(t *testing.T) {
 		}
 	}
 }
+
+// TestTrafficLine: the header's fourth line says what the public face
+// sent and what redirects saved, as a lower bound when some redirects'
+// sizes were never seen; a short screen leaves it out for the body.
+func TestTrafficLine(t *testing.T) {
+	tests := []struct {
+		name    string
+		traffic daemon.Traffic
+		height  int
+		want    string
+	}{
+		{"nothing yet", daemon.Traffic{}, 24, "public blobs sent 0 B · no redirects"},
+		{"streamed only", daemon.Traffic{PublicBytes: 272 << 20}, 24, "public blobs sent 272 MiB · no redirects"},
+		{"redirects of known size", daemon.Traffic{PublicBytes: 2048, Redirects: daemon.Redirects{Upstream: 3, Offload: 1}, SavedBytes: 256 << 20},
+			24, "public blobs sent 2.0 KiB · redirects 3 upstream, 1 offload · saved 256 MiB"},
+		{"some of unknown size", daemon.Traffic{Redirects: daemon.Redirects{Upstream: 2}, SavedBytes: 1 << 20, Unsized: 1},
+			24, "public blobs sent 0 B · redirects 2 upstream, 0 offload · saved ≥ 1.0 MiB"},
+		{"a short screen", daemon.Traffic{PublicBytes: 1}, 11, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := emptyStatus()
+			st.Counts.Traffic = tt.traffic
+			m, _ := newTestModel(t, 80, tt.height, st, nil)
+			lines := strings.Split(plain(m), "\n")
+			got := lines[3]
+			if tt.want == "" {
+				if strings.HasPrefix(got, "public ") {
+					t.Errorf("a %d-row screen shows the traffic line %q", tt.height, got)
+				}
+				return
+			}
+			if got != tt.want {
+				t.Errorf("line 4 %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

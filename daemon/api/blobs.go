@@ -9,6 +9,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/tower-reg/tower-reg/daemon/event"
+	"github.com/tower-reg/tower-reg/daemon/peer"
 	"github.com/tower-reg/tower-reg/daemon/proxy"
 	"github.com/tower-reg/tower-reg/daemon/token"
 )
@@ -33,7 +34,8 @@ func (h *Registry) blob(w http.ResponseWriter, r *http.Request, rt route, tok st
 	}
 	sw := &statusWriter{ResponseWriter: w}
 	red := token.PathRedactor(r.URL.Path)
-	ev := event.BlobServed{Client: r.RemoteAddr, Method: r.Method, Repo: red.Replace(rt.name), Digest: red.Replace(rt.ref), Token: tok}
+	ev := event.BlobServed{Client: r.RemoteAddr, Method: r.Method, Repo: red.Replace(rt.name), Digest: red.Replace(rt.ref), Token: tok,
+		Face: peer.Face(r), Size: -1}
 	err := h.serveBlob(sw, r, rt, allow, red, &ev)
 	started := sw.status != 0 // headers out before the error
 	if err != nil {
@@ -73,7 +75,10 @@ func (h *Registry) serveBlob(w *statusWriter, r *http.Request, rt route, allow f
 		return err
 	}
 	defer a.Close()
-	ev.Source, ev.Note = a.Source, red.Replace(a.Note)
+	ev.Source, ev.Note, ev.Size = a.Source, red.Replace(a.Note), a.Size
+	if n, ok := h.sizes.size(d.String()); ok && ev.Size < 0 {
+		ev.Size = n
+	}
 	if r.Method == http.MethodGet {
 		h.bus.Publish(event.BlobStarted{Meta: event.Meta{Time: h.bus.Now()}, Client: r.RemoteAddr,
 			Repo: ev.Repo, Digest: d.String(), Source: ev.Source, Size: a.Size, Token: ev.Token})

@@ -34,6 +34,7 @@ func (h *Registry) manifest(w http.ResponseWriter, r *http.Request, rt route, to
 		ev.Platforms, ev.Cached, ev.Status = s.Platforms, s.Cached, http.StatusOK
 		if r.Method == http.MethodGet { // a HEAD names no blobs to come
 			ev.Config = configOf(s.Manifest)
+			h.sizes.record(s.Manifest)
 		}
 		hd := w.Header()
 		hd.Set("Content-Type", string(s.MediaType))

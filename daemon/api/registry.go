@@ -24,6 +24,7 @@ type Registry struct {
 	bus             *event.Bus
 	log             *slog.Logger
 	stall           time.Duration // see SetClientStall
+	sizes           *blobSizes    // of the blobs the manifests served name
 }
 
 // SetClientStall cuts a blob's client that takes nothing for d: the bound
@@ -35,7 +36,7 @@ func (h *Registry) SetClientStall(d time.Duration) { h.stall = d }
 // without a host live (docker.io unless configured).
 func NewRegistry(rw *proxy.Rewriting, up *proxy.Upstream, defaultRegistry string, bus *event.Bus, log *slog.Logger) *Registry {
 	return &Registry{rw: rw, up: up, blobs: proxy.NewBlobs(rw, up, proxy.BlobStream, log),
-		defaultRegistry: defaultRegistry, bus: bus, log: log}
+		defaultRegistry: defaultRegistry, bus: bus, log: log, sizes: newBlobSizes()}
 }
 
 // SetBlobs replaces the blob source, which streams every upstream blob

@@ -53,10 +53,19 @@ type BlobServed struct {
 	Method string `json:"method"`
 	Repo   string `json:"repo"`
 	Digest string `json:"digest"`
-	Source string `json:"source"` // "store", "upstream" or "redirect"
+	Source string `json:"source"` // "store", "upstream", "redirect" or "offload"
+	// Face is the handler the request came through: "local" or
+	// "public" (the tunnel and --public-listen), whose bytes the
+	// tunnel's plan counts. Empty in events from before it was added.
+	Face string `json:"face,omitempty"`
 	// Note says why a blob was streamed although its audience redirects.
-	Note     string        `json:"note,omitempty"`
+	Note string `json:"note,omitempty"`
+	// Bytes is what the daemon sent of the body; Size the answer's
+	// length (a range's, for a Range request), -1 when unknown. A
+	// redirect sends none of the blob: its Size is the blob's, from the
+	// manifest the daemon served the client, when it served one.
 	Bytes    int64         `json:"bytes"`
+	Size     int64         `json:"size"`
 	Status   int           `json:"status"`
 	Duration time.Duration `json:"duration"`
 	Err      string        `json:"error,omitempty"`

@@ -116,3 +116,28 @@ func (c Client) Local() bool {
 	}
 	return false
 }
+
+type publicKey struct{}
+
+// ThroughPublic marks r as having come through the public handler. What
+// a request costs differs by face: the tunnel's plan counts the public
+// face's bytes, and the audiences that serve it (token routes use the
+// developer's) do not tell which face a request came through.
+func ThroughPublic(r *http.Request) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), publicKey{}, true))
+}
+
+// Face names the handler r came through: "public" when ThroughPublic
+// marked it, else "local".
+func Face(r *http.Request) string {
+	if pub, _ := r.Context().Value(publicKey{}).(bool); pub {
+		return FacePublic
+	}
+	return FaceLocal
+}
+
+// The faces, as events and metrics name them.
+const (
+	FaceLocal  = "local"
+	FacePublic = "public"
+)

@@ -44,3 +44,14 @@ func TestForwarded(t *testing.T) {
 		})
 	}
 }
+
+// TestFace: a request is local unless ThroughPublic marked it.
+func TestFace(t *testing.T) {
+	r := httptest.NewRequest("GET", "/v2/", nil)
+	if got := Face(r); got != FaceLocal {
+		t.Errorf("unmarked request: face %q, want %q", got, FaceLocal)
+	}
+	if got := Face(ThroughPublic(r)); got != FacePublic {
+		t.Errorf("marked request: face %q, want %q", got, FacePublic)
+	}
+}

@@ -107,6 +107,7 @@ func New(o Options) *Handler {
 // ServeHTTP implements http.Handler. Anything but the registry and the
 // token endpoint is a 404: the admin routes do not exist here.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r = peer.ThroughPublic(r)
 	switch {
 	case r.URL.Path == TokenPath:
 		h.token(w, r)

@@ -10,10 +10,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tower-reg/tower-reg/daemon/peer"
 )
 
+// named answers its name, and in X-Face the face the request is marked
+// as having come through.
 func named(name string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) })
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Face", peer.Face(r))
+		io.WriteString(w, name)
+	})
 }
 
 type clock struct{ t time.Time }
@@ -123,6 +130,11 @@ func TestPublicRoutes(t *testing.T) {
 			}
 			if tt.status == 200 && w.Body.String() != tt.body {
 				t.Errorf("served by %q, want %q", w.Body, tt.body)
+			}
+			// Every audience, the developer's of token routes too, counts
+			// what it serves here against the public face.
+			if tt.status == 200 && w.Header().Get("X-Face") != peer.FacePublic {
+				t.Errorf("served as face %q, want %q", w.Header().Get("X-Face"), peer.FacePublic)
 			}
 			if tt.status == 401 {
 				ch := w.Header().Get("WWW-Authenticate")

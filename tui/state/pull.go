@@ -27,7 +27,10 @@ type Pull struct {
 	// are the appended layers served (blobs of a known layer generation).
 	Configs  []string
 	Injected []string
-	Requests []Request
+	// Redirected are the blobs a redirect sent elsewhere (the upstream's
+	// storage, the offload store): none of their bytes crossed the daemon.
+	Redirected []string
+	Requests   []Request
 
 	BlobsStarted, BlobsDone int
 	// BytesDone counts the bytes of finished blobs; BytesTotal the sizes
@@ -48,7 +51,7 @@ type Request struct {
 	Digest    string // a manifest's rewritten digest
 	Upstream  string // a manifest's upstream digest
 	MediaType string
-	Source    string // a blob's: "store" or "upstream"
+	Source    string // a blob's: "store", "upstream", "redirect" or "offload"
 	Cached    bool
 	Status    int
 	Bytes     int64

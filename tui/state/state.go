@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -284,9 +285,19 @@ func (s *State) blobServed(e event.BlobServed) {
 	// Blobs from the store are the daemon's own (configs, the injected
 	// layer) or upstream blobs it cached: the manifests name the configs,
 	// the layer generations the injected ones.
-	if e.Source == "store" && e.Method == "GET" && s.layerDigests[e.Digest] && !slices.Contains(p.Injected, e.Digest) {
+	if (e.Source == "store" || e.Source == "offload") && e.Method == "GET" && s.layerDigests[e.Digest] && !slices.Contains(p.Injected, e.Digest) {
 		p.Injected = append(p.Injected, e.Digest)
 	}
+	// A blob asked for again (a client's retry) went that way once.
+	if redirected(e) && !slices.Contains(p.Redirected, e.Digest) {
+		p.Redirected = append(p.Redirected, e.Digest)
+	}
+}
+
+// redirected reports whether e's client was sent elsewhere for the blob:
+// to the upstream's storage or to the offload store.
+func redirected(e event.BlobServed) bool {
+	return e.Method == "GET" && e.Status == http.StatusTemporaryRedirect && (e.Source == "redirect" || e.Source == "offload")
 }
 
 func (p *Pull) addRequest(r Request) {

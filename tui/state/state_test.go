@@ -123,6 +123,21 @@ func TestApplyReplay(t *testing.T) {
 				t.Errorf("token pull: token %q client %q", p.Token, p.Client)
 			}
 		}},
+		{"the tunnel pull's redirects: base layer to upstream, injected layer to offload", func(t *testing.T, s *state.State) {
+			p := pull(t, s, "quay.io/nextflow/bash:latest")
+			if want := []string{d("bash-base"), d("gz-1")}; !slices.Equal(p.Redirected, want) {
+				t.Errorf("redirected %v, want %v", p.Redirected, want)
+			}
+			if !slices.Equal(p.Injected, []string{d("gz-1")}) {
+				t.Errorf("injected %v, want the offloaded layer", p.Injected)
+			}
+			if p.State() != state.StateOK || p.BlobsDone != 3 || p.BytesDone != 1200 {
+				t.Errorf("state %s, %d blobs done, %d bytes: want ok, 3, the config's 1200", p.State(), p.BlobsDone, p.BytesDone)
+			}
+			if other := pull(t, s, "index.docker.io/library/busybox:latest"); len(other.Redirected) != 0 {
+				t.Errorf("a streamed pull has redirects %v", other.Redirected)
+			}
+		}},
 		{"generations and the last reload", func(t *testing.T, s *state.State) {
 			if s.Current.Number != 2 || s.Current.GzipDigest != d("gz-2") || len(s.Generations) != 2 {
 				t.Errorf("current %+v, %d generations", s.Current, len(s.Generations))
@@ -269,5 +284,41 @@ func TestFilter(t *testing.T) {
 		if got := len(s.FilterLogs(tt.q)); got != tt.logs {
 			t.Errorf("FilterLogs(%q): %d, want %d", tt.q, got, tt.logs)
 		}
+	}
+}
+
+// TestRedirectedBlobs: a pull counts each blob a redirect answered once,
+// a retry included; a stream, a HEAD or a failed redirect is none.
+func TestRedirectedBlobs(t *testing.T) {
+	t0 := replay.T0
+	blob := func(sec float64, digest, source, method string, status int, err string) event.Event {
+		return event.BlobServed{Meta: event.Meta{Time: t0.Add(time.Duration(sec * float64(time.Second)))}, Client: "192.0.2.1:1",
+			Method: method, Repo: "r", Digest: digest, Source: source, Face: "public", Status: status, Err: err}
+	}
+	tests := []struct {
+		name   string
+		events []event.Event
+		want   int
+	}{
+		{"one redirect", []event.Event{blob(0, "sha256:a", "redirect", "GET", 307, "")}, 1},
+		{"a retry of it", []event.Event{blob(0, "sha256:a", "redirect", "GET", 307, ""), blob(1, "sha256:a", "redirect", "GET", 307, "")}, 1},
+		{"upstream and offload", []event.Event{blob(0, "sha256:a", "redirect", "GET", 307, ""), blob(1, "sha256:b", "offload", "GET", 307, "")}, 2},
+		{"a stream", []event.Event{blob(0, "sha256:a", "upstream", "GET", 200, "")}, 0},
+		{"a HEAD", []event.Event{blob(0, "sha256:a", "redirect", "HEAD", 200, "")}, 0},
+		{"a refused redirect", []event.Event{blob(0, "sha256:a", "redirect", "GET", 403, "denied")}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := state.New()
+			for _, e := range tt.events {
+				s.Apply(e)
+			}
+			if len(s.Pulls) != 1 {
+				t.Fatalf("%d pulls, want 1", len(s.Pulls))
+			}
+			if got := len(s.Pulls[0].Redirected); got != tt.want {
+				t.Errorf("%d redirected, want %d", got, tt.want)
+			}
+		})
 	}
 }

@@ -1,6 +1,6 @@
 // Package replay is a scripted event stream for the dashboard's tests,
-// goldens and benchmark: pulls (done, through a token, in flight, failed,
-// cached), a reload, tokens, and a tunnel going up then down. Everything
+// goldens and benchmark: pulls (done, through a token with redirects, in
+// flight, failed, cached), a reload, tokens, and a tunnel going up then down. Everything
 // is fixed, so what a test renders from it is too.
 package replay
 
@@ -32,7 +32,9 @@ func Status() daemon.Status {
 		Version: "v0.6.0", Listen: "127.0.0.1:9090", DefaultRegistry: "docker.io", Started: T0.Add(-time.Second),
 		Layer: daemon.LayerStatus{Generation: 2, Source: "/home/dev/layer", TarDigest: Digest("tar-2"),
 			GzipDigest: Digest("gz-2"), GzipSize: 4321, Files: 3, Platforms: []string{"linux_amd64", "linux_arm64"}},
-		Counts: daemon.Counts{Pulls: 4, Manifests: 9, Blobs: 8, Bytes: 3<<20 + 1234, Errors: 1},
+		Counts: daemon.Counts{Pulls: 4, Manifests: 9, Blobs: 8, Bytes: 3<<20 + 1234, Errors: 1,
+			Traffic: daemon.Traffic{PublicBytes: 1200, LocalBytes: 4<<20 + 6500,
+				Redirects: daemon.Redirects{Upstream: 1, Offload: 1}, SavedBytes: 1<<20 + 4100}},
 	}
 }
 
@@ -89,9 +91,18 @@ func Events() []event.Event {
 		event.ManifestServed{Meta: at(30), Client: remote, Method: "GET", Repo: bash, Reference: "latest",
 			Upstream: Digest("bash"), Digest: Digest("bash-rw"), MediaType: "application/vnd.docker.distribution.manifest.v2+json",
 			Config: Digest("bash-config-rw"), Platforms: []string{"linux/amd64"}, Status: 200, Duration: 420 * ms, Token: Token},
-		event.BlobStarted{Meta: at(30.5), Client: remote, Repo: bash, Digest: Digest("bash-base"), Source: "upstream", Size: 1 << 20, Token: Token},
-		event.BlobServed{Meta: at(31), Client: remote, Method: "GET", Repo: bash, Digest: Digest("bash-base"), Source: "upstream",
-			Bytes: 1 << 20, Status: 200, Duration: 500 * ms, Token: Token},
+		// Through the tunnel: the config from the daemon, the base layer
+		// redirected to the upstream's storage, the injected layer to the
+		// offload store.
+		event.BlobStarted{Meta: at(30.45), Client: remote, Repo: bash, Digest: Digest("bash-config-rw"), Source: "store", Size: 1200, Token: Token},
+		event.BlobServed{Meta: at(30.46), Client: remote, Method: "GET", Repo: bash, Digest: Digest("bash-config-rw"), Source: "store",
+			Face: "public", Bytes: 1200, Size: 1200, Status: 200, Duration: 10 * ms, Token: Token},
+		event.BlobStarted{Meta: at(30.5), Client: remote, Repo: bash, Digest: Digest("bash-base"), Source: "redirect", Size: -1, Token: Token},
+		event.BlobServed{Meta: at(30.6), Client: remote, Method: "GET", Repo: bash, Digest: Digest("bash-base"), Source: "redirect",
+			Face: "public", Size: 1 << 20, Status: 307, Duration: 100 * ms, Token: Token},
+		event.BlobStarted{Meta: at(30.7), Client: remote, Repo: bash, Digest: Digest("gz-1"), Source: "offload", Size: -1, Token: Token},
+		event.BlobServed{Meta: at(30.71), Client: remote, Method: "GET", Repo: bash, Digest: Digest("gz-1"), Source: "offload",
+			Face: "public", Size: 4100, Status: 307, Duration: 10 * ms, Token: Token},
 
 		// An edit of the layer directory: generation 2.
 		event.LayerReloaded{Meta: at(40), Source: "/home/dev/layer", Trigger: "etc/fusion.conf", Generation: 2, Changed: true,

@@ -98,7 +98,7 @@ func start(tb testing.TB, bin, dir string) (*Server, error) {
 	var out bytes.Buffer
 	cmd := exec.Command(bin, "--access", AccessKey, "--secret", SecretKey, "--port", host, "--quiet", "posix", dir)
 	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = dieWithParent()
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}

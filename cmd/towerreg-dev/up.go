@@ -16,6 +16,7 @@ import (
 	"github.com/tower-reg/tower-reg/daemon"
 	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/daemon/event"
+	"github.com/tower-reg/tower-reg/daemon/runfile"
 	"github.com/tower-reg/tower-reg/layer/defaultlayer"
 	"github.com/tower-reg/tower-reg/tui"
 	"github.com/tower-reg/tower-reg/tunnel"
@@ -141,17 +142,25 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if !dashboard {
-		return d.Run(ctx)
+	local, public, err := d.Listen()
+	if err != nil {
+		return err
 	}
-	return runWithDashboard(ctx, d, tui.Options{Source: tui.Local(d, dashSub), Logs: sink, NoColor: os.Getenv("NO_COLOR") != ""})
+	// Clients (token, dash) find this daemon by this file.
+	af := publishAddrs(runfile.Path(), local, public, bus, log)
+	defer af.close()
+	serve := func(ctx context.Context) error { return d.Serve(ctx, local, public...) }
+	if !dashboard {
+		return serve(ctx)
+	}
+	return runWithDashboard(ctx, serve, tui.Options{Source: tui.Local(d, dashSub), Logs: sink, NoColor: os.Getenv("NO_COLOR") != ""})
 }
 
 // runWithDashboard runs the daemon under the dashboard. Quitting the
 // dashboard stops the daemon gracefully and waits for it; a daemon that
 // fails (its address taken) closes the dashboard, and its error is
 // returned.
-func runWithDashboard(ctx context.Context, d *daemon.Daemon, o tui.Options) error {
+func runWithDashboard(ctx context.Context, serve func(context.Context) error, o tui.Options) error {
 	dctx, stopDaemon := context.WithCancel(ctx)
 	defer stopDaemon()
 	tctx, stopTUI := context.WithCancel(ctx)
@@ -160,7 +169,7 @@ func runWithDashboard(ctx context.Context, d *daemon.Daemon, o tui.Options) erro
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		runErr = d.Run(dctx)
+		runErr = serve(dctx)
 		stopTUI()
 	}()
 	tuiErr := tui.Run(tctx, o)

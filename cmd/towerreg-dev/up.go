@@ -73,6 +73,8 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		eventLog = log
 	}
 
+	logOpenFiles(log)
+
 	if *cfgPath == "" {
 		*cfgPath = filepath.Join(xdg.ConfigHome, "towerreg", "config.yml")
 	}
@@ -227,4 +229,19 @@ func layerSource(dir string, log *slog.Logger) (fs.FS, string, error) {
 		return nil, "", fmt.Errorf("layer directory: %w", err)
 	}
 	return os.DirFS(abs), abs, nil
+}
+
+// logOpenFiles raises the open-file limit for the layer watcher (kqueue on
+// macOS takes a descriptor per file) and says what it is.
+func logOpenFiles(log *slog.Logger) {
+	before, after, err := raiseOpenFiles()
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+	case err != nil:
+		log.Info("cannot raise the open-file limit; a large layer directory may be polled rather than watched", "soft", before, "error", err)
+	case after > before:
+		log.Info("raised the open-file limit, for the layer watcher", "from", before, "to", after)
+	default:
+		log.Debug("open-file limit", "soft", after)
+	}
 }

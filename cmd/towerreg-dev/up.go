@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 
 	"github.com/adrg/xdg"
 
@@ -94,6 +96,13 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *publicAddr != "" {
 		cfg.Public.Listen = *publicAddr
 	}
+	// The VM engines of macOS and Windows reach the host by these names:
+	// the local handler answers to them.
+	for _, h := range vmHostNames(runtime.GOOS) {
+		if !slices.Contains(cfg.Local.Hosts, h) {
+			cfg.Local.Hosts = append(cfg.Local.Hosts, h)
+		}
+	}
 	if *tunnelName != "" {
 		cfg.Tunnel.Provider = *tunnelName
 	}
@@ -151,6 +160,9 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Clients (token, dash) find this daemon by this file.
 	af := publishAddrs(runfile.Path(), local, public, bus, log)
 	defer af.close()
+	for _, n := range pullNames(runtime.GOOS, local.Addr().String(), "") {
+		log.Info("pull through this daemon", "name", n.Ref, "from", n.For)
+	}
 	serve := func(ctx context.Context) error { return d.Serve(ctx, local, public...) }
 	if !dashboard {
 		return serve(ctx)

@@ -311,23 +311,33 @@ func (d *Daemon) Generation() proxy.Generation { return d.layers.Current() }
 // Run listens on the configured addresses (the local one, and the public
 // one if configured) and serves until ctx ends, then shuts down gracefully.
 func (d *Daemon) Run(ctx context.Context) error {
-	if err := checkLoopback(d.cfg.Listen); err != nil {
+	ln, pub, err := d.Listen()
+	if err != nil {
 		return err
+	}
+	return d.Serve(ctx, ln, pub...)
+}
+
+// Listen opens the configured listeners, for Serve: the local one, and the
+// public one if configured. Run is Listen then Serve; a caller that must
+// know the addresses before serving (to publish them) calls both.
+func (d *Daemon) Listen() (local net.Listener, public []net.Listener, err error) {
+	if err := checkLoopback(d.cfg.Listen); err != nil {
+		return nil, nil, err
 	}
 	ln, err := net.Listen("tcp", d.cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w (is another towerreg-dev or registry running? choose another address with --listen)", d.cfg.Listen, err)
+		return nil, nil, fmt.Errorf("listen on %s: %w (is another towerreg-dev or registry running? choose another address with --listen)", d.cfg.Listen, err)
 	}
-	var pub []net.Listener
 	if a := d.cfg.Public.Listen; a != "" {
 		pl, err := net.Listen("tcp", a)
 		if err != nil {
 			ln.Close()
-			return fmt.Errorf("listen on %s: %w (choose another address with --public-listen)", a, err)
+			return nil, nil, fmt.Errorf("listen on %s: %w (choose another address with --public-listen)", a, err)
 		}
-		pub = append(pub, pl)
+		public = append(public, pl)
 	}
-	return d.Serve(ctx, ln, pub...)
+	return ln, public, nil
 }
 
 // checkLoopback refuses a local address that other machines could reach:

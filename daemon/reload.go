@@ -43,6 +43,12 @@ type reloader struct {
 	// fp is the fingerprint of the tree the current generation was
 	// packed from.
 	fp [sha256.Size]byte
+
+	// newWatcher opens the watcher of the layer directory; nil is
+	// watch.New. pollEvery is the polling interval when it cannot watch;
+	// zero is DefaultPollInterval.
+	newWatcher func(dir string, o watch.Options) (changeSource, error)
+	pollEvery  time.Duration
 }
 
 var _ proxy.Layers = (*reloader)(nil)
@@ -141,15 +147,37 @@ func (r *reloader) repack(ctx context.Context) error {
 	return err
 }
 
+// changeSource is what the reloader needs of a watcher: watch.Watcher,
+// or a test's stand-in that fails as kqueue does on macOS.
+type changeSource interface {
+	C() <-chan watch.Change
+	Run(ctx context.Context) error
+}
+
+// newWatcher is watch.New behind the changeSource interface.
+func newWatcher(dir string, o watch.Options) (changeSource, error) { return watch.New(dir, o) }
+
+// DefaultPollInterval is how often a layer directory that cannot be
+// watched is fingerprinted for changes.
+const DefaultPollInterval = time.Second
+
+// TriggerPoll is the trigger of a reload that polling found.
+const TriggerPoll = "(poll)"
+
 // watch reloads on every change of dir until ctx ends. A watcher that
-// cannot start (the inotify limits) turns hot reload off, with an error in
-// the log, rather than stopping the daemon: the layer it packed still
-// serves.
+// cannot start, or stops (kqueue on macOS holds a descriptor per file, so
+// a large tree runs out of them; inotify has its own limits), gives way to
+// polling: the tree's fingerprint, every pollEvery, with one warning.
+// Hot reload keeps working, only slower to notice.
 func (r *reloader) watch(ctx context.Context, dir string) error {
-	w, err := watch.New(dir, watch.Options{Log: r.log})
+	open := r.newWatcher
+	if open == nil {
+		open = newWatcher
+	}
+	w, err := open(dir, watch.Options{Log: r.log})
 	if err != nil {
-		r.log.Error("cannot watch the layer directory: hot reload is off until a restart", "dir", dir, "error", err)
-		return nil
+		r.pollInstead(dir, err)
+		return r.poll(ctx)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -163,11 +191,63 @@ func (r *reloader) watch(ctx context.Context, dir string) error {
 			<-done
 			return nil
 		case err := <-done:
-			r.log.Error("the layer watcher stopped: hot reload is off until a restart", "dir", dir, "error", err)
-			return nil
+			if err == nil {
+				return nil
+			}
+			r.pollInstead(dir, err)
+			return r.poll(ctx)
 		case c := <-w.C():
 			r.reload(ctx, c.Trigger)
 		}
+	}
+}
+
+// pollInstead says, once, why the layer directory is polled.
+func (r *reloader) pollInstead(dir string, err error) {
+	every := r.interval()
+	if watch.IsLimit(err) {
+		r.log.Warn("cannot watch the layer directory: too many files for the system's limits (open files, or inotify watches); polling it instead, hot reload still works",
+			"dir", dir, "every", every, "error", err,
+			"fix", "raise the limit (ulimit -n; on Linux fs.inotify.max_user_watches) and restart, or keep fewer files in the layer directory")
+		return
+	}
+	r.log.Warn("cannot watch the layer directory; polling it instead, hot reload still works", "dir", dir, "every", every, "error", err)
+}
+
+func (r *reloader) interval() time.Duration {
+	if r.pollEvery > 0 {
+		return r.pollEvery
+	}
+	return DefaultPollInterval
+}
+
+// poll reloads when the tree's fingerprint changes, until ctx ends. A
+// fingerprint whose reload failed is not tried again: the next change of
+// the tree is (a file still being written changes it once more).
+func (r *reloader) poll(ctx context.Context) error {
+	t := time.NewTicker(r.interval())
+	defer t.Stop()
+	var tried [sha256.Size]byte
+	// Edits made since the first pack.
+	r.reload(ctx, TriggerPoll)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		fp, err := fingerprint(ctx, r.src)
+		if err != nil {
+			continue // the root removed: its return is a change
+		}
+		r.mu.Lock()
+		cur := r.fp
+		r.mu.Unlock()
+		if fp == cur || fp == tried {
+			continue
+		}
+		tried = fp
+		r.reload(ctx, TriggerPoll)
 	}
 }
 

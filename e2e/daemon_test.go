@@ -118,6 +118,15 @@ func startDaemon(tb testing.TB, args ...string) *towerreg {
 // started again in the same dir finds its cache and state.
 func startDaemonIn(tb testing.TB, dir string, args ...string) *towerreg {
 	tb.Helper()
+	return startDaemonArgs(tb, dir, func(addr string) ([]string, error) {
+		return append([]string{"up", "--no-tui", "--listen", addr}, args...), nil
+	})
+}
+
+// startDaemonArgs is startDaemonIn with the whole command line of the
+// daemon given by args, for each address tried.
+func startDaemonArgs(tb testing.TB, dir string, args func(addr string) ([]string, error)) *towerreg {
+	tb.Helper()
 	bin := daemonBinary(tb)
 	env := os.Environ()
 	for _, v := range []string{"XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_RUNTIME_DIR", "DOCKER_CONFIG"} {
@@ -127,9 +136,7 @@ func startDaemonIn(tb testing.TB, dir string, args ...string) *towerreg {
 		}
 		env = append(env, v+"="+d) // the last of duplicate keys wins
 	}
-	p, addr := startServer(tb, "towerreg-dev", env, bin, func(addr string) ([]string, error) {
-		return append([]string{"up", "--no-tui", "--listen", addr}, args...), nil
-	})
+	p, addr := startServer(tb, "towerreg-dev", env, bin, args)
 	// Registered after startServer's cleanup, so it runs first: it stops
 	// the daemon and judges how it ended.
 	d := &towerreg{Addr: addr, proc: p, dir: dir}

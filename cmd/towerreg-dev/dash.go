@@ -9,8 +9,8 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/daemon/event"
+	"github.com/tower-reg/tower-reg/daemon/runfile"
 	"github.com/tower-reg/tower-reg/tui"
 	"github.com/tower-reg/tower-reg/tui/feed"
 )
@@ -20,13 +20,18 @@ import (
 func dash(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("dash", flag.ContinueOnError)
 	fl.SetOutput(stderr)
-	addr := fl.String("addr", config.DefaultListen, "the daemon's --listen address")
+	addr := fl.String("addr", "", addrHelp)
+	cfgPath := fl.String("config", "", "config file whose listen names the daemon (default $XDG_CONFIG_HOME/towerreg/config.yml)")
 	noTUI := fl.Bool("no-tui", false, "print the events as lines (also when stdout is not a terminal)")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
 	if fl.NArg() > 0 {
 		return fmt.Errorf("dash: unexpected argument %q", fl.Arg(0))
+	}
+	a, from, err := daemonAddr(ctx, *addr, *cfgPath, runfile.Path())
+	if err != nil {
+		return fmt.Errorf("dash: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -37,10 +42,10 @@ func dash(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		sink = tui.NewLogSink(slog.LevelWarn)
 		log = slog.New(sink)
 	}
-	c := feed.New(*addr, log)
+	c := feed.New(a, log)
 	// Fail now, with a plain message, if nothing answers there.
 	if _, err := c.Status(ctx); err != nil {
-		return fmt.Errorf("dash: no towerreg-dev at %s (start one with `towerreg-dev up`): %w", *addr, err)
+		return fmt.Errorf("dash: no towerreg-dev at %s (from %s; start one with `towerreg-dev up`): %w", a, from, err)
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); c.Run(ctx) }()

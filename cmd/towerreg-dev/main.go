@@ -17,9 +17,10 @@ const usage = `towerreg-dev: a registry proxy that appends a layer to every pull
 
 Usage:
   towerreg-dev up [flags]     run the daemon and its dashboard
-  towerreg-dev dash [flags]   attach the dashboard to a running daemon (--addr, default 127.0.0.1:9090)
+  towerreg-dev dash [flags]   attach the dashboard to a running daemon (found as token finds it)
   towerreg-dev pack [flags]   pack a layer directory; print its {location, gzipDigest, gzipSize, tarDigest}
-  towerreg-dev token IMAGE    ask the daemon for a container token
+  towerreg-dev token IMAGE    ask the daemon for a container token (the daemon: --addr, else its
+                              runtime file, else listen in the config, else 127.0.0.1:9090)
   towerreg-dev config [flags] print the effective config, secrets masked
   towerreg-dev version        print the version
 

@@ -14,8 +14,8 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/daemon/fetch"
+	"github.com/tower-reg/tower-reg/daemon/runfile"
 	"github.com/tower-reg/tower-reg/daemon/token"
 )
 
@@ -31,6 +31,8 @@ Flags:
 // tokenFlags is what the command line asks for.
 type tokenFlags struct {
 	addr       string
+	addrFrom   string // where addr came from, for the error
+	configPath string
 	image      string
 	layerFiles []string
 	entrypoint []string
@@ -44,6 +46,9 @@ func tokenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
+	if tf.addr, tf.addrFrom, err = daemonAddr(ctx, tf.addr, tf.configPath, runfile.Path()); err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
 	return requestToken(ctx, tf, stdout, stderr, isTerminal(stdout))
 }
 
@@ -55,7 +60,8 @@ func parseTokenFlags(args []string, stderr io.Writer) (tokenFlags, error) {
 		fmt.Fprint(fl.Output(), tokenUsage)
 		fl.PrintDefaults()
 	}
-	fl.StringVar(&tf.addr, "addr", config.DefaultListen, "address of the daemon's local API (its --listen)")
+	fl.StringVar(&tf.addr, "addr", "", addrHelp)
+	fl.StringVar(&tf.configPath, "config", "", "config file whose listen names the daemon (default $XDG_CONFIG_HOME/towerreg/config.yml)")
 	fl.Func("layer", "layer JSON `FILE` as printed by 'towerreg-dev pack' (repeatable, in order)", func(s string) error {
 		tf.layerFiles = append(tf.layerFiles, s)
 		return nil
@@ -171,7 +177,10 @@ func requestToken(ctx context.Context, tf tokenFlags, stdout, stderr io.Writer, 
 	client := &http.Client{}
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("token: cannot reach the daemon at %s (is 'towerreg-dev up' running?): %w", tf.addr, err)
+		if tf.addrFrom == "" {
+			tf.addrFrom = "--addr"
+		}
+		return unreachable("token", tf.addr, tf.addrFrom, err)
 	}
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

@@ -10,12 +10,15 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 
 	"github.com/adrg/xdg"
 
 	"github.com/tower-reg/tower-reg/daemon"
 	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/daemon/event"
+	"github.com/tower-reg/tower-reg/daemon/runfile"
 	"github.com/tower-reg/tower-reg/layer/defaultlayer"
 	"github.com/tower-reg/tower-reg/tui"
 	"github.com/tower-reg/tower-reg/tunnel"
@@ -72,6 +75,8 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		eventLog = log
 	}
 
+	logOpenFiles(log)
+
 	if *cfgPath == "" {
 		*cfgPath = filepath.Join(xdg.ConfigHome, "towerreg", "config.yml")
 	}
@@ -90,6 +95,13 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if *publicAddr != "" {
 		cfg.Public.Listen = *publicAddr
+	}
+	// The VM engines of macOS and Windows reach the host by these names:
+	// the local handler answers to them.
+	for _, h := range vmHostNames(runtime.GOOS) {
+		if !slices.Contains(cfg.Local.Hosts, h) {
+			cfg.Local.Hosts = append(cfg.Local.Hosts, h)
+		}
 	}
 	if *tunnelName != "" {
 		cfg.Tunnel.Provider = *tunnelName
@@ -141,17 +153,28 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if !dashboard {
-		return d.Run(ctx)
+	local, public, err := d.Listen()
+	if err != nil {
+		return err
 	}
-	return runWithDashboard(ctx, d, tui.Options{Source: tui.Local(d, dashSub), Logs: sink, NoColor: os.Getenv("NO_COLOR") != ""})
+	// Clients (token, dash) find this daemon by this file.
+	af := publishAddrs(runfile.Path(), local, public, bus, log)
+	defer af.close()
+	for _, n := range pullNames(runtime.GOOS, local.Addr().String(), "") {
+		log.Info("pull through this daemon", "name", n.Ref, "from", n.For)
+	}
+	serve := func(ctx context.Context) error { return d.Serve(ctx, local, public...) }
+	if !dashboard {
+		return serve(ctx)
+	}
+	return runWithDashboard(ctx, serve, tui.Options{Source: tui.Local(d, dashSub), Logs: sink, NoColor: os.Getenv("NO_COLOR") != ""})
 }
 
 // runWithDashboard runs the daemon under the dashboard. Quitting the
 // dashboard stops the daemon gracefully and waits for it; a daemon that
 // fails (its address taken) closes the dashboard, and its error is
 // returned.
-func runWithDashboard(ctx context.Context, d *daemon.Daemon, o tui.Options) error {
+func runWithDashboard(ctx context.Context, serve func(context.Context) error, o tui.Options) error {
 	dctx, stopDaemon := context.WithCancel(ctx)
 	defer stopDaemon()
 	tctx, stopTUI := context.WithCancel(ctx)
@@ -160,7 +183,7 @@ func runWithDashboard(ctx context.Context, d *daemon.Daemon, o tui.Options) erro
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		runErr = d.Run(dctx)
+		runErr = serve(dctx)
 		stopTUI()
 	}()
 	tuiErr := tui.Run(tctx, o)
@@ -218,4 +241,19 @@ func layerSource(dir string, log *slog.Logger) (fs.FS, string, error) {
 		return nil, "", fmt.Errorf("layer directory: %w", err)
 	}
 	return os.DirFS(abs), abs, nil
+}
+
+// logOpenFiles raises the open-file limit for the layer watcher (kqueue on
+// macOS takes a descriptor per file) and says what it is.
+func logOpenFiles(log *slog.Logger) {
+	before, after, err := raiseOpenFiles()
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+	case err != nil:
+		log.Info("cannot raise the open-file limit; a large layer directory may be polled rather than watched", "soft", before, "error", err)
+	case after > before:
+		log.Info("raised the open-file limit, for the layer watcher", "from", before, "to", after)
+	default:
+		log.Debug("open-file limit", "soft", after)
+	}
 }

@@ -20,10 +20,31 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 )
+
+// ErrLimit is a watcher stopped by the system's limits: too many open
+// files (kqueue, on macOS and the BSDs, holds one descriptor per watched
+// file and directory) or too many inotify watches. The caller polls
+// instead.
+var ErrLimit = errors.New("watch: the system's limit on open files or watches is reached")
+
+// IsLimit tells whether err is the system refusing another watch or
+// descriptor: EMFILE, ENFILE, or ENOSPC (inotify's max_user_watches).
+func IsLimit(err error) bool {
+	return errors.Is(err, ErrLimit) || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ENOSPC)
+}
+
+// limitError wraps a limit error in ErrLimit, keeping its own words.
+func limitError(err error) error {
+	if errors.Is(err, ErrLimit) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrLimit, err)
+}
 
 // Change is one debounced burst of events.
 type Change struct {
@@ -102,6 +123,9 @@ func New(root string, o Options) (*Watcher, error) {
 	w := &Watcher{root: abs, o: o, fw: fw, out: make(chan Change)}
 	if err := w.addTree(abs); err != nil {
 		fw.Close()
+		if IsLimit(err) {
+			err = limitError(err)
+		}
 		return nil, fmt.Errorf("watch %s: %w", root, err)
 	}
 	return w, nil
@@ -224,7 +248,11 @@ func (w *Watcher) loop(ctx context.Context, events <-chan fsnotify.Event, errs <
 			if !ok {
 				return errors.New("watch: fsnotify closed its event channel")
 			}
-			if w.handle(ev) && pollT == nil {
+			gone, err := w.handle(ev)
+			if err != nil {
+				return err
+			}
+			if gone && pollT == nil {
 				pollT = time.NewTicker(w.o.RootPoll)
 				poll = pollT.C
 			}
@@ -232,6 +260,11 @@ func (w *Watcher) loop(ctx context.Context, events <-chan fsnotify.Event, errs <
 		case err, ok := <-errs:
 			if !ok {
 				return errors.New("watch: fsnotify closed its error channel")
+			}
+			if IsLimit(err) {
+				// kqueue watches the files of a directory as they appear;
+				// one it could not watch is an edit that would be missed.
+				return limitError(err)
 			}
 			if !errors.Is(err, fsnotify.ErrEventOverflow) {
 				// A single failed watch (a directory removed as it was
@@ -270,14 +303,19 @@ func (w *Watcher) loop(ctx context.Context, events <-chan fsnotify.Event, errs <
 }
 
 // handle keeps the watch list in step with the tree, and reports whether
-// the root itself went away (the caller then polls for it).
-func (w *Watcher) handle(ev fsnotify.Event) bool {
+// the root itself went away (the caller then polls for it). A new
+// directory that the system's limits keep from being watched stops the
+// watcher with ErrLimit: its edits would go unseen.
+func (w *Watcher) handle(ev fsnotify.Event) (bool, error) {
 	if ev.Has(fsnotify.Create) {
 		// A directory created (or moved in) is watched with everything
 		// already in it: files written before the watch was added have
 		// no event, but this Create starts a burst that repacks them.
 		if fi, err := os.Lstat(ev.Name); err == nil && fi.IsDir() {
 			if err := w.addTree(ev.Name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				if IsLimit(err) {
+					return false, limitError(err)
+				}
 				w.o.Log.Warn("layer watcher: cannot watch a new directory", "dir", ev.Name, "error", err)
 			}
 		}
@@ -285,10 +323,10 @@ func (w *Watcher) handle(ev fsnotify.Event) bool {
 	if ev.Name == w.root && (ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename)) && !w.rootGone {
 		if _, err := os.Stat(w.root); err != nil {
 			w.rootGone = true
-			return true
+			return true, nil
 		}
 	}
-	return false
+	return false, nil
 }
 
 // trigger names the file of a burst relative to the root: the most recent

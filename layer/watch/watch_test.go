@@ -2,9 +2,13 @@ package watch
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -318,5 +322,71 @@ func TestRootRemovedAndBack(t *testing.T) {
 func TestNewErrors(t *testing.T) {
 	if _, err := New(filepath.Join(t.TempDir(), "missing"), Options{}); err == nil {
 		t.Fatal("New on a missing directory: no error")
+	}
+}
+
+// TestLimitStops feeds the loop the errors that fsnotify reports when the
+// system refuses a watch (kqueue's EMFILE on macOS, where every file costs
+// a descriptor; inotify's ENOSPC): the watcher stops with ErrLimit, so the
+// caller can poll, rather than miss edits. Other errors are logged only.
+func TestLimitStops(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		err  error
+		stop bool
+	}{
+		{"EMFILE", fmt.Errorf("kqueue: open x: %w", syscall.EMFILE), true},
+		{"ENFILE", &os.PathError{Op: "open", Path: "x", Err: syscall.ENFILE}, true},
+		{"ENOSPC", fmt.Errorf("inotify_add_watch: %w", syscall.ENOSPC), true},
+		{"permission", os.ErrPermission, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w, err := New(t.TempDir(), fast)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			errs := make(chan error, 1)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- w.loop(ctx, make(chan fsnotify.Event), errs) }()
+			errs <- tt.err
+			select {
+			case err := <-done:
+				if !tt.stop {
+					t.Fatalf("stopped on %v", err)
+				}
+				if !errors.Is(err, ErrLimit) || !errors.Is(err, tt.err) {
+					t.Errorf("stopped with %v, want ErrLimit wrapping %v", err, tt.err)
+				}
+			case <-time.After(200 * time.Millisecond):
+				if tt.stop {
+					t.Fatal("still running after a limit error")
+				}
+				cancel()
+				<-done
+			}
+		})
+	}
+}
+
+// TestIsLimit: the errnos of the system's limits, however wrapped, and
+// nothing else.
+func TestIsLimit(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		want bool
+	}{
+		{syscall.EMFILE, true},
+		{fmt.Errorf("watch /x: %w", &os.PathError{Op: "open", Path: "/x/y", Err: syscall.EMFILE}), true},
+		{syscall.ENOSPC, true},
+		{ErrLimit, true},
+		{fs.ErrNotExist, false},
+		{errors.New("too many open files"), false}, // words are not an errno
+	} {
+		if got := IsLimit(tt.err); got != tt.want {
+			t.Errorf("IsLimit(%v) = %v, want %v", tt.err, got, tt.want)
+		}
 	}
 }

@@ -14,6 +14,7 @@ const (
 	kindManifest
 	kindBlob
 	kindTags
+	kindReferrers
 	kindUnknown
 )
 
@@ -21,7 +22,7 @@ const (
 type route struct {
 	kind kind
 	name string // the repository name as the client wrote it
-	ref  string // tag or digest, for manifests and blobs
+	ref  string // tag or digest, for manifests and blobs; the subject digest, for referrers
 	// upstream, when set, is the repository the name stands for: a
 	// container token's, which its route names without the registry.
 	upstream *proxy.Repo
@@ -29,7 +30,7 @@ type route struct {
 
 // parseRoute reads a /v2/ path from its end, because repository names
 // contain slashes: /v2/<name>/manifests/<ref>, /v2/<name>/blobs/<digest>,
-// /v2/<name>/tags/list.
+// /v2/<name>/tags/list, /v2/<name>/referrers/<digest>.
 func parseRoute(path string) route {
 	rest, ok := strings.CutPrefix(path, "/v2")
 	if !ok {
@@ -51,6 +52,8 @@ func parseRoute(path string) route {
 			return route{kind: kindManifest, name: name, ref: parts[n-1]}
 		case parts[n-2] == "blobs":
 			return route{kind: kindBlob, name: name, ref: parts[n-1]}
+		case parts[n-2] == "referrers":
+			return route{kind: kindReferrers, name: name, ref: parts[n-1]}
 		case parts[n-2] == "tags" && parts[n-1] == "list":
 			return route{kind: kindTags, name: name}
 		}

@@ -83,6 +83,10 @@ func (h *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err := h.tags(w, r, rt); err != nil {
 			writeError(w, r, h.log, rt.kind, err)
 		}
+	case kindReferrers:
+		if err := h.referrers(w, r, rt, nil); err != nil {
+			writeError(w, r, h.log, rt.kind, err)
+		}
 	default:
 		writeError(w, r, h.log, rt.kind, newError(http.StatusNotFound, codeUnsupported,
 			"no such registry route: "+r.URL.Path))

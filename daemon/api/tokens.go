@@ -108,6 +108,10 @@ func (h *Registry) tokenRoute(w http.ResponseWriter, r *http.Request, rt route) 
 		h.blob(w, r, rt, img.Short, func(d v1.Hash) error { return h.tokenBlob(r.Context(), img, d) })
 	case kindTags:
 		h.tokenTags(w, r, rt, img)
+	case kindReferrers:
+		if err := h.referrers(w, r, rt, h.tokenSubject(r, img)); err != nil {
+			writeError(w, r, h.log, rt.kind, err)
+		}
 	default:
 		writeError(w, r, h.log, rt.kind, newError(http.StatusNotFound, codeUnsupported, "no such registry route: "+r.URL.Path))
 	}

@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"slices"
@@ -159,6 +160,52 @@ func TestReferrers(t *testing.T) {
 			desc, err := remote.Get(mustRef(t, e.through("test/ref")+"@"+f.sig.String()))
 			if err != nil || desc.Digest != f.sig {
 				t.Errorf("referrer by digest: %v, %v", desc, err)
+			}
+		})
+	}
+}
+
+// TestReferrersTagServedAsIs pins the line between the tag form of an
+// upstream digest and a referrers tag that the upstream really holds.
+func TestReferrersTagServedAsIs(t *testing.T) {
+	for _, api := range []bool{true, false} {
+		name := map[bool]string{true: "no such tag: a pin", false: "a real tag: as it is"}[api]
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, registry.New(registry.Logger(quiet), registry.WithReferrersSupport(api)))
+			f := pushReferrers(t, e)
+			tag := "sha256-" + f.image.Hex
+			req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet,
+				e.proxy.URL+"/v2/"+pathHost(e.upstream)+"/test/ref/manifests/"+tag, nil)
+			req.Header.Set("Accept", string(types.OCIImageIndex)+", "+string(types.OCIManifestSchema1))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("GET %s: %d %s", tag, resp.StatusCode, body)
+			}
+			got := resp.Header.Get("Docker-Content-Digest")
+			if api {
+				// The upstream has no such tag: the pin of the image.
+				if want := rewrittenDigest(t, e, "img"); got != want.String() {
+					t.Fatalf("pin served %s, want the rewrite of the image %s", got, want)
+				}
+				return
+			}
+			up, err := remote.Get(mustRef(t, host(e.upstream)+"/test/ref:"+tag))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != up.Digest.String() || !bytes.Equal(body, up.Manifest) {
+				t.Fatalf("the upstream's tag %s: served %s %s, want it unchanged: %s", tag, got, body, up.Manifest)
+			}
+			var im struct {
+				Manifests []v1.Descriptor `json:"manifests"`
+			}
+			if err := json.Unmarshal(body, &im); err != nil || len(im.Manifests) != 2 {
+				t.Fatalf("the tag's index lists %d referrers (%v), want 2", len(im.Manifests), err)
 			}
 		})
 	}

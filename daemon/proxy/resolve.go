@@ -48,6 +48,29 @@ func askAgain(err error) bool {
 	return false
 }
 
+// tagTarget finds the upstream manifest a tag names. The tag form of a
+// digest, sha256-<hex>, pins that upstream digest (pinned is then true, and
+// only the digest is known), unless the upstream has a tag of that name:
+// the OCI referrers tag schema stores lists of artifacts under exactly such
+// tags, and those are tags like any other.
+func (rw *Rewriting) tagTarget(ctx context.Context, repo Repo, ref Ref) (d v1.Descriptor, pinned bool, err error) {
+	pin, ok := digestTag(ref.Tag)
+	if !ok {
+		d, err = rw.head(ctx, repo, ref)
+		return d, false, err
+	}
+	// A bare HEAD first: its 404 is the common answer, and asking again
+	// with a GET, as head does, would only spend a request to learn why.
+	d, err = rw.up.Head(ctx, repo, ref)
+	if err != nil && !isNotFound(err) && askAgain(err) {
+		d, err = rw.head(ctx, repo, ref)
+	}
+	if isNotFound(err) {
+		return v1.Descriptor{Digest: pin}, true, nil
+	}
+	return d, false, err
+}
+
 // digestTag reads the tag form of an upstream digest.
 func digestTag(tag string) (v1.Hash, bool) {
 	hexPart, ok := strings.CutPrefix(tag, DigestTagPrefix)

@@ -127,13 +127,9 @@ func (rw *Rewriting) Get(ctx context.Context, repo Repo, ref Ref) (Served, error
 // Rewrite answers a manifest request for repo and a tag (or the tag form of
 // an upstream digest), with the upstream image rewritten by r.
 func (rw *Rewriting) Rewrite(ctx context.Context, repo Repo, ref Ref, r Recipe) (Served, error) {
-	var desc v1.Descriptor
-	if d, ok := digestTag(ref.Tag); ok {
-		desc.Digest = d
-	} else if ref.IsDigest() {
-		desc.Digest = ref.Digest
-	} else {
-		d, err := rw.head(ctx, repo, ref)
+	desc := v1.Descriptor{Digest: ref.Digest}
+	if !ref.IsDigest() {
+		d, _, err := rw.tagTarget(ctx, repo, ref)
 		if err != nil {
 			return Served{}, err
 		}
@@ -161,10 +157,14 @@ func (rw *Rewriting) Rewrite(ctx context.Context, repo Repo, ref Ref, r Recipe) 
 // Resolve finds the upstream manifest a reference names now: a tag is
 // asked upstream, a digest (or its tag form) is checked to exist there.
 func (rw *Rewriting) Resolve(ctx context.Context, repo Repo, ref Ref) (v1.Descriptor, error) {
-	if d, ok := digestTag(ref.Tag); ok {
-		ref = Ref{Digest: d}
+	if ref.IsDigest() {
+		return rw.head(ctx, repo, ref)
 	}
-	return rw.head(ctx, repo, ref)
+	d, pinned, err := rw.tagTarget(ctx, repo, ref)
+	if err != nil || !pinned {
+		return d, err
+	}
+	return rw.head(ctx, repo, Ref{Digest: d.Digest})
 }
 
 // Stored serves a manifest that this Rewriting made for repo, from the
@@ -319,6 +319,12 @@ func (rw *Rewriting) rewriteIndex(ctx context.Context, repo Repo, m Manifest, r 
 			if err != nil {
 				return err
 			}
+			if !layer.IsImage(child.Bytes) {
+				// An artifact that names no platform (a signature, an
+				// SBOM, an entry of a referrers tag's index) is kept as
+				// it is: there is nothing to run, so nothing to append to.
+				return nil
+			}
 			img, err := rw.rewriteImage(gctx, repo, child, r, e.Platform)
 			if err != nil {
 				return err
@@ -334,10 +340,13 @@ func (rw *Rewriting) rewriteIndex(ctx context.Context, repo Repo, m Manifest, r 
 		return Served{}, err
 	}
 	var platforms []string
-	replacements := make([]layer.Replacement, len(entries))
+	var replacements []layer.Replacement
 	rewritten := map[v1.Hash]bool{}
 	for i, e := range entries {
-		replacements[i] = layer.Replacement{Index: e.Index, Old: e.Digest, New: repl[i]}
+		if repl[i].Digest == (v1.Hash{}) {
+			continue // kept as it is
+		}
+		replacements = append(replacements, layer.Replacement{Index: e.Index, Old: e.Digest, New: repl[i]})
 		rewritten[e.Digest] = true
 		if e.Platform != nil {
 			platforms = append(platforms, e.Platform.String())

@@ -156,6 +156,22 @@ func TestReferrers(t *testing.T) {
 					}
 				})
 			}
+			// The rewritten index keeps its attestation as it was, pointing
+			// at the upstream image (layer/README.md says why).
+			ri, err := remote.Index(mustRef(t, e.through("test/ref")+"@"+idx.String()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			im, err := ri.IndexManifest()
+			if err != nil || len(im.Manifests) != 2 {
+				t.Fatalf("rewritten index: %v, %v", im, err)
+			}
+			if a := im.Manifests[1]; a.Annotations["vnd.docker.reference.digest"] != f.image.String() || a.Digest == im.Manifests[0].Digest {
+				t.Errorf("attestation entry %+v: want it unchanged, naming the upstream %s", a, f.image)
+			}
+			if _, err := remote.Get(mustRef(t, e.through("test/ref")+"@"+im.Manifests[1].Digest.String())); err != nil {
+				t.Errorf("attestation by its upstream digest: %v", err)
+			}
 			// What the list names is fetched through the proxy as it is.
 			desc, err := remote.Get(mustRef(t, e.through("test/ref")+"@"+f.sig.String()))
 			if err != nil || desc.Digest != f.sig {

@@ -262,7 +262,7 @@ func repoName(path string) string {
 	if !ok {
 		return ""
 	}
-	for _, kind := range []string{"/manifests/", "/blobs/", "/tags/"} {
+	for _, kind := range []string{"/manifests/", "/blobs/", "/tags/", "/referrers/"} {
 		if i := strings.LastIndex(rest, kind); i > 0 {
 			return rest[:i]
 		}

@@ -259,3 +259,33 @@ func TestTokenReferrers(t *testing.T) {
 		})
 	}
 }
+
+// TestReferrersRequests covers the route's methods and its argument.
+func TestReferrersRequests(t *testing.T) {
+	e := newEnv(t, registry.New(registry.Logger(quiet), registry.WithReferrersSupport(true)))
+	f := pushReferrers(t, e)
+	base := e.proxy.URL + "/v2/" + pathHost(e.upstream) + "/test/ref/referrers/"
+	tests := []struct {
+		method, ref string
+		status      int
+		body        bool
+	}{
+		{http.MethodHead, f.image.String(), http.StatusOK, false},
+		{http.MethodGet, "latest", http.StatusBadRequest, true},
+		{http.MethodDelete, f.image.String(), http.StatusMethodNotAllowed, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.ref, func(t *testing.T) {
+			req, _ := http.NewRequestWithContext(t.Context(), tt.method, base+tt.ref, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status || (len(body) > 0) != tt.body {
+				t.Fatalf("%d with %d body bytes, want %d (body %v): %s", resp.StatusCode, len(body), tt.status, tt.body, body)
+			}
+		})
+	}
+}

@@ -149,7 +149,7 @@ func NewUpstream(o Options) *Upstream {
 		pub = NewTransport(po)
 	}
 	base = hopRouter{next: base, public: pub}
-	u.base = transport.NewRetry(&schemeGuard{inner: base, plain: u.plainHTTP}, retry...)
+	u.base = realmAlias{inner: transport.NewRetry(&schemeGuard{inner: base, plain: u.plainHTTP}, retry...)}
 	return u
 }
 

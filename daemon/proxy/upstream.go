@@ -252,7 +252,11 @@ func (u *Upstream) forget(repo Repo, rt http.RoundTripper) {
 func classify(repo Repo, err error) error {
 	var te *transport.Error
 	if errors.As(err, &te) && te.StatusCode < 500 {
-		return fmt.Errorf("%s: %w", repo.Registry, err)
+		err = fmt.Errorf("%s: %w", repo.Registry, registryError{err, te})
+		if wantsCredentials(err) {
+			return &CredentialsError{Registry: repo.Registry, Err: err}
+		}
+		return err
 	}
 	if errors.Is(err, context.Canceled) {
 		return err

@@ -2,8 +2,13 @@ package proxy
 
 import (
 	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"testing"
+
+	"github.com/tower-reg/tower-reg/daemon/dialpolicy"
 )
 
 func TestAliasRealm(t *testing.T) {
@@ -22,6 +27,38 @@ func TestAliasRealm(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := aliasRealm(tc.in, reg); got != tc.want {
 				t.Errorf("aliasRealm(%q)\n got %q\nwant %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestRealmTarget: an aliased token request goes to the real realm, with
+// ggcr's query added to the realm's own; a registry on a public address may
+// not send the daemon to a private realm, and an alias tower-reg did not
+// make goes nowhere.
+func TestRealmTarget(t *testing.T) {
+	enc := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	for _, tc := range []struct {
+		name, url, want string
+		refused         bool
+	}{
+		{"loopback registry", "http://127.0.0.1:5000" + realmPath + enc("http://127.0.0.1:5001/auth?x=1") + "?scope=repository%3Aa%3Apull&service=reg",
+			"http://127.0.0.1:5001/auth?scope=repository%3Aa%3Apull&service=reg&x=1", false},
+		{"public registry, private realm", "https://8.8.8.8" + realmPath + enc("http://10.0.0.5/auth"), "", true},
+		{"not base64", "http://127.0.0.1:5000" + realmPath + "!!!", "", true},
+		{"not http", "http://127.0.0.1:5000" + realmPath + enc("file:///etc/passwd"), "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, tc.url, nil)
+			got, err := realmTarget(r)
+			if tc.refused {
+				if !errors.Is(err, dialpolicy.ErrRefused) {
+					t.Fatalf("got %v, %v; want a refusal", got, err)
+				}
+				return
+			}
+			if err != nil || got.String() != tc.want {
+				t.Fatalf("got %v, %v; want %s", got, err, tc.want)
 			}
 		})
 	}

@@ -261,6 +261,9 @@ func classify(repo Repo, err error) error {
 	if errors.Is(err, context.Canceled) {
 		return err
 	}
+	if realmRefused(err) {
+		return fmt.Errorf("%w: %s: %w", dialpolicy.ErrRefused, repo.Registry, err)
+	}
 	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() && !errors.Is(err, ErrTimeout) {
 		err = fmt.Errorf("%w: %w", ErrTimeout, err)
 	}

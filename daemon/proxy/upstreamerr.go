@@ -26,6 +26,19 @@ func wantsCredentials(err error) bool {
 	return errors.As(err, &te) && te.StatusCode == http.StatusUnauthorized
 }
 
+// ggcrRealmRefusal begins the error of ggcr's own realm check
+// (fromChallenge in its transport), which still refuses what realmAlias
+// does not take around it: an http realm for a registry reached over https,
+// an IP literal in a form netip does not parse. ggcr gives it no type.
+const ggcrRealmRefusal = "invalid realm in www-authenticate"
+
+// realmRefused reports whether err is ggcr's realm check saying no: a
+// policy's refusal, which no retry will change, and not an unavailable
+// upstream.
+func realmRefused(err error) bool {
+	return strings.Contains(err.Error(), ggcrRealmRefusal)
+}
+
 // registryError is an upstream registry's error answer with a text for
 // logs and messages. ggcr's own text appends each diagnostic's detail as a
 // Go value (`MANIFEST_UNKNOWN: manifest unknown; map[Tag:latest]`); the

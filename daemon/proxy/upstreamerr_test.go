@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/tower-reg/tower-reg/daemon/dialpolicy"
 )
 
 // TestClassifyTexts: a registry's error answer reads without Go dumps of
@@ -46,5 +48,18 @@ func TestClassifyTexts(t *testing.T) {
 				t.Errorf("CredentialsError %v (%+v), want %v", got, ce, tc.creds)
 			}
 		})
+	}
+}
+
+// TestRealmRefusedIsPolicy: what ggcr's realm check still refuses is a
+// policy's refusal (403 in the API), not an unavailable upstream (503).
+func TestRealmRefusedIsPolicy(t *testing.T) {
+	repo := Repo{Registry: "reg.example", Path: "x"}
+	err := classify(repo, errors.New(`invalid realm in www-authenticate: realm scheme "http" not allowed for a secure registry; use https`))
+	if !errors.Is(err, dialpolicy.ErrRefused) || errors.Is(err, ErrUnavailable) {
+		t.Errorf("%v: want ErrRefused, not ErrUnavailable", err)
+	}
+	if err := classify(repo, errors.New("connection refused")); errors.Is(err, dialpolicy.ErrRefused) {
+		t.Errorf("%v: a dead upstream is no policy refusal", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/tower-reg/tower-reg/daemon/dialpolicy"
 	"github.com/tower-reg/tower-reg/daemon/event"
 	"github.com/tower-reg/tower-reg/daemon/proxy"
+	"github.com/tower-reg/tower-reg/daemon/public"
 	"github.com/tower-reg/tower-reg/daemon/store"
 )
 
@@ -202,4 +203,13 @@ func checkAnonymous(cfg config.Config) (*api.Anonymous, error) {
 		return nil, fmt.Errorf("public.anonymous_registries: %w", err)
 	}
 	return a, nil
+}
+
+// publicChallenge has next answer an upstream's 401 with the public
+// handler's challenge, not the local handler's Basic one: the client of the
+// public face is sent on to the daemon's own login.
+func publicChallenge(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(api.WithChallenge(r.Context(), public.Challenge(r))))
+	})
 }

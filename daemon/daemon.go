@@ -224,9 +224,9 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	d.registries = []*api.Registry{reg, loggedIn.reg, anonymous.reg, tok.reg}
 	d.policies = ss.policies
 	po := public.Options{
-		Full:       tok.reg,
-		LoggedIn:   loggedIn.reg,
-		Anonymous:  anonymous.reg,
+		Full:       publicChallenge(tok.reg),
+		LoggedIn:   publicChallenge(loggedIn.reg),
+		Anonymous:  publicChallenge(anonymous.reg),
 		Login:      login,
 		TokenRoute: api.IsTokenPath,
 		Log:        o.Log,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -74,6 +75,7 @@ func classify(err error, k kind) (int, []ociError) {
 	var ae *apiError
 	var ude *proxy.UpstreamDigestError
 	var te *transport.Error
+	var ce *proxy.CredentialsError
 	one := func(status int, code string) (int, []ociError) {
 		return status, []ociError{{Code: code, Message: message(err)}}
 	}
@@ -92,6 +94,8 @@ func classify(err error, k kind) (int, []ociError) {
 		return one(http.StatusNotFound, notFoundCode(k))
 	case errors.Is(err, dialpolicy.ErrRefused):
 		return one(http.StatusForbidden, codeDenied)
+	case errors.As(err, &ce):
+		return http.StatusUnauthorized, credentialsError(ce)
 	case errors.As(err, &te):
 		return upstreamError(te, k, err)
 	case errors.Is(err, proxy.ErrTimeout):
@@ -152,6 +156,45 @@ func statusCode(status int, k kind) string {
 	return codeUnknown
 }
 
+// credentialsError answers an upstream's 401: which registry wants
+// credentials, and where the developer gives them. What the registry said
+// goes in the detail, as JSON.
+func credentialsError(ce *proxy.CredentialsError) []ociError {
+	msg := fmt.Sprintf("%s wants credentials that tower-reg does not have or that it refused: "+
+		"give them under `registries:` in tower-reg's config, or run `docker login %s` on the daemon's machine",
+		ce.Registry, ce.Registry)
+	e := ociError{Code: codeUnauthorized, Message: msg}
+	var te *transport.Error
+	if errors.As(ce, &te) && len(te.Errors) > 0 {
+		e.Detail = te.Errors
+	}
+	return []ociError{e}
+}
+
+// basicChallenge answers an upstream's 401 on the local handler. RFC 7235
+// wants a challenge with every 401, and clients such as regctl fail on one
+// without. Basic, not Bearer: the local handler has no token endpoint to
+// send a client to, and a client with no credentials for the daemon stops
+// at a Basic challenge and shows the message (docker prints it).
+const basicChallenge = `Basic realm="tower-reg"`
+
+// challengeKey carries the challenge of the audience, which the public
+// handler sets: its own Bearer challenge, whose login flow goes on.
+type challengeKey struct{}
+
+// WithChallenge returns ctx with the challenge that answers an upstream's
+// 401 in place of basicChallenge.
+func WithChallenge(ctx context.Context, challenge string) context.Context {
+	return context.WithValue(ctx, challengeKey{}, challenge)
+}
+
+func challengeOf(ctx context.Context) string {
+	if c, ok := ctx.Value(challengeKey{}).(string); ok && c != "" {
+		return c
+	}
+	return basicChallenge
+}
+
 // writeError writes err as OCI error JSON. Server-side failures are logged;
 // client mistakes are not, they are the client's to read.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, k kind, err error) int {
@@ -173,6 +216,9 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, k kind
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	h.Del("Docker-Content-Digest")
 	setRetryAfter(h, err)
+	if status == http.StatusUnauthorized && h.Get("WWW-Authenticate") == "" {
+		h.Set("WWW-Authenticate", challengeOf(r.Context()))
+	}
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
 		w.Write(body)

@@ -24,6 +24,11 @@ func (h *Registry) manifest(w http.ResponseWriter, r *http.Request, rt route, to
 	// with any token in it shortened.
 	red := token.PathRedactor(r.URL.Path)
 	ev := event.ManifestServed{Client: r.RemoteAddr, Method: r.Method, Repo: red.Replace(rt.name), Reference: red.Replace(rt.ref), Token: tok}
+	if repo, err := rt.repo(h.defaultRegistry); err == nil {
+		// The form of the blob lines, failed answers included: the
+		// upstream repository, which says which registry was asked.
+		ev.Repo = red.Replace(repo.String())
+	}
 	s, err := resolve()
 	if err != nil {
 		ev.Status = writeError(w, r, h.log, rt.kind, err)

@@ -3,6 +3,8 @@ package event
 import (
 	"context"
 	"log/slog"
+	"net/http"
+	"strings"
 )
 
 // Log writes each event of sub as one log line until ctx ends or sub is
@@ -38,7 +40,7 @@ func logOne(ctx context.Context, log *slog.Logger, e Event) {
 			attrs = append(attrs, slog.Any("platforms", e.Platforms))
 		}
 		if e.Err != "" {
-			level = slog.LevelWarn
+			level = failedLevel(e.Method, e.Reference, e.Status)
 			attrs = append(attrs, slog.String("error", e.Err))
 		}
 	case BlobServed:
@@ -50,7 +52,7 @@ func logOne(ctx context.Context, log *slog.Logger, e Event) {
 			attrs = append(attrs, slog.String("note", e.Note))
 		}
 		if e.Err != "" {
-			level = slog.LevelWarn
+			level = failedLevel(e.Method, "", e.Status)
 			attrs = append(attrs, slog.String("error", e.Err))
 		}
 	case LayerPacked:
@@ -110,4 +112,30 @@ func logOne(ctx context.Context, log *slog.Logger, e Event) {
 		attrs = []slog.Attr{slog.Any("event", e)}
 	}
 	log.LogAttrs(ctx, level, msg, attrs...)
+}
+
+// failedLevel is the level of a failed manifest or blob answer. A 404 is
+// what clients expect to get while they probe: a HEAD asks whether
+// something is there, and OCI 1.1 clients look for the referrers fallback
+// tag (sha256-<hex>) of each image they copy; one WARN for each of those
+// drowned the real failures. A GET that finds nothing is the user's to
+// see, not a fault of the daemon's: Info.
+func failedLevel(method, ref string, status int) slog.Level {
+	switch {
+	case status != http.StatusNotFound:
+		return slog.LevelWarn
+	case method == http.MethodHead || referrersTag(ref):
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}
+
+// referrersTag reports whether ref is the referrers fallback tag of the
+// OCI distribution spec: "sha256-" and a hex digest.
+func referrersTag(ref string) bool {
+	hex, ok := strings.CutPrefix(ref, "sha256-")
+	if !ok || len(hex) != 64 {
+		return false
+	}
+	return strings.Trim(hex, "0123456789abcdef") == ""
 }

@@ -149,7 +149,7 @@ func NewUpstream(o Options) *Upstream {
 		pub = NewTransport(po)
 	}
 	base = hopRouter{next: base, public: pub}
-	u.base = transport.NewRetry(&schemeGuard{inner: base, plain: u.plainHTTP}, retry...)
+	u.base = realmAlias{inner: transport.NewRetry(&schemeGuard{inner: base, plain: u.plainHTTP}, retry...)}
 	return u
 }
 
@@ -252,10 +252,17 @@ func (u *Upstream) forget(repo Repo, rt http.RoundTripper) {
 func classify(repo Repo, err error) error {
 	var te *transport.Error
 	if errors.As(err, &te) && te.StatusCode < 500 {
-		return fmt.Errorf("%s: %w", repo.Registry, err)
+		err = fmt.Errorf("%s: %w", repo.Registry, registryError{err, te})
+		if wantsCredentials(err) {
+			return &CredentialsError{Registry: repo.Registry, Err: err}
+		}
+		return err
 	}
 	if errors.Is(err, context.Canceled) {
 		return err
+	}
+	if realmRefused(err) {
+		return fmt.Errorf("%w: %s: %w", dialpolicy.ErrRefused, repo.Registry, err)
 	}
 	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() && !errors.Is(err, ErrTimeout) {
 		err = fmt.Errorf("%w: %w", ErrTimeout, err)

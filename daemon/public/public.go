@@ -236,12 +236,19 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) setChallenge(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("WWW-Authenticate", Challenge(r))
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+}
+
+// Challenge is the public handler's Bearer challenge for r: the one its
+// 401s carry, including those that answer an upstream's 401, so that a
+// client that has the login goes on to send it.
+func Challenge(r *http.Request) string {
 	c := fmt.Sprintf(`Bearer realm=%q,service=%q`, realm(r), service)
 	if name := repoName(r.URL.Path); name != "" {
 		c += fmt.Sprintf(`,scope="repository:%s:pull"`, name)
 	}
-	w.Header().Set("WWW-Authenticate", c)
-	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	return c
 }
 
 // realm is the absolute URL of TokenPath as the client reached us. Behind

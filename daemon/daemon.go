@@ -311,25 +311,26 @@ func (d *Daemon) Generation() proxy.Generation { return d.layers.Current() }
 // Run listens on the configured addresses (the local one, and the public
 // one if configured) and serves until ctx ends, then shuts down gracefully.
 func (d *Daemon) Run(ctx context.Context) error {
-	ln, pub, err := d.Listen()
+	ln, pub, err := Listen(d.cfg)
 	if err != nil {
 		return err
 	}
 	return d.Serve(ctx, ln, pub...)
 }
 
-// Listen opens the configured listeners, for Serve: the local one, and the
-// public one if configured. Run is Listen then Serve; a caller that must
-// know the addresses before serving (to publish them) calls both.
-func (d *Daemon) Listen() (local net.Listener, public []net.Listener, err error) {
-	if err := checkLoopback(d.cfg.Listen); err != nil {
+// Listen opens the listeners cfg asks for, for Serve: the local one, and
+// the public one if configured. Run is Listen then Serve; a caller that
+// must know the addresses before serving (to publish them), or that wants
+// a taken port to fail before the layer is packed, calls both.
+func Listen(cfg config.Config) (local net.Listener, public []net.Listener, err error) {
+	if err := checkLoopback(cfg.Listen); err != nil {
 		return nil, nil, err
 	}
-	ln, err := net.Listen("tcp", d.cfg.Listen)
+	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return nil, nil, fmt.Errorf("listen on %s: %w (is another towerreg-dev or registry running? choose another address with --listen)", d.cfg.Listen, err)
+		return nil, nil, fmt.Errorf("listen on %s: %w (is another towerreg-dev or registry running? choose another address with --listen)", cfg.Listen, err)
 	}
-	if a := d.cfg.Public.Listen; a != "" {
+	if a := cfg.Public.Listen; a != "" {
 		pl, err := net.Listen("tcp", a)
 		if err != nil {
 			ln.Close()

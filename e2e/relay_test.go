@@ -61,9 +61,23 @@ func startRelay(tb testing.TB, target string, bytesPerSecond int64) *relay {
 	return r
 }
 
-// counts returns the bytes relayed so far: client to server, server to
-// client.
-func (r *relay) counts() (up, down int64) { return r.up.Load(), r.down.Load() }
+// counts returns the bytes relayed: client to server, server to client.
+// A client can have its last byte before the goroutine that wrote it has
+// counted it, so counts first waits, up to 5 s, for the connections the
+// clients closed to be done with.
+func (r *relay) counts() (up, down int64) {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && r.busy(); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return r.up.Load(), r.down.Load()
+}
+
+// busy reports whether a connection is still being relayed.
+func (r *relay) busy() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.open) > 0
+}
 
 func (r *relay) accept() {
 	defer r.wg.Done()

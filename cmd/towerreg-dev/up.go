@@ -139,6 +139,17 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cfg.LayerDir != "" {
 		watchDir = name // the absolute path; the default layer is embedded
 	}
+	// The addresses first: a taken port fails at once, not after the pack.
+	local, public, err := daemon.Listen(cfg)
+	if err != nil {
+		return err
+	}
+	closeListeners := func() {
+		local.Close()
+		for _, l := range public {
+			l.Close()
+		}
+	}
 	d, err := daemon.New(ctx, daemon.Options{
 		Config:      cfg,
 		CacheDir:    filepath.Join(xdg.CacheHome, "towerreg"),
@@ -151,10 +162,7 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Tunnel:      tun,
 	})
 	if err != nil {
-		return err
-	}
-	local, public, err := d.Listen()
-	if err != nil {
+		closeListeners()
 		return err
 	}
 	// Clients (token, dash) find this daemon by this file.

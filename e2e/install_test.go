@@ -113,7 +113,7 @@ func TestInstallWithoutEntries(t *testing.T) {
 	if c := bytes.Count(logs, []byte(warning)); c != 1 {
 		t.Errorf("the warning %q is in the log %d times, want once:\n%s", warning, c, logs)
 	}
-	if !bytes.Contains(logs, []byte("make layer")) || !bytes.Contains(logs, []byte("linux_amd64")) {
-		t.Errorf("the warning names neither the platforms nor `make layer`:\n%s", logs)
+	if !bytes.Contains(logs, []byte("make release")) || !bytes.Contains(logs, []byte("linux_amd64")) || !bytes.Contains(logs, []byte("linux_arm64")) {
+		t.Errorf("the warning names neither both platforms nor where the full build is:\n%s", logs)
 	}
 }

@@ -12,7 +12,7 @@ VERSITYGW_VERSION   ?= v1.8.0
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO_SOURCES := $(shell find . -name '*.go' -not -path './bin/*')
 
-.PHONY: all build layer run pack test test-short bench lint cross tools ci clean fuzz soak
+.PHONY: all build layer run pack test test-short bench lint cross release tools ci clean fuzz soak
 
 all: build
 
@@ -24,8 +24,10 @@ $(PAYLOAD)/linux_%/.towerreg/entry: $(wildcard cmd/towerreg-entry/*.go layer/ent
 
 layer: $(ENTRIES)
 
+LDFLAGS_VERSION := -X github.com/tower-reg/tower-reg/daemon.Version=$(VERSION)
+
 build: layer
-	$(GO) build -ldflags '-X github.com/tower-reg/tower-reg/daemon.Version=$(VERSION)' -o $(BIN)/towerreg-dev ./cmd/towerreg-dev
+	$(GO) build -ldflags '$(LDFLAGS_VERSION)' -o $(BIN)/towerreg-dev ./cmd/towerreg-dev
 
 run: build
 	$(BIN)/towerreg-dev up $(ARGS)
@@ -76,6 +78,26 @@ cross: layer
 		GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) build -o /dev/null ./cmd/towerreg-dev; \
 	done
 
+# `make release` builds the daemon for every desktop target into DIST,
+# named towerreg-dev_VERSION_OS_ARCH (.exe on Windows), each with the
+# default layer's entry binaries embedded (`layer` runs first: they are
+# Linux binaries, the same in every target), plus DIST/SHA256SUMS. It then
+# checks that every binary is there and that the sums verify.
+DIST ?= $(CURDIR)/dist
+
+release: layer
+	@set -e; rm -rf $(DIST); mkdir -p $(DIST); names=""; \
+	for t in $(CROSS_TARGETS); do \
+		os=$${t%/*}; arch=$${t#*/}; ext=; [ $$os = windows ] && ext=.exe; \
+		name=towerreg-dev_$(VERSION)_$${os}_$${arch}$$ext; names="$$names $$name"; \
+		echo "release $$name"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS_VERSION)' -o $(DIST)/$$name ./cmd/towerreg-dev; \
+	done; \
+	cd $(DIST); sha256sum $$names > SHA256SUMS; \
+	for n in $$names; do [ -s $$n ] || { echo "release: $$n is missing"; exit 1; }; done; \
+	[ $$(wc -l < SHA256SUMS) -eq $(words $(CROSS_TARGETS)) ] || { echo "release: SHA256SUMS has $$(wc -l < SHA256SUMS) lines"; exit 1; }; \
+	sha256sum -c --strict SHA256SUMS
+
 ci: lint cross test
 
 # Each fuzz target runs for FUZZTIME from its checked-in seed corpus
@@ -106,4 +128,4 @@ soak: layer
 	TOWERREG_SOAK=$(SOAK) $(GO) test -count=1 -run '^TestLoad$$' -v -timeout 10m ./daemon/
 
 clean:
-	rm -rf $(BIN) $(ENTRIES)
+	rm -rf $(BIN) $(ENTRIES) $(DIST)

@@ -127,7 +127,12 @@ func startDaemonIn(tb testing.TB, dir string, args ...string) *towerreg {
 // daemon given by args, for each address tried.
 func startDaemonArgs(tb testing.TB, dir string, args func(addr string) ([]string, error)) *towerreg {
 	tb.Helper()
-	bin := daemonBinary(tb)
+	return startDaemonBin(tb, daemonBinary(tb), dir, args)
+}
+
+// startDaemonBin is startDaemonArgs with the daemon binary bin.
+func startDaemonBin(tb testing.TB, bin, dir string, args func(addr string) ([]string, error)) *towerreg {
+	tb.Helper()
 	env := os.Environ()
 	for _, v := range []string{"XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_RUNTIME_DIR", "DOCKER_CONFIG"} {
 		d := filepath.Join(dir, strings.ToLower(v))

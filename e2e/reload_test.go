@@ -5,9 +5,12 @@ package e2e
 // same tag, with no restart and nothing else typed.
 
 import (
+	"crypto/rand"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -81,4 +84,132 @@ func TestReloadPodmanRun(t *testing.T) {
 	if err != nil || strings.TrimSpace(out) != "42" {
 		t.Fatalf("podman run sh -c: %q %v\n%s", out, err, errOut)
 	}
+}
+
+// TestReloadDevLoop is the FUSE developer's loop of the README, timed: a
+// build lands a new LAYER/usr/bin/fusion, and `podman run --pull=always`
+// of the same tag runs it. The clock starts when the file is in place (the
+// build's last write) and stops when a container prints the new build; a
+// run started before the reload finished prints the old one and is run
+// again, as a developer would, and counted.
+//
+// The "binary" is a shell script padded with 9 MiB of random bytes after
+// its `exit`: the size of a real fusion build (the pack costs what the
+// bytes cost), without a Go build in the test.
+func TestReloadDevLoop(t *testing.T) {
+	pm := newPodman(t)
+	u, _ := startUpstreamWithImages(t)
+
+	dir := t.TempDir()
+	entry, err := os.ReadFile(filepath.Join(repoRoot(t), entryPayload))
+	if err != nil {
+		t.Fatalf("the amd64 entry (run `make layer`): %v", err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, ".platforms/linux_amd64/.towerreg"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".platforms/linux_amd64/.towerreg/entry"), entry, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pad := make([]byte, 9<<20)
+	if _, err := rand.Read(pad); err != nil {
+		t.Fatal(err)
+	}
+	fusion := filepath.Join(dir, "usr/bin/fusion")
+	if err := os.MkdirAll(filepath.Dir(fusion), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// build writes the binary the way `go build -o` does: the output file
+	// is written in place (truncated, then written), not renamed over.
+	build := func(n int) {
+		t.Helper()
+		data := append([]byte(fmt.Sprintf("#!/bin/sh\necho fusion build %d\nexit 0\n", n)), pad...)
+		if err := os.WriteFile(fusion, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	build(0)
+	d := startDaemon(t, "--default-registry", u.Host, "--layer", dir)
+	image := d.ref(repoBusybox)
+	run := func() string {
+		t.Helper()
+		out, errOut, err := runCmd(t, pm.env, pm.bin, pm.args("run", "--rm", "--quiet", "--tls-verify=false", "--pull=always", image, "fusion")...)
+		if err != nil {
+			t.Fatalf("podman run %s fusion: %v\n%s%s", image, err, out, errOut)
+		}
+		return strings.TrimSpace(out)
+	}
+	if got := run(); got != "fusion build 0" {
+		t.Fatalf("first run: %q", got)
+	}
+	// One run with nothing changed: what --pull=always and the run cost.
+	start := time.Now()
+	if got := run(); got != "fusion build 0" {
+		t.Fatalf("second run: %q", got)
+	}
+	t.Logf("podman run --pull=always, layer unchanged: %v", time.Since(start).Round(time.Millisecond))
+
+	const builds = 5
+	var times []time.Duration
+	for n := 1; n <= builds; n++ {
+		build(n)
+		start := time.Now()
+		want := fmt.Sprintf("fusion build %d", n)
+		stale := 0
+		for {
+			got := run()
+			if got == want {
+				break
+			}
+			if got != fmt.Sprintf("fusion build %d", n-1) {
+				t.Fatalf("build %d: the container printed %q", n, got)
+			}
+			stale++
+			if time.Since(start) > 30*time.Second {
+				t.Fatalf("build %d: still the old build 30s after it landed", n)
+			}
+		}
+		el := time.Since(start)
+		times = append(times, el)
+		t.Logf("build %d: written to printed in %v (%d run(s) saw the old build first)", n, el.Round(time.Millisecond), stale)
+		// Let the reload's 1 s ceiling pass so builds do not merge.
+		time.Sleep(1100 * time.Millisecond)
+	}
+	slices.Sort(times)
+	t.Logf("the developer's loop, build written to new build printed: median %v, min %v, max %v over %d builds",
+		times[builds/2].Round(time.Millisecond), times[0].Round(time.Millisecond), times[builds-1].Round(time.Millisecond), builds)
+
+	// The loop that never runs the old build: POST /_towerreg/reload
+	// between the build and the run. It answers once the tree as it is now
+	// is packed (it waits for the watcher's reload in flight, then packs),
+	// so the very first run prints the new build.
+	times = times[:0]
+	for n := builds + 1; n <= 2*builds; n++ {
+		build(n)
+		start := time.Now()
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, d.url("/_towerreg/reload"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			t.Fatalf("POST /_towerreg/reload: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("POST /_towerreg/reload: %s", resp.Status)
+		}
+		reloaded := time.Since(start)
+		if got, want := run(), fmt.Sprintf("fusion build %d", n); got != want {
+			t.Fatalf("build %d, the run after POST /_towerreg/reload printed %q, want %q", n, got, want)
+		}
+		el := time.Since(start)
+		times = append(times, el)
+		t.Logf("build %d: written to printed in %v with the reload asked for (%v of it the reload)", n, el.Round(time.Millisecond), reloaded.Round(time.Millisecond))
+		time.Sleep(1100 * time.Millisecond)
+	}
+	slices.Sort(times)
+	t.Logf("the developer's loop with POST /_towerreg/reload: median %v, min %v, max %v over %d builds, every first run the new build",
+		times[builds/2].Round(time.Millisecond), times[0].Round(time.Millisecond), times[builds-1].Round(time.Millisecond), builds)
 }

@@ -232,7 +232,7 @@ func openLogFile() (*os.File, error) {
 func layerSource(dir string, log *slog.Logger) (fs.FS, string, error) {
 	if dir == "" {
 		if missing := defaultlayer.Missing(); len(missing) > 0 {
-			log.Warn("the default layer has no entry binary for some platforms; images of those platforms keep their entrypoint (run 'make layer' to build them)",
+			log.Warn("the default layer has no entry binary for some platforms; images of those platforms keep their entrypoint (a go install build has none: use a 'make release' binary, or 'make build' in a checkout)",
 				"platforms", missing)
 		}
 		return defaultlayer.FS(), "default", nil

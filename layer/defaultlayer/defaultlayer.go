@@ -33,7 +33,7 @@ func FS() fs.FS {
 }
 
 // Missing lists the platforms whose entry binary was not built into this
-// binary, for a warning that suggests `make layer`.
+// binary (a go install build misses both), for the warning of `up`.
 func Missing() []string {
 	var missing []string
 	for _, p := range platforms() {

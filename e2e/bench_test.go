@@ -28,31 +28,54 @@ import (
 
 const bigSize = 256 << 20
 
-// BenchmarkPullBig copies a 256 MiB, 3-layer image with skopeo, directly
-// and through the proxy in turn, and reports proxy/direct. After the first
-// pull the proxy serves the layers from its blob cache: this is the
-// repeated pull, the common one; BenchmarkPullBigCold measures the first.
+// BenchmarkPullBig copies a 256 MiB, 3-layer image with skopeo, directly,
+// through the proxy and through distribution's own pull-through cache in
+// turn, and reports proxy/direct and distribution/direct. After the first
+// pull both serve the layers from their store: this is the repeated pull,
+// the common one; BenchmarkPullBigCold measures the first.
 func BenchmarkPullBig(b *testing.B) {
 	sk := newSkopeo(b)
 	u := startUpstream(b)
 	d := startDaemon(b, "--default-registry", u.Host)
+	dist := startPullThrough(b, u)
 	u.push(b, "test/big:latest", bigImage(b, 3, bigSize, 1))
 	pull := func(ref string) time.Duration { return timedPull(b, sk, ref) }
 	// One pull each first: the proxy's rewrite happens once per upstream
-	// digest, and the page cache should hold the upstream's blobs for both.
+	// digest, distribution's cache fills, and the page cache should hold
+	// the upstream's blobs for all three.
 	pull(u.ref("test/big:latest"))
 	pull(d.ref("test/big:latest"))
+	pull(dist.ref("test/big:latest"))
 
-	var direct, proxied time.Duration
+	var direct, proxied, distributed time.Duration
 	b.SetBytes(bigSize)
 	b.ResetTimer()
 	for b.Loop() {
 		direct += pull(u.ref("test/big:latest"))
 		proxied += pull(d.ref("test/big:latest"))
+		distributed += pull(dist.ref("test/big:latest"))
 	}
-	b.ReportMetric(direct.Seconds()/float64(b.N), "direct-s/pull")
-	b.ReportMetric(proxied.Seconds()/float64(b.N), "proxy-s/pull")
+	reportPulls(b, direct, proxied, distributed)
+}
+
+// startPullThrough starts distribution's own pull-through cache of u, what
+// users would run instead of the proxy: a second docker-registry with
+// proxy.remoteurl, its own filesystem store, no credentials.
+func startPullThrough(tb testing.TB, u *upstream) *upstream {
+	tb.Helper()
+	return startRegistry(tb, fmt.Sprintf("proxy:\n  remoteurl: http://%s\n", u.Host))
+}
+
+// reportPulls reports the mean pull times of the three ways, and the
+// ratios to the direct pull.
+func reportPulls(b *testing.B, direct, proxied, distributed time.Duration) {
+	b.Helper()
+	n := float64(b.N)
+	b.ReportMetric(direct.Seconds()/n, "direct-s/pull")
+	b.ReportMetric(proxied.Seconds()/n, "proxy-s/pull")
+	b.ReportMetric(distributed.Seconds()/n, "distribution-s/pull")
 	b.ReportMetric(proxied.Seconds()/direct.Seconds(), "proxy/direct")
+	b.ReportMetric(distributed.Seconds()/direct.Seconds(), "distribution/direct")
 }
 
 // timedPull copies ref into a new OCI layout with skopeo (extra: more
@@ -68,16 +91,20 @@ func timedPull(b *testing.B, sk *skopeo, ref string, extra ...string) time.Durat
 	return took
 }
 
-// BenchmarkPullBigCold is BenchmarkPullBig for an image the proxy has never
+// BenchmarkPullBigCold is BenchmarkPullBig for an image neither cache has
 // seen: each iteration pushes a new one, pulls it directly (which also
 // puts it in the page cache), then through the proxy, which streams every
-// blob from the upstream, checks it and keeps it.
+// blob from the upstream, checks it and keeps it, and through
+// distribution's pull-through cache, which does the same; the two
+// take turns going first, so that neither always pays for the other's
+// writeback.
 func BenchmarkPullBigCold(b *testing.B) {
 	sk := newSkopeo(b)
 	u := startUpstream(b)
 	d := startDaemon(b, "--default-registry", u.Host)
+	dist := startPullThrough(b, u)
 	pull := func(ref string) time.Duration { return timedPull(b, sk, ref) }
-	var direct, proxied time.Duration
+	var direct, proxied, distributed time.Duration
 	b.SetBytes(bigSize)
 	i := uint64(0)
 	for b.Loop() {
@@ -87,11 +114,15 @@ func BenchmarkPullBigCold(b *testing.B) {
 		u.push(b, repo, bigImage(b, 3, bigSize, 100+i))
 		b.StartTimer()
 		direct += pull(u.ref(repo))
-		proxied += pull(d.ref(repo))
+		if i%2 == 1 {
+			proxied += pull(d.ref(repo))
+			distributed += pull(dist.ref(repo))
+		} else {
+			distributed += pull(dist.ref(repo))
+			proxied += pull(d.ref(repo))
+		}
 	}
-	b.ReportMetric(direct.Seconds()/float64(b.N), "direct-s/pull")
-	b.ReportMetric(proxied.Seconds()/float64(b.N), "proxy-s/pull")
-	b.ReportMetric(proxied.Seconds()/direct.Seconds(), "proxy/direct")
+	reportPulls(b, direct, proxied, distributed)
 }
 
 // BenchmarkPublicPull is issue 13's public pull: an anonymous skopeo copies

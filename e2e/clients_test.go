@@ -180,6 +180,17 @@ func newPodman(tb testing.TB) *podman {
 	dir := tb.TempDir()
 	p := &podman{bin: bin, dir: dir}
 	root, runroot := filepath.Join(dir, "root"), filepath.Join(dir, "runroot")
+	if len(runroot) > 50 {
+		// podman refuses a runroot longer than 50 characters, which a
+		// subtest's TempDir soon is: a short one of our own, removed
+		// after the reset below.
+		short, err := os.MkdirTemp("", "pm-")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { os.RemoveAll(short) })
+		runroot = filepath.Join(short, "runroot")
+	}
 	tmp, nets := filepath.Join(dir, "tmp"), filepath.Join(dir, "networks")
 	for _, d := range []string{root, runroot, tmp, nets} {
 		if err := os.MkdirAll(d, 0o700); err != nil {

@@ -227,6 +227,37 @@ func TestPublicPullMovesNoLayers(t *testing.T) {
 		}
 	})
 
+	// podman pulls as skopeo does, through containers/image, but it is a
+	// client of its own: it follows the 307 to the presigned URL on
+	// loopback with its own HTTP client, and checks the digests itself.
+	t.Run("redirect/podman", func(t *testing.T) {
+		if !landed {
+			t.Skip(noBlobModes)
+		}
+		pm := newPodman(t)
+		_, r := startPublic(t, publicRedirectConfig(u), 0)
+		// podman wants its authfile to exist: one with no credentials.
+		anon := filepath.Join(t.TempDir(), "anonymous.json")
+		if err := os.WriteFile(anon, []byte(`{"auths":{}}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, down0 := r.counts()
+		mustRun(t, pm.env, pm.bin, pm.args("pull", "--quiet", "--tls-verify=false", "--authfile", anon, r.Addr+"/"+ref)...)
+		_, down1 := r.counts()
+		down := down1 - down0
+		// The same pull with skopeo, after podman's, gives the manifest,
+		// config and injected layer sizes to hold podman's bytes to.
+		_, dir := anonymousPull(t, r, ref)
+		mc, injected := pulled(t, dir)
+		budget := mc + injected + headerBudget
+		t.Logf("podman: base layers %d bytes, manifest and config %d, injected layers %d: budget %d, sent %d", baseTotal, mc, injected, budget, down)
+		if down > budget {
+			t.Errorf("the daemon sent %d bytes for podman's public pull, more than the manifest and config (%d), its own layers (%d) and %d of headers: "+
+				"%d bytes of the %d of base layers went through it instead of the upstream's redirect",
+				down, mc, injected, headerBudget, down-mc-injected, baseTotal)
+		}
+	})
+
 	t.Run("offload", func(t *testing.T) {
 		if !landed {
 			t.Skip(noBlobModes)

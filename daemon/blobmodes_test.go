@@ -44,7 +44,13 @@ func redirectingUpstream(t *testing.T) (up, storage *httptest.Server, storageHit
 // noFollow sends an anonymous blob GET and returns the answer as it is.
 func noFollow(t *testing.T, url string) *http.Response {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	return noFollowDo(t, http.MethodGet, url)
+}
+
+// noFollowDo is noFollow for any method.
+func noFollowDo(t *testing.T, method, url string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

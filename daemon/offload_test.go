@@ -27,15 +27,11 @@ import (
 // new generation is uploaded too, though the request that asked for it
 // ended at once; Location then redirects to bytes with the right digest.
 func TestOffloadGenerations(t *testing.T) {
-	srv := s3test.Start(t)
-	bucket := srv.Bucket(t, "layers")
-	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
-	t.Setenv("AWS_SESSION_TOKEN", "")
+	srv, off := offloadStore(t)
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"foo.txt": "one", ".platforms/linux_arm64/.towerreg/entry*": "#!arm64\n"})
 	cfg := config.Default()
-	cfg.Offload = config.Offload{URL: "s3://" + bucket + "/dev", Endpoint: srv.URL}
+	cfg.Offload = off
 	d, err := daemon.New(t.Context(), daemon.Options{Config: cfg, CacheDir: t.TempDir(), LayerDir: dir, LayerSource: dir})
 	if err != nil {
 		t.Fatal(err)
@@ -60,9 +56,22 @@ func TestOffloadGenerations(t *testing.T) {
 	}
 	gen2 := d.Generation().Set
 	waitOffloaded(t, d, gen2.Common.GzipDigest, gen2.Platforms["linux_arm64"].GzipDigest)
-	if _, err := os.Stat(filepath.Join(srv.Dir, bucket, "dev", "blobs", "sha256", gen2.Common.GzipDigest.Hex)); err != nil {
+	if _, err := os.Stat(filepath.Join(srv.Dir, "layers", "dev", "blobs", "sha256", gen2.Common.GzipDigest.Hex)); err != nil {
 		t.Errorf("the new common layer is not content-addressed under the prefix: %v", err)
 	}
+}
+
+// offloadStore starts an S3 server with a bucket "layers" and gives the
+// offload config for its prefix "dev", with the server's credentials in
+// the environment, as the AWS variables carry them.
+func offloadStore(t *testing.T) (*s3test.Server, config.Offload) {
+	t.Helper()
+	srv := s3test.Start(t)
+	bucket := srv.Bucket(t, "layers")
+	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	return srv, config.Offload{URL: "s3://" + bucket + "/dev", Endpoint: srv.URL}
 }
 
 // waitOffloaded waits until each digest has a Location, and downloads it.
@@ -106,11 +115,7 @@ func TestOffloadOff(t *testing.T) {
 // still answered from the store, and a blob of another repository is
 // not handed out.
 func TestPublicOffloadRedirect(t *testing.T) {
-	srv := s3test.Start(t)
-	bucket := srv.Bucket(t, "layers")
-	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
-	t.Setenv("AWS_SESSION_TOKEN", "")
+	srv, off := offloadStore(t)
 	up := httptest.NewServer(registry.New(registry.Logger(quiet)))
 	t.Cleanup(up.Close)
 	img := randomImageFor(t, "arm64", types.OCIManifestSchema1, v1.Config{})
@@ -120,7 +125,7 @@ func TestPublicOffloadRedirect(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"foo.txt": "one", ".platforms/linux_arm64/.towerreg/entry*": "#!arm64\n"})
 	cfg := config.Default()
-	cfg.Offload = config.Offload{URL: "s3://" + bucket + "/dev", Endpoint: srv.URL}
+	cfg.Offload = off
 	cfg.Public.AnonymousRegistries = []string{host(up)}
 	d, err := daemon.New(t.Context(), daemon.Options{Config: cfg, CacheDir: t.TempDir(), StateDir: t.TempDir(),
 		LayerDir: dir, LayerSource: dir, Keychain: authn.NewMultiKeychain()})
@@ -138,20 +143,9 @@ func TestPublicOffloadRedirect(t *testing.T) {
 		}
 	}
 
-	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	get := func(method, url string) *http.Response {
-		t.Helper()
-		req, _ := http.NewRequestWithContext(t.Context(), method, url, nil)
-		req.Header.Set("Authorization", "Bearer anonymous")
-		resp, err := noFollow.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { resp.Body.Close() })
-		return resp
-	}
+	get := func(method, url string) *http.Response { return noFollowDo(t, method, url) }
 	resp := get(http.MethodGet, public+name+"/blobs/"+ours.String())
-	if resp.StatusCode != http.StatusTemporaryRedirect || !strings.HasPrefix(resp.Header.Get("Location"), srv.URL+"/"+bucket+"/dev/blobs/sha256/"+ours.Hex) {
+	if resp.StatusCode != http.StatusTemporaryRedirect || !strings.HasPrefix(resp.Header.Get("Location"), srv.URL+"/layers/dev/blobs/sha256/"+ours.Hex) {
 		t.Fatalf("public GET of the injected layer: %d Location %q, want 307 to the offload store", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	got, err := http.Get(resp.Header.Get("Location"))

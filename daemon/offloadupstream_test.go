@@ -14,7 +14,6 @@ import (
 
 	"github.com/tower-reg/tower-reg/daemon"
 	"github.com/tower-reg/tower-reg/daemon/config"
-	"github.com/tower-reg/tower-reg/internal/s3test"
 )
 
 // TestOffloadUpstreamBlobs: with offload.upstream_blobs, a base layer
@@ -32,11 +31,7 @@ func TestOffloadUpstreamBlobs(t *testing.T) {
 		{"injected layers only", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := s3test.Start(t)
-			bucket := srv.Bucket(t, "layers")
-			t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
-			t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
-			t.Setenv("AWS_SESSION_TOKEN", "")
+			srv, off := offloadStore(t)
 			up := httptest.NewServer(registry.New(registry.Logger(quiet))) // streams its blobs
 			t.Cleanup(up.Close)
 			img := randomImage(t, types.OCIManifestSchema1, v1.Config{})
@@ -44,7 +39,8 @@ func TestOffloadUpstreamBlobs(t *testing.T) {
 				t.Fatal(err)
 			}
 			cfg := config.Default()
-			cfg.Offload = config.Offload{URL: "s3://" + bucket + "/dev", Endpoint: srv.URL, UpstreamBlobs: tt.upstreamBlobs}
+			cfg.Offload = off
+			cfg.Offload.UpstreamBlobs = tt.upstreamBlobs
 			cfg.Public.AnonymousRegistries = []string{host(up)}
 			d, err := daemon.New(t.Context(), daemon.Options{Config: cfg, CacheDir: t.TempDir(), StateDir: t.TempDir(),
 				Layer: testLayer(), LayerSource: "test", Keychain: authn.NewMultiKeychain()})
@@ -74,7 +70,7 @@ func TestOffloadUpstreamBlobs(t *testing.T) {
 			waitOffloaded(t, d, dg) // and its presigned URL serves the blob
 			resp := noFollow(t, blob)
 			if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusTemporaryRedirect ||
-				!strings.HasPrefix(loc, srv.URL+"/"+bucket+"/dev/blobs/sha256/"+dg.Hex) {
+				!strings.HasPrefix(loc, srv.URL+"/layers/dev/blobs/sha256/"+dg.Hex) {
 				t.Errorf("second public GET: %d to %q, want 307 to the offload store", resp.StatusCode, loc)
 			}
 			other := public + "/v2/" + pathHost(up) + "/other/img/blobs/" + dg.String()

@@ -19,7 +19,6 @@ import (
 
 	"github.com/tower-reg/tower-reg/daemon"
 	"github.com/tower-reg/tower-reg/daemon/config"
-	"github.com/tower-reg/tower-reg/internal/s3test"
 	"github.com/tower-reg/tower-reg/layer"
 )
 
@@ -121,11 +120,7 @@ func TestPublicTokenBlobs(t *testing.T) {
 // serves the layer's bytes. The local handler's token route serves them
 // from the store. A daemon started again knows them offloaded.
 func TestTokenLayersOffloaded(t *testing.T) {
-	srv := s3test.Start(t)
-	bucket := srv.Bucket(t, "layers")
-	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
-	t.Setenv("AWS_SESSION_TOKEN", "")
+	srv, off := offloadStore(t)
 	up := httptest.NewServer(registry.New(registry.Logger(quiet)))
 	t.Cleanup(up.Close)
 	img := randomImage(t, types.OCIManifestSchema1, v1.Config{})
@@ -141,7 +136,7 @@ func TestTokenLayersOffloaded(t *testing.T) {
 	t.Cleanup(files.Close)
 
 	cfg := config.Default()
-	cfg.Offload = config.Offload{URL: "s3://" + bucket + "/dev", Endpoint: srv.URL}
+	cfg.Offload = off
 	opts := daemon.Options{Config: cfg, CacheDir: t.TempDir(), StateDir: t.TempDir(),
 		Layer: testLayer(), LayerSource: "test", Keychain: authn.NewMultiKeychain()}
 	d, err := daemon.New(t.Context(), opts)
@@ -161,7 +156,7 @@ func TestTokenLayersOffloaded(t *testing.T) {
 	}
 	resp := noFollow(t, "http://"+public+"/v2/"+route+"/blobs/"+packed.GzipDigest.String())
 	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusTemporaryRedirect ||
-		!strings.HasPrefix(loc, srv.URL+"/"+bucket+"/dev/blobs/sha256/"+packed.GzipDigest.Hex) {
+		!strings.HasPrefix(loc, srv.URL+"/layers/dev/blobs/sha256/"+packed.GzipDigest.Hex) {
 		t.Errorf("public token route, the token's layer: %d to %q, want 307 to the offload store", resp.StatusCode, loc)
 	}
 	if resp := noFollow(t, "http://"+local+"/v2/"+route+"/blobs/"+packed.GzipDigest.String()); resp.StatusCode != http.StatusOK {

@@ -135,16 +135,12 @@ func BenchmarkPullBigCold(b *testing.B) {
 //   - redirect, stream: blobs.public as named; the relay has no limit.
 //   - uplink-10MiB/...: the relay holds the daemon's side to 10 MiB/s, a
 //     home uplink, which only what crosses the developer's machine pays.
-//
-// The redirect ones skip until the daemon has blob modes (issue 13); until
-// then, streaming is all it does, and the stream ones measure that.
 func BenchmarkPublicPull(b *testing.B) {
 	u := startS3Upstream(b)
 	const repo = "test/big:latest"
 	img := bigImage(b, 3, bigSize, 1)
 	u.push(b, repo, img)
 	_, baseTotal := layerSizes(b, img)
-	landed := blobModesLanded(b)
 	sk := newSkopeo(b)
 	anon := []string{"--src-authfile", filepath.Join(b.TempDir(), "anonymous.json")} // no such file
 	for _, m := range []struct {
@@ -158,13 +154,7 @@ func BenchmarkPublicPull(b *testing.B) {
 		{"uplink-10MiB/stream", "stream", 10 << 20},
 	} {
 		b.Run(m.name, func(b *testing.B) {
-			if m.mode == "redirect" && !landed {
-				b.Skip(noBlobModes)
-			}
-			yml := publicRedirectConfig(u)
-			if landed {
-				yml += "blobs:\n  public: " + m.mode + "\n"
-			}
+			yml := publicRedirectConfig(u) + "blobs:\n  public: " + m.mode + "\n"
 			_, r := startPublic(b, yml, m.rate)
 			direct, public := u.ref(repo), r.Addr+"/"+hostPath(u.Host)+"/"+repo
 			// One pull each first, the daemon's past the relay's limit: the

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -38,52 +36,6 @@ const headerBudget = 64 << 10
 // saying "this storage is mine and public", as Docker Hub's CDN is.
 func publicRedirectConfig(u *upstream) string {
 	return "public:\n  anonymous_registries: [" + u.Host + ", " + u.S3.Host + "]\n"
-}
-
-// blobModesLanded reports whether the daemon under test has issue 13's
-// blob modes: `towerreg-dev config` then prints a blobs: section, the
-// defaults filled in (blobs.public: redirect).
-func blobModesLanded(tb testing.TB) bool {
-	tb.Helper()
-	cfg := filepath.Join(tb.TempDir(), "config.yml")
-	if err := os.WriteFile(cfg, nil, 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	bin := daemonBinary(tb)
-	out, err := exec.Command(bin, "config", "--config", cfg).CombinedOutput()
-	if err != nil {
-		tb.Fatalf("towerreg-dev config: %v\n%s", err, out)
-	}
-	return regexp.MustCompile(`(?m)^blobs:`).Match(out)
-}
-
-// noBlobModes is the skip while the daemon has no blob modes. It is the
-// only skip of the redirect tests: once `towerreg-dev config` prints
-// blobs:, they run and must pass.
-const noBlobModes = "SKIPPED: issue 13 (blob redirects) has not landed: `towerreg-dev config` prints no blobs: section, " +
-	"so the public handler still streams every blob; this goes live when it does"
-
-// noOffload is the skip while the daemon has blob modes but no offload
-// store: the config refuses an offload: key.
-const noOffload = "SKIPPED: issue 13's offload store has not landed: `towerreg-dev config` refuses an offload: key; this goes live when it takes one"
-
-// offloadLanded reports whether the daemon takes config yml, which has an
-// offload: section. A config it refuses for any other reason fails the
-// test: once offload: is a key, the test's config must be right.
-func offloadLanded(tb testing.TB, yml string) bool {
-	tb.Helper()
-	cfg := filepath.Join(tb.TempDir(), "config.yml")
-	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	out, err := exec.Command(daemonBinary(tb), "config", "--config", cfg).CombinedOutput()
-	if err != nil {
-		if strings.Contains(string(out), `unknown field "offload"`) {
-			return false
-		}
-		tb.Fatalf("towerreg-dev config refuses the offload config: %v\n%s\nconfig:\n%s", err, out, yml)
-	}
-	return true
 }
 
 // startPublic starts a daemon with config yml and --public-listen, and a
@@ -165,7 +117,6 @@ func TestPublicPullMovesNoLayers(t *testing.T) {
 	u.push(t, repo+":latest", img)
 	base, baseTotal := layerSizes(t, img)
 	ref := hostPath(u.Host) + "/" + repo + ":latest"
-	landed := blobModesLanded(t)
 
 	// pulled checks skopeo's image: the base layers, in order, then the
 	// daemon's; it returns the bytes of the manifest, the config and the
@@ -200,10 +151,7 @@ func TestPublicPullMovesNoLayers(t *testing.T) {
 	}
 
 	t.Run("stream", func(t *testing.T) {
-		yml := publicRedirectConfig(u)
-		if landed {
-			yml += "blobs:\n  public: stream\n"
-		} // else: streaming is all the daemon does
+		yml := publicRedirectConfig(u) + "blobs:\n  public: stream\n"
 		down, dir := publicPull(t, yml, ref)
 		mc, injected := pulled(t, dir)
 		t.Logf("base layers %d bytes, manifest and config %d, injected layers %d", baseTotal, mc, injected)
@@ -213,9 +161,6 @@ func TestPublicPullMovesNoLayers(t *testing.T) {
 	})
 
 	t.Run("redirect", func(t *testing.T) {
-		if !landed {
-			t.Skip(noBlobModes)
-		}
 		down, dir := publicPull(t, publicRedirectConfig(u), ref)
 		mc, injected := pulled(t, dir)
 		budget := mc + injected + headerBudget
@@ -231,9 +176,6 @@ func TestPublicPullMovesNoLayers(t *testing.T) {
 	// client of its own: it follows the 307 to the presigned URL on
 	// loopback with its own HTTP client, and checks the digests itself.
 	t.Run("redirect/podman", func(t *testing.T) {
-		if !landed {
-			t.Skip(noBlobModes)
-		}
 		pm := newPodman(t)
 		_, r := startPublic(t, publicRedirectConfig(u), 0)
 		// podman wants its authfile to exist: one with no credentials.
@@ -259,18 +201,12 @@ func TestPublicPullMovesNoLayers(t *testing.T) {
 	})
 
 	t.Run("offload", func(t *testing.T) {
-		if !landed {
-			t.Skip(noBlobModes)
-		}
 		store := s3test.Start(t)
 		bucket := store.Bucket(t, "offload")
 		// The store is the developer's own, named in offload:, so it is not
 		// listed for anonymous pulls: the daemon makes its presigned URLs
 		// itself, it does not follow an upstream there.
 		yml := publicRedirectConfig(u) + fmt.Sprintf("offload:\n  url: s3://%s/tower\n  endpoint: %s\n  region: us-east-1\n", bucket, store.URL)
-		if !offloadLanded(t, yml) {
-			t.Skip(noOffload)
-		}
 		// The standard AWS variables, as issue 13 says the store's
 		// credentials come; the daemon inherits them.
 		t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)

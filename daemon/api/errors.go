@@ -100,7 +100,8 @@ func classify(err error, k kind) (int, []ociError) {
 		return upstreamError(te, k, err)
 	case errors.Is(err, proxy.ErrTimeout):
 		return one(http.StatusGatewayTimeout, codeUnavailable)
-	case errors.Is(err, proxy.ErrDigestMismatch), errors.Is(err, proxy.ErrTooLarge):
+	case errors.Is(err, proxy.ErrDigestMismatch), errors.Is(err, proxy.ErrTooLarge),
+		errors.Is(err, proxy.ErrBadAnswer):
 		return one(http.StatusBadGateway, codeUnknown)
 	case errors.Is(err, proxy.ErrUnavailable):
 		return one(http.StatusServiceUnavailable, codeUnavailable)

@@ -90,6 +90,10 @@ var ErrNoDigest = errors.New("upstream gave no digest")
 // ErrTooLarge marks an upstream document over its size limit.
 var ErrTooLarge = errors.New("too large")
 
+// ErrBadAnswer is an upstream answer the proxy cannot use: malformed, or
+// pointing where the proxy does not follow.
+var ErrBadAnswer = errors.New("bad upstream answer")
+
 func readLimited(resp *http.Response, limit int64) ([]byte, error) {
 	if resp.ContentLength > limit {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, resp.ContentLength, limit)

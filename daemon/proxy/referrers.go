@@ -78,22 +78,53 @@ func (rw *Rewriting) referrersTag(ctx context.Context, repo Repo, subject v1.Has
 }
 
 // Referrers GETs the referrers API of repo for d. filtered reports whether
-// the registry applied the artifactType filter (OCI-Filters-Applied).
+// the registry applied the artifactType filter (OCI-Filters-Applied). A
+// list the registry pages (a Link header, rel="next") is read whole and
+// answered as one index, so clients of the proxy see every referrer
+// without following links that name the upstream.
 func (u *Upstream) Referrers(ctx context.Context, repo Repo, d v1.Hash, artifactType string) (b []byte, filtered bool, err error) {
 	target := u.url(repo, "referrers", d.String())
 	if artifactType != "" {
 		target += "?" + url.Values{"artifactType": {artifactType}}.Encode()
 	}
+	var pages referrerPages
+	for target != "" {
+		page, next, applied, err := u.referrersPage(ctx, repo, target)
+		if err != nil {
+			return nil, false, fmt.Errorf("%s: referrers of %s: %w", repo, d, err)
+		}
+		if err := pages.add(page, applied); err != nil {
+			return nil, false, fmt.Errorf("%s: referrers of %s: %w", repo, d, err)
+		}
+		target = next
+	}
+	b, err = pages.index()
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: referrers of %s: %w", repo, d, err)
+	}
+	return b, artifactType != "" && pages.filtered, nil
+}
+
+// referrersPage GETs one page of a referrers list, and the next page's URL
+// when the registry says there is one.
+func (u *Upstream) referrersPage(ctx context.Context, repo Repo, target string) (b []byte, next string, filtered bool, err error) {
 	hdr := http.Header{"Accept": {string(ReferrersMediaType)}}
 	resp, err := u.do(ctx, repo, http.MethodGet, target, hdr, http.StatusOK)
 	if err != nil {
-		return nil, false, err
+		return nil, "", false, err
 	}
 	defer resp.Body.Close()
 	if b, err = readLimited(resp, MaxManifestSize); err != nil {
-		return nil, false, fmt.Errorf("%s: referrers of %s: %w", repo, d, err)
+		return nil, "", false, err
 	}
-	return b, artifactType != "" && filtersApplied(resp.Header, "artifactType"), nil
+	base, err := url.Parse(target)
+	if err != nil {
+		return nil, "", false, err
+	}
+	if next, err = nextLink(base, resp.Header); err != nil {
+		return nil, "", false, err
+	}
+	return b, next, filtersApplied(resp.Header, "artifactType"), nil
 }
 
 // filtersApplied reports whether the OCI-Filters-Applied header lists f.

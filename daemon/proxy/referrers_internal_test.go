@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
+	"net/url"
 	"testing"
 )
 
@@ -65,5 +67,38 @@ func TestFiltersApplied(t *testing.T) {
 		if got := filtersApplied(h, "artifactType"); got != tt.want {
 			t.Errorf("filtersApplied(%q) = %v, want %v", tt.values, got, tt.want)
 		}
+	}
+}
+
+func TestNextLink(t *testing.T) {
+	base, _ := url.Parse("https://reg.example/v2/a/referrers/sha256:x")
+	tests := []struct {
+		name   string
+		values []string
+		want   string
+		err    bool
+	}{
+		{"none", nil, "", false},
+		{"relative", []string{`</v2/a/referrers/sha256:x?last=b>; rel="next"`}, "https://reg.example/v2/a/referrers/sha256:x?last=b", false},
+		{"absolute, same registry", []string{`<https://reg.example/p?n=2>; rel=next`}, "https://reg.example/p?n=2", false},
+		{"other rels only", []string{`</p>; rel="prev", </q>; rel="first"`}, "", false},
+		{"next among several", []string{`</p>; rel="prev", </q>; title="t"; rel="next"`}, "https://reg.example/q", false},
+		{"in a second header", []string{`</p>; rel="prev"`, `</q>; rel="next"`}, "https://reg.example/q", false},
+		{"rel with several values", []string{`</q>; rel="next last"`}, "https://reg.example/q", false},
+		{"other host", []string{`<https://evil.example/p>; rel="next"`}, "", true},
+		{"other port", []string{`<https://reg.example:444/p>; rel="next"`}, "", true},
+		{"down to http", []string{`<http://reg.example/p>; rel="next"`}, "", true},
+		{"no brackets", []string{`/p; rel="next"`}, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := nextLink(base, http.Header{"Link": tt.values})
+			if (err != nil) != tt.err || got != tt.want {
+				t.Fatalf("nextLink = %q, %v; want %q, error %v", got, err, tt.want, tt.err)
+			}
+			if err != nil && !errors.Is(err, ErrBadAnswer) {
+				t.Errorf("error %v is no ErrBadAnswer", err)
+			}
+		})
 	}
 }

@@ -133,6 +133,8 @@ func BenchmarkPullBigCold(b *testing.B) {
 // public/direct, and the bytes the daemon sent per pull.
 //
 //   - redirect, stream: blobs.public as named; the relay has no limit.
+//   - offload: redirect, and the daemon's own layer comes from an offload
+//     store (a second versitygw) too: only manifests and configs cross.
 //   - uplink-10MiB/...: the relay holds the daemon's side to 10 MiB/s, a
 //     home uplink, which only what crosses the developer's machine pays.
 func BenchmarkPublicPull(b *testing.B) {
@@ -140,22 +142,37 @@ func BenchmarkPublicPull(b *testing.B) {
 	const repo = "test/big:latest"
 	img := bigImage(b, 3, bigSize, 1)
 	u.push(b, repo, img)
-	_, baseTotal := layerSizes(b, img)
+	base, baseTotal := layerSizes(b, img)
 	sk := newSkopeo(b)
 	anon := []string{"--src-authfile", filepath.Join(b.TempDir(), "anonymous.json")} // no such file
 	for _, m := range []struct {
-		name string
-		mode string // blobs.public
-		rate int64  // the relay's limit, bytes/s; 0: none
+		name    string
+		mode    string // blobs.public
+		offload bool   // with an offload store
+		rate    int64  // the relay's limit, bytes/s; 0: none
 	}{
-		{"redirect", "redirect", 0},
-		{"stream", "stream", 0},
-		{"uplink-10MiB/redirect", "redirect", 10 << 20},
-		{"uplink-10MiB/stream", "stream", 10 << 20},
+		{"redirect", "redirect", false, 0},
+		{"offload", "redirect", true, 0},
+		{"stream", "stream", false, 0},
+		{"uplink-10MiB/redirect", "redirect", false, 10 << 20},
+		{"uplink-10MiB/offload", "redirect", true, 10 << 20},
+		{"uplink-10MiB/stream", "stream", false, 10 << 20},
 	} {
 		b.Run(m.name, func(b *testing.B) {
 			yml := publicRedirectConfig(u) + "blobs:\n  public: " + m.mode + "\n"
-			_, r := startPublic(b, yml, m.rate)
+			var store offloadStore
+			if m.offload {
+				store = startOffloadStore(b)
+				yml += store.yaml("")
+			}
+			d, r := startPublic(b, yml, m.rate)
+			if m.offload {
+				// The daemon uploads its layer in the background and
+				// streams it until then: time the pulls that follow.
+				for _, l := range ownLayers(manifestAt(b, d.url("/v2/"+hostPath(u.Host)+"/"+strings.TrimSuffix(repo, ":latest")+"/manifests/latest")), base) {
+					store.waitUploaded(b, l)
+				}
+			}
 			direct, public := u.ref(repo), r.Addr+"/"+hostPath(u.Host)+"/"+repo
 			// One pull each first, the daemon's past the relay's limit: the
 			// rewrite happens once per upstream digest, and the page cache

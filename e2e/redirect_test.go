@@ -1,18 +1,12 @@
 package e2e
 
 import (
-	"bytes"
-	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-
-	"github.com/tower-reg/tower-reg/internal/s3test"
 )
 
 // ---------------------------------------------------------------------------
@@ -201,45 +195,18 @@ func TestPublicPullMovesNoLayers(t *testing.T) {
 	})
 
 	t.Run("offload", func(t *testing.T) {
-		store := s3test.Start(t)
-		bucket := store.Bucket(t, "offload")
 		// The store is the developer's own, named in offload:, so it is not
 		// listed for anonymous pulls: the daemon makes its presigned URLs
 		// itself, it does not follow an upstream there.
-		yml := publicRedirectConfig(u) + fmt.Sprintf("offload:\n  url: s3://%s/tower\n  endpoint: %s\n  region: us-east-1\n", bucket, store.URL)
-		// The standard AWS variables, as issue 13 says the store's
-		// credentials come; the daemon inherits them.
-		t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
-		t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
-		t.Setenv("AWS_REGION", "us-east-1")
-		d, r := startPublic(t, yml, 0)
+		store := startOffloadStore(t)
+		d, r := startPublic(t, publicRedirectConfig(u)+store.yaml(""), 0)
 
 		// The daemon's layers for this image, from the local handler, and
 		// their upload: content-addressed under the prefix, in the
 		// background, so wait for it (until then the daemon streams).
-		resp, body := do(t, http.MethodGet, d.url("/v2/"+hostPath(u.Host)+"/"+repo+"/manifests/latest"))
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("local GET of the manifest: %s: %.300s", resp.Status, body)
-		}
-		m, err := v1.ParseManifest(bytes.NewReader(body))
-		if err != nil {
-			t.Fatalf("the rewritten manifest: %v", err)
-		}
-		for _, l := range m.Layers {
-			if _, ok := base[l.Digest]; ok {
-				continue
-			}
-			key := filepath.Join(store.Dir, bucket, "tower", "blobs", l.Digest.Algorithm, l.Digest.Hex)
-			deadline := time.Now().Add(time.Minute)
-			for {
-				if fi, err := os.Stat(key); err == nil && fi.Size() == l.Size {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("the daemon's layer %s (%d bytes) is not at s3://%s/tower/blobs/%s/%s after a minute", l.Digest, l.Size, bucket, l.Digest.Algorithm, l.Digest.Hex)
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+		m := manifestAt(t, d.url("/v2/"+hostPath(u.Host)+"/"+repo+"/manifests/latest"))
+		for _, l := range ownLayers(m, base) {
+			store.waitUploaded(t, l)
 		}
 
 		down, dir := anonymousPull(t, r, ref)

@@ -39,6 +39,10 @@ type reloader struct {
 	// afterSwap runs after a new generation starts (the cache GC).
 	afterSwap func(ctx context.Context, g proxy.Generation)
 
+	// edits are the watcher's bursts not reloaded yet, which a pull by
+	// tag waits for (Settled).
+	edits pendingEdits
+
 	mu sync.Mutex // one reload at a time; guards fp
 	// fp is the fingerprint of the tree the current generation was
 	// packed from.
@@ -55,6 +59,15 @@ var _ proxy.Layers = (*reloader)(nil)
 
 // Current implements proxy.Layers.
 func (r *reloader) Current() proxy.Generation { return *r.cur.Load() }
+
+// Settled implements proxy.Layers: the generation once the edits the
+// watcher has seen are reloaded, waiting at most settleMax.
+func (r *reloader) Settled(ctx context.Context) proxy.Generation {
+	if !r.edits.wait(ctx, settleMax) && ctx.Err() == nil {
+		r.log.Debug("serving the current layer: the layer directory is still changing", "waited", settleMax)
+	}
+	return r.Current()
+}
 
 // start sets the first generation.
 func (r *reloader) start(g proxy.Generation, fp [sha256.Size]byte) {
@@ -174,13 +187,15 @@ func (r *reloader) watch(ctx context.Context, dir string) error {
 	if open == nil {
 		open = newWatcher
 	}
-	w, err := open(dir, watch.Options{Log: r.log})
+	w, err := open(dir, watch.Options{Log: r.log, Started: r.edits.add})
 	if err != nil {
 		r.pollInstead(dir, err)
 		return r.poll(ctx)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Bursts still counted when the watcher stops will have no Change.
+	defer r.edits.forget()
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
 	// Edits made between the first pack and the watch have no event.
@@ -194,10 +209,12 @@ func (r *reloader) watch(ctx context.Context, dir string) error {
 			if err == nil {
 				return nil
 			}
+			r.edits.forget()
 			r.pollInstead(dir, err)
 			return r.poll(ctx)
 		case c := <-w.C():
 			r.reload(ctx, c.Trigger)
+			r.edits.reloaded(c.Bursts)
 		}
 	}
 }

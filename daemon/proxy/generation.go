@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -93,5 +94,8 @@ type StaticLayers struct{ Gen Generation }
 
 // Current implements Layers.
 func (s StaticLayers) Current() Generation { return s.Gen }
+
+// Settled implements Layers.
+func (s StaticLayers) Settled(context.Context) Generation { return s.Gen }
 
 var _ Layers = StaticLayers{}

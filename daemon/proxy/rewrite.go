@@ -36,6 +36,9 @@ type Generation struct {
 // Layers gives the current generation.
 type Layers interface {
 	Current() Generation
+	// Settled is the current generation once the layer changes already
+	// under way are in it (bounded): what a pull by tag serves.
+	Settled(ctx context.Context) Generation
 }
 
 // UpstreamDigestError is a pull by the digest of an upstream image or index.
@@ -121,7 +124,7 @@ func (rw *Rewriting) Get(ctx context.Context, repo Repo, ref Ref) (Served, error
 		return Served{Manifest: m, Upstream: m.Digest}, nil
 	}
 
-	return rw.Rewrite(ctx, repo, ref, rw.layers.Current().Recipe())
+	return rw.Rewrite(ctx, repo, ref, rw.layers.Settled(ctx).Recipe())
 }
 
 // Rewrite answers a manifest request for repo and a tag (or the tag form of

@@ -60,6 +60,10 @@ type Change struct {
 	Rescan bool
 	// First is when the first event of the burst arrived.
 	First time.Time
+	// Bursts counts the bursts folded into this Change: one, or more when
+	// the consumer took the Change late. Each started with a call of
+	// Options.Started.
+	Bursts int
 }
 
 // Options tune a Watcher. Zero values take the defaults.
@@ -70,7 +74,13 @@ type Options struct {
 	MaxDelay time.Duration
 	// RootPoll is how often a removed root is looked for again.
 	RootPoll time.Duration
-	Log      *slog.Logger
+	// Started, when set, is called as a burst starts: an edit has been
+	// seen and its Change will follow, once the tree is still. The
+	// consumer can count what it has yet to reload, before the quiet
+	// window ends (Change.Bursts counts them back). It is called from
+	// Run's goroutine, before that Change is sent, and must not block.
+	Started func()
+	Log     *slog.Logger
 }
 
 // Defaults. The quiet window is long enough for an editor's save (a few
@@ -211,6 +221,7 @@ func (w *Watcher) loop(ctx context.Context, events <-chan fsnotify.Event, errs <
 		// The consumer has not taken the previous Change: merge, keeping
 		// the newer trigger.
 		ready.Events += c.Events
+		ready.Bursts += c.Bursts
 		ready.Rescan = ready.Rescan || c.Rescan
 		if c.Trigger != "" {
 			ready.Trigger = c.Trigger
@@ -219,8 +230,11 @@ func (w *Watcher) loop(ctx context.Context, events <-chan fsnotify.Event, errs <
 	note := func(path string, rescan bool) {
 		now := time.Now()
 		if cur == nil {
-			cur = &burst{Change: Change{First: now}}
+			cur = &burst{Change: Change{First: now, Bursts: 1}}
 			deadline.Reset(w.o.MaxDelay)
+			if w.o.Started != nil {
+				w.o.Started()
+			}
 		}
 		if path != "" {
 			cur.Events++

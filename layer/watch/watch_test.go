@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -389,4 +390,33 @@ func TestIsLimit(t *testing.T) {
 			t.Errorf("IsLimit(%v) = %v, want %v", tt.err, got, tt.want)
 		}
 	}
+}
+
+// TestStarted: Started is called as a burst starts, before its Change, and
+// the Changes' Bursts add up to the calls, merged Changes included.
+func TestStarted(t *testing.T) {
+	dir := t.TempDir()
+	var started atomic.Int32
+	o := fast
+	o.Started = func() { started.Add(1) }
+	w := start(t, dir, o)
+	write(t, filepath.Join(dir, "a.txt"), "a")
+	deadline := time.Now().Add(5 * time.Second)
+	for started.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no Started within 5s of a write")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Two more bursts before the consumer takes anything: one Change.
+	time.Sleep(4 * fast.Quiet)
+	write(t, filepath.Join(dir, "b.txt"), "b")
+	time.Sleep(4 * fast.Quiet)
+	write(t, filepath.Join(dir, "c.txt"), "c")
+	time.Sleep(4 * fast.Quiet)
+	c := next(t, w, time.Second)
+	if n := started.Load(); c.Bursts != int(n) || n != 3 {
+		t.Fatalf("Change %+v after %d Started calls, want 3 bursts in it", c, n)
+	}
+	none(t, w, 3*fast.Quiet)
 }

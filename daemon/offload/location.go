@@ -94,9 +94,25 @@ func (o *Offload) Location(ctx context.Context, d v1.Hash) (string, bool) {
 }
 
 // recheckObject looks for d's object again, and reports whether it is
-// there. An object gone is uploaded again; a store that fails is a
-// failure like an upload's, retried after the backoff.
+// there. Checks of d made at the same time are one request to the store;
+// a caller whose client goes away stops waiting for it, and the others
+// still get its answer.
 func (o *Offload) recheckObject(ctx context.Context, d v1.Hash) bool {
+	ch := o.rechecks.DoChan(d.String(), func() (any, error) {
+		return o.recheckOnce(context.WithoutCancel(ctx), d), nil
+	})
+	select {
+	case r := <-ch:
+		return r.Val.(bool)
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// recheckOnce is recheckObject's request. An object gone is uploaded
+// again; a store that fails is a failure like an upload's, retried after
+// the backoff.
+func (o *Offload) recheckOnce(ctx context.Context, d v1.Hash) bool {
 	hctx, cancel := context.WithTimeout(ctx, headTimeout)
 	defer cancel()
 	have, err := o.stat(hctx, o.Key(d))
@@ -108,10 +124,6 @@ func (o *Offload) recheckObject(ctx context.Context, d v1.Hash) bool {
 		return false
 	}
 	switch {
-	case err != nil && ctx.Err() != nil:
-		// The client went away: nothing learned about the store.
-		o.mu.Unlock()
-		return false
 	case err != nil:
 		o.failLocked(e, err)
 		o.warnUnlock(d, err)

@@ -4,9 +4,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -218,5 +222,68 @@ func TestRetryAfterFailure(t *testing.T) {
 				t.Errorf("no recovery in the log:\n%s", f.log.String())
 			}
 		})
+	}
+}
+
+// TestLocationRecheckMerged: the checks of one blob that fall due together
+// (a cluster's nodes pulling at once) are one HEAD to the store, and each
+// caller gets the URL.
+func TestLocationRecheckMerged(t *testing.T) {
+	f := newFixture(t, 2000)
+	d := f.digests()[0]
+	target, err := url.Parse(f.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// In front of the store: counts HEADs and holds each for a while, so
+	// that the callers' checks overlap however the machine schedules them.
+	var heads atomic.Int32
+	rp := httputil.NewSingleHostReverseProxy(target)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			heads.Add(1)
+			time.Sleep(500 * time.Millisecond)
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	opts := f.options(config.Offload{Endpoint: front.URL})
+	opts.Recheck = time.Hour
+	o, err := offload.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Upload(t.Context(), d)
+	wait(t, o)
+	if _, ok := o.Location(t.Context(), d); !ok {
+		t.Fatalf("Location after the upload: %v", o.Status(d))
+	}
+	before := heads.Load()
+	// Make the check due for everyone at once.
+	o.ExpireChecks()
+
+	const callers = 20
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	oks := make(chan bool, callers)
+	for range callers {
+		wg.Go(func() {
+			<-start
+			_, ok := o.Location(t.Context(), d)
+			oks <- ok
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(oks)
+	for ok := range oks {
+		if !ok {
+			t.Fatal("a caller got no URL for a blob that is in the store")
+		}
+	}
+	// One is the design; two allows a caller the machine started after
+	// the first HEAD's 500 ms. Without the merge it is one a caller.
+	if n := heads.Load() - before; n < 1 || n > 2 {
+		t.Fatalf("%d callers made %d HEADs to the store, want 1", callers, n)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/daemon/event"
@@ -73,6 +74,9 @@ type Offload struct {
 	bus                   *event.Bus
 	sem                   chan struct{}
 	wg                    sync.WaitGroup
+	// rechecks merges the checks of one digest that fall due together: a
+	// cluster pulling at once asks the store once, not once a node.
+	rechecks singleflight.Group
 
 	mu     sync.Mutex
 	states map[v1.Hash]*entry

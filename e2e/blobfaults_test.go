@@ -78,6 +78,9 @@ func waitLog(tb testing.TB, d *towerreg, want string) {
 //   - the offload store is down when the daemon uploads its layer: the
 //     pull works, the daemon's layer streams (and only it: the base layers
 //     are still redirected), and the log warns;
+//   - the offload store goes down mid-run, after the daemon's layer was
+//     uploaded and handed out: once the recheck is due (recheck: 1s), the
+//     next pull streams that layer, and the log warns;
 //   - a presigned URL expired (presign_ttl: 2s): the store refuses it, and
 //     the client's next GET of the blob gets a fresh one that works;
 //   - the upstream redirects to a private address the developer did not
@@ -108,6 +111,31 @@ func TestPublicBlobFaults(t *testing.T) {
 			t.Errorf("the daemon sent %d bytes, want its own layers (%d) streamed, with the manifest and config (%d) and headers, but no base layer (%d)",
 				down, own, mc, baseTotal)
 		}
+	})
+
+	t.Run("offload store down mid-run", func(t *testing.T) {
+		o := startOffloadStore(t)
+		// The daemon knows the store through a relay, which the test
+		// closes: the store is down.
+		front := startRelay(t, o.s3.Host, 0)
+		d, r := startPublic(t, publicRedirectConfig(u)+offloadYAML(o.bucket, "http://"+front.Addr, "  recheck: 1s\n"), 0)
+		for _, l := range ownLayers(manifestAt(t, d.url("/v2/"+name+"/manifests/latest")), base) {
+			o.waitUploaded(t, l)
+		}
+		down, dir := relayPull(t, r, ref, noAuth(t))
+		mc, _, _ := checkPulled(t, dir, img)
+		if down > mc+headerBudget {
+			t.Fatalf("with the store up the daemon sent %d bytes, more than the manifest and config (%d) and headers: the test shows nothing", down, mc)
+		}
+		front.close()
+		time.Sleep(1500 * time.Millisecond) // past the recheck
+		down, dir = relayPull(t, r, ref, noAuth(t))
+		mc, own, _ := checkPulled(t, dir, img)
+		if down < own || down > mc+own+headerBudget {
+			t.Errorf("with the store down the daemon sent %d bytes, want its own layers (%d) streamed, with the manifest and config (%d) and headers, but no base layer (%d)",
+				down, own, mc, baseTotal)
+		}
+		waitLog(t, d, "the offload store failed")
 	})
 
 	t.Run("expired presigned URL", func(t *testing.T) {

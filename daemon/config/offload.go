@@ -12,6 +12,13 @@ import (
 // enough that a leaked URL soon stops working.
 const DefaultPresignTTL = 15 * time.Minute
 
+// DefaultRecheck is how long an object seen in the offload store is
+// trusted before a redirect to it looks again, when the config sets none:
+// a store that went down mid-run, or an object a lifecycle rule expired,
+// costs pulls a redirect that fails for at most that long, and the checks
+// of a cluster pulling at once are one request.
+const DefaultRecheck = 10 * time.Second
+
 // maxPresignTTL is the longest a SigV4 presigned URL may live.
 const maxPresignTTL = 7 * 24 * time.Hour
 
@@ -34,6 +41,9 @@ type Offload struct {
 	// UpstreamBlobs also uploads upstream blobs that stream rather than
 	// redirect, on their first pull.
 	UpstreamBlobs bool `yaml:"upstream_blobs"`
+	// Recheck is how long an object seen in the store is trusted before
+	// a redirect to it checks again; zero means DefaultRecheck.
+	Recheck Duration `yaml:"recheck"`
 }
 
 // On reports whether an offload store is configured.
@@ -45,6 +55,14 @@ func (o Offload) TTL() time.Duration {
 		return v
 	}
 	return DefaultPresignTTL
+}
+
+// RecheckEvery is Recheck, or its default.
+func (o Offload) RecheckEvery() time.Duration {
+	if v := o.Recheck.Value(); v > 0 {
+		return v
+	}
+	return DefaultRecheck
 }
 
 // ParseOffloadURL splits s3://bucket/prefix into the bucket and the key
@@ -74,6 +92,9 @@ func (o Offload) check() (key string, err error) {
 	}
 	if o.PresignTTL.Value() > maxPresignTTL {
 		return "presign_ttl", fmt.Errorf("%q is longer than 7 days, the longest a presigned URL lives", string(o.PresignTTL))
+	}
+	if err := o.Recheck.check(); err != nil {
+		return "recheck", err
 	}
 	// The rest without a url is kept: `up --offload URL` may supply it.
 	if o.On() {

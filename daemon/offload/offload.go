@@ -37,7 +37,6 @@ type Blobs interface {
 // Defaults of Options.
 const (
 	DefaultConcurrency = 2
-	DefaultRecheck     = time.Minute
 	DefaultBackoff     = 5 * time.Second
 	maxBackoff         = 5 * time.Minute
 	// partSize bounds the memory of a multipart upload: minio-go holds a
@@ -56,7 +55,7 @@ type Options struct {
 	// DefaultConcurrency. Each holds a file and a part buffer.
 	Concurrency int
 	// Recheck is how long an object seen in the store is trusted before
-	// Location looks again; zero means DefaultRecheck.
+	// Location looks again; zero means the config's (offload.recheck).
 	Recheck time.Duration
 	// Backoff is the wait before a failed upload is tried again on a
 	// request, doubled at each failure up to 5 minutes; zero means
@@ -102,7 +101,7 @@ func New(o Options) (*Offload, error) {
 		o.Concurrency = DefaultConcurrency
 	}
 	if o.Recheck <= 0 {
-		o.Recheck = DefaultRecheck
+		o.Recheck = o.Config.RecheckEvery()
 	}
 	if o.Backoff <= 0 {
 		o.Backoff = DefaultBackoff

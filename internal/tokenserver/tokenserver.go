@@ -51,7 +51,9 @@ type Options struct {
 	// VerifierLeeway is the clock skew the registry forgives past exp.
 	// distribution forgives 60 s, so that a token with a 1 s lifetime
 	// would be taken for a minute; the exp claim is set this much earlier
-	// so that the registry refuses the token Lifetime after it was issued.
+	// so that the registry refuses the token Lifetime after it was issued,
+	// or up to a second later: claims are whole seconds, rounded up so that
+	// a token is never good for less than Lifetime.
 	VerifierLeeway time.Duration
 	// Log gets one line per token request (default: discarded).
 	Log *slog.Logger
@@ -267,7 +269,7 @@ func (s *Server) sign(subject string, access []Access, now time.Time, lifetime t
 	}
 	c := claims{
 		Issuer: s.opts.Issuer, Subject: subject, Audience: s.opts.Service,
-		Expiration: now.Add(lifetime - s.opts.VerifierLeeway).Unix(),
+		Expiration: ceilUnix(now.Add(lifetime - s.opts.VerifierLeeway)),
 		NotBefore:  now.Unix(), IssuedAt: now.Unix(),
 		JWTID:  base64.RawURLEncoding.EncodeToString(jti[:]),
 		Access: access,
@@ -288,6 +290,14 @@ func (s *Server) sign(subject string, access []Access, now time.Time, lifetime t
 		return "", fmt.Errorf("tokenserver: sign: %w", err)
 	}
 	return signed + "." + base64.RawURLEncoding.EncodeToString(sig), nil
+}
+
+// ceilUnix is t in Unix seconds, rounded up.
+func ceilUnix(t time.Time) int64 {
+	if t.Nanosecond() > 0 {
+		return t.Unix() + 1
+	}
+	return t.Unix()
 }
 
 // Token issues a token for subject with access, outside the HTTP flow: for

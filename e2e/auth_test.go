@@ -55,6 +55,8 @@ func TestValidateCreds(t *testing.T) {
 		{"wrong password", privateUser, "not-it", u.Host, 200, "false"},
 		{"unknown user", "mallory", privatePassword, u.Host, 200, "false"},
 		{"unreachable registry", privateUser, privatePassword, unreachable, 502, ""},
+		// The dial policy's refusal is a 403 that says so, not an outage.
+		{"the daemon itself", privateUser, privatePassword, d.Addr, 403, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,8 +74,11 @@ func TestValidateCreds(t *testing.T) {
 			if tt.answer != "" && string(got) != tt.answer {
 				t.Errorf("answer %s, want %s", got, tt.answer)
 			}
-			if tt.answer == "" && !strings.Contains(string(got), unreachable) {
+			if tt.answer == "" && !strings.Contains(string(got), tt.registry) {
 				t.Errorf("the error does not name the registry: %s", got)
+			}
+			if tt.status == 403 && (!strings.Contains(string(got), "dial policy") || strings.Contains(string(got), "unavailable")) {
+				t.Errorf("want the dial policy's refusal, not an unavailable upstream: %s", got)
 			}
 		})
 	}

@@ -244,20 +244,21 @@ func checkRewritten(tb testing.TB, img, orig v1.Image, origDigest v1.Hash) {
 
 // TestTokenAuthExpiresMidPull: the registry refuses the daemon's token
 // part-way through a pull, and the daemon gets a new one and the pull goes
-// on. Tokens live 1-2 s; the image's three 3 MiB layers come through a
-// relay held to 1 MiB/s, and crane's tarball pull fetches them one after
-// the other, so each layer after the first is asked for with a token that
-// has expired.
+// on. Tokens live 2-3 s (whole seconds); the image's three 4 MiB layers
+// come through a relay held to 1 MiB/s, and crane's tarball pull fetches
+// them one after the other, so each layer after the first is asked for
+// with a token that has expired. A token good for 2 s leaves the daemon's
+// retry after a refresh time to spare on a loaded machine.
 func TestTokenAuthExpiresMidPull(t *testing.T) {
 	cr := newCrane(t)
 	up := startTokenUpstream(t, "127.0.0.1")
 	const repo = privateNS + "big:latest"
-	img := bigImage(t, 3, 9<<20, 14)
+	img := bigImage(t, 3, 12<<20, 14)
 	up.push(t, repo, img)
 	slow := startRelay(t, up.Host, 1<<20)
 	d := startDaemon(t, "--config", credsConfig(t, slow.Addr, tokenUser, tokenPassword))
 
-	const lifetime = time.Second
+	const lifetime = 2 * time.Second
 	up.ts.SetLifetime(lifetime)
 	from := len(up.ts.Grants())
 	out := filepath.Join(t.TempDir(), "big.tar")
@@ -273,7 +274,7 @@ func TestTokenAuthExpiresMidPull(t *testing.T) {
 	n := up.grants(tokenUser, "private/big", from)
 	t.Logf("pull took %v; the daemon was issued %d tokens living %v", took.Round(time.Millisecond), n, lifetime)
 	// One token for the manifest; the second and third layers each start
-	// more than 2 s later.
+	// 4 s or more after the one before, later than a token lives.
 	if n < 2 {
 		t.Errorf("%d token(s) for the pull: the daemon never asked again, so no token expired under it", n)
 	}

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -204,16 +203,8 @@ func TestTokenAuthUpstream(t *testing.T) {
 					{tokenUser, "not-it", "false"},
 					{"mallory", tokenPassword, "false"},
 				} {
-					body, _ := json.Marshal(map[string]string{"userName": tc.user, "password": tc.password, "registry": up.Host})
-					resp, err := httpClient.Post(d.url("/validate-creds"), "application/json", strings.NewReader(string(body)))
-					if err != nil {
-						t.Fatal(err)
-					}
-					var got json.RawMessage
-					json.NewDecoder(resp.Body).Decode(&got)
-					resp.Body.Close()
-					if resp.StatusCode != http.StatusOK || string(got) != tc.answer {
-						t.Errorf("%s/%s: %d %s, want 200 %s", tc.user, tc.password, resp.StatusCode, got, tc.answer)
+					if status, got := validateCreds(t, d, tc.user, tc.password, up.Host); status != http.StatusOK || string(got) != tc.answer {
+						t.Errorf("%s/%s: %d %s, want 200 %s", tc.user, tc.password, status, got, tc.answer)
 					}
 				}
 			})

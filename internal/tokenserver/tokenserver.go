@@ -129,15 +129,6 @@ func (s *Server) CertPEM() []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.certDER})
 }
 
-// Certificate is the parsed certificate.
-func (s *Server) Certificate() *x509.Certificate {
-	c, err := x509.ParseCertificate(s.certDER)
-	if err != nil {
-		panic(err) // we made it
-	}
-	return c
-}
-
 // SetLifetime changes the lifetime of the tokens issued from now on.
 func (s *Server) SetLifetime(d time.Duration) { s.lifetime.Store(int64(d)) }
 

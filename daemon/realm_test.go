@@ -108,6 +108,9 @@ func TestTokenRealmOnLoopback(t *testing.T) {
 			t.Errorf("message %q does not say %q", msg, want)
 		}
 	}
+	if strings.Contains(msg, "unavailable") {
+		t.Errorf("message %q calls the policy's refusal an unavailable upstream", msg)
+	}
 	if n := up.tokens.Load() - before; n != 0 {
 		t.Errorf("the token server was asked %d times for the public client", n)
 	}

@@ -55,28 +55,41 @@ func TestValidateCreds(t *testing.T) {
 		{"wrong password", privateUser, "not-it", u.Host, 200, "false"},
 		{"unknown user", "mallory", privatePassword, u.Host, 200, "false"},
 		{"unreachable registry", privateUser, privatePassword, unreachable, 502, ""},
+		// The dial policy's refusal is a 403 that says so, not an outage.
+		{"the daemon itself", privateUser, privatePassword, d.Addr, 403, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			body, _ := json.Marshal(map[string]string{"userName": tt.user, "password": tt.password, "registry": tt.registry})
-			resp, err := httpClient.Post(d.url("/validate-creds"), "application/json", strings.NewReader(string(body)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got json.RawMessage
-			json.NewDecoder(resp.Body).Decode(&got)
-			resp.Body.Close()
-			if resp.StatusCode != tt.status {
-				t.Fatalf("status %d (%s), want %d", resp.StatusCode, got, tt.status)
+			status, got := validateCreds(t, d, tt.user, tt.password, tt.registry)
+			if status != tt.status {
+				t.Fatalf("status %d (%s), want %d", status, got, tt.status)
 			}
 			if tt.answer != "" && string(got) != tt.answer {
 				t.Errorf("answer %s, want %s", got, tt.answer)
 			}
-			if tt.answer == "" && !strings.Contains(string(got), unreachable) {
+			if tt.answer == "" && !strings.Contains(string(got), tt.registry) {
 				t.Errorf("the error does not name the registry: %s", got)
+			}
+			if tt.status == 403 && (!strings.Contains(string(got), "dial policy") || strings.Contains(string(got), "unavailable")) {
+				t.Errorf("want the dial policy's refusal, not an unavailable upstream: %s", got)
 			}
 		})
 	}
+}
+
+// validateCreds posts user:password for registry to the daemon's
+// /validate-creds and returns the status and the JSON answer.
+func validateCreds(tb testing.TB, d *towerreg, user, password, registry string) (int, json.RawMessage) {
+	tb.Helper()
+	body, _ := json.Marshal(map[string]string{"userName": user, "password": password, "registry": registry})
+	resp, err := httpClient.Post(d.url("/validate-creds"), "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got json.RawMessage
+	json.NewDecoder(resp.Body).Decode(&got)
+	return resp.StatusCode, got
 }
 
 // TestProxyPrivateUpstream pulls an image of a registry with auth: with the

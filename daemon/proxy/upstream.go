@@ -257,6 +257,11 @@ func classify(repo Repo, err error) error {
 	if errors.Is(err, context.Canceled) {
 		return err
 	}
+	if errors.Is(err, dialpolicy.ErrRefused) {
+		// The dial policy said no (to the registry, a redirect or the token
+		// realm): no retry will change that, so it is not an outage.
+		return fmt.Errorf("%s: %w", repo.Registry, err)
+	}
 	if realmRefused(err) {
 		return fmt.Errorf("%w: %s: %w", dialpolicy.ErrRefused, repo.Registry, err)
 	}

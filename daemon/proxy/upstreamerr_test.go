@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -61,5 +62,16 @@ func TestRealmRefusedIsPolicy(t *testing.T) {
 	}
 	if err := classify(repo, errors.New("connection refused")); errors.Is(err, dialpolicy.ErrRefused) {
 		t.Errorf("%v: a dead upstream is no policy refusal", err)
+	}
+	// The dial policy's own refusal, of the token realm or of the registry,
+	// as ggcr and net/http wrap it: a refusal, and not said to be an outage.
+	dial := fmt.Errorf(`Get "http://localhost:5001/token": dial tcp 127.0.0.1:5001: %w`,
+		fmt.Errorf("%w: localhost:5001 resolves to 127.0.0.1, a loopback address, which logged-in clients may not reach", dialpolicy.ErrRefused))
+	err = classify(repo, dial)
+	if !errors.Is(err, dialpolicy.ErrRefused) || errors.Is(err, ErrUnavailable) || strings.Contains(err.Error(), "unavailable") {
+		t.Errorf("%v: want ErrRefused, not ErrUnavailable", err)
+	}
+	if !strings.Contains(err.Error(), "reg.example") {
+		t.Errorf("%v: the registry is not named", err)
 	}
 }

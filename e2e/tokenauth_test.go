@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -192,6 +193,34 @@ func TestTokenAuthUpstream(t *testing.T) {
 					t.Errorf("anonymous skopeo inspect of the private image: err %v, want an error naming %s:\n%s", err, up.Host, errOut)
 				}
 				t.Logf("skopeo says: %s", strings.TrimSpace(errOut))
+			})
+
+			// A client with the public login may reach the registry, which
+			// the developer named; the realm, on a loopback port of the
+			// registry's own choosing, only once it is named too.
+			t.Run("logged in through the public listener", func(t *testing.T) {
+				realm, err := url.Parse(up.Realm)
+				if err != nil {
+					t.Fatal(err)
+				}
+				creds := "registries:\n  " + up.Host + ":\n    username: " + tokenUser + "\n    password: " + tokenPassword + "\n"
+				for _, named := range []bool{false, true} {
+					yml := creds
+					if named {
+						yml += "  " + realm.Host + ": {}\n"
+					}
+					d, r := startPublic(t, yml, 0)
+					auth := publicLoginAuth(t, d, r.Addr)
+					ref := "docker://" + r.Addr + "/" + viaProxy(up.Host, priv)
+					_, errOut, err := runCmd(t, os.Environ(), sk.bin, "--insecure-policy", "copy", "--retry-times=0", "--src-tls-verify=false",
+						"--src-authfile", auth, ref, "oci:"+filepath.Join(t.TempDir(), "oci"))
+					switch {
+					case named && err != nil:
+						t.Errorf("with the realm %s named: %v\n%s", realm.Host, err, errOut)
+					case !named && (err == nil || !strings.Contains(errOut, "dial policy")):
+						t.Errorf("with the realm %s not named: %v, want the dial policy's refusal:\n%s", realm.Host, err, errOut)
+					}
+				}
 			})
 
 			t.Run("validate-creds", func(t *testing.T) {

@@ -135,6 +135,21 @@ func layerDigests(tb testing.TB, img v1.Image) []v1.Hash {
 	return ds
 }
 
+// layerDiffIDs lists an image's diff IDs (the digests of its uncompressed
+// layers) in order, as strings: what Docker lists as RootFS.Layers.
+func layerDiffIDs(tb testing.TB, img v1.Image) []string {
+	tb.Helper()
+	cf, err := img.ConfigFile()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var ids []string
+	for _, h := range cf.RootFS.DiffIDs {
+		ids = append(ids, h.String())
+	}
+	return ids
+}
+
 func digestOf(tb testing.TB, x interface{ Digest() (v1.Hash, error) }) v1.Hash {
 	tb.Helper()
 	d, err := x.Digest()

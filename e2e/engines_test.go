@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -146,7 +145,6 @@ func dialUnix(ctx context.Context, path string) error {
 type containerd struct {
 	Addr string // the gRPC socket
 	ctr  string
-	dir  string
 	env  []string
 	ids  atomic.Int64 // container IDs
 }
@@ -181,7 +179,7 @@ func startContainerd(tb testing.TB) *containerd {
 	need(tb, "runc")
 	needRoot(tb)
 	dir := shortTempDir(tb, "ctd-")
-	c := &containerd{Addr: filepath.Join(dir, "containerd.sock"), ctr: ctr, dir: dir, env: os.Environ()}
+	c := &containerd{Addr: filepath.Join(dir, "containerd.sock"), ctr: ctr, env: os.Environ()}
 	cfg := filepath.Join(dir, "config.toml")
 	data := fmt.Sprintf(containerdConfig, filepath.Join(dir, "root"), filepath.Join(dir, "state"),
 		c.Addr, c.Addr+".ttrpc", filepath.Join(dir, "opt"))
@@ -343,5 +341,5 @@ func (d *dockerd) layersOf(tb testing.TB, image string) []string {
 	if err := json.Unmarshal([]byte(d.inspect(tb, image, "{{json .RootFS.Layers}}")), &layers); err != nil {
 		tb.Fatalf("RootFS.Layers of %s: %v", image, err)
 	}
-	return slices.Clip(layers)
+	return layers
 }

@@ -9,6 +9,7 @@ ENTRIES   := $(foreach a,$(PLATFORMS),$(PAYLOAD)/linux_$(a)/.towerreg/entry)
 CRANE_VERSION       ?= v0.22.1
 STATICCHECK_VERSION ?= v0.8.2
 VERSITYGW_VERSION   ?= v1.8.0
+REGCTL_VERSION      ?= v0.11.7
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO_SOURCES := $(shell find . -name '*.go' -not -path './bin/*')
 
@@ -38,13 +39,18 @@ run: build
 pack: build
 	$(BIN)/towerreg-dev pack $(ARGS)
 
-tools: $(BIN)/crane $(BIN)/versitygw
+tools: $(BIN)/crane $(BIN)/versitygw $(BIN)/regctl
 
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 $(BIN)/crane:
 	GOBIN=$(BIN) $(GO) install github.com/google/go-containerregistry/cmd/crane@$(CRANE_VERSION)
+
+# regclient's CLI, for the referrers tests (image copy --referrers,
+# artifact list and put).
+$(BIN)/regctl:
+	GOBIN=$(BIN) $(GO) install github.com/regclient/regclient/cmd/regctl@$(REGCTL_VERSION)
 
 # The S3 server the FUSE client's tests run on loopback (posix backend).
 $(BIN)/versitygw:

@@ -245,3 +245,19 @@ func checkOCIError(tb testing.TB, method string, resp *http.Response, body []byt
 		tb.Errorf("error code %q, want one of %v; body: %.500s", e.Errors[0].Code, codes, body)
 	}
 }
+
+// manifestDigest GETs the manifest of name:ref ("test/busybox", "latest")
+// through the daemon and returns its digest, computed from the body and
+// checked against Docker-Content-Digest.
+func (d *towerreg) manifestDigest(tb testing.TB, name, ref string) string {
+	tb.Helper()
+	resp, body := do(tb, http.MethodGet, d.url("/v2/"+name+"/manifests/"+ref))
+	if resp.StatusCode != http.StatusOK {
+		tb.Fatalf("GET manifest %s:%s: %s %.500s", name, ref, resp.Status, body)
+	}
+	sum := "sha256:" + hexSHA256(body)
+	if got := resp.Header.Get("Docker-Content-Digest"); got != sum {
+		tb.Fatalf("GET manifest %s:%s: Docker-Content-Digest %q, body digest %s", name, ref, got, sum)
+	}
+	return sum
+}

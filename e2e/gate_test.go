@@ -31,18 +31,25 @@ func TestMain(m *testing.M) {
 
 // installHints says how to get each tool on Debian 12; .ci/run does this.
 var installHints = map[string]string{
-	"skopeo":          "apt-get install skopeo",
-	"docker-registry": "apt-get install docker-registry",
-	"podman":          "apt-get install podman runc uidmap",
-	"runc":            "apt-get install runc",
-	"busybox":         "apt-get install busybox-static",
-	"crane":           "make tools (GOBIN=<repo>/bin go install github.com/google/go-containerregistry/cmd/crane@v0.22.1)",
-	"go":              "install Go 1.26",
-	"tmux":            "apt-get install tmux",
-	"musl-gcc":        "apt-get install musl-tools",
-	"bash":            "apt-get install bash",
-	"ls":              "apt-get install coreutils",
-	"cat":             "apt-get install coreutils",
+	"skopeo":                  "apt-get install skopeo",
+	"docker-registry":         "apt-get install docker-registry",
+	"podman":                  "apt-get install podman runc uidmap",
+	"runc":                    "apt-get install runc",
+	"busybox":                 "apt-get install busybox-static",
+	"crane":                   "make tools (GOBIN=<repo>/bin go install github.com/google/go-containerregistry/cmd/crane@v0.22.1)",
+	"regctl":                  "make tools (GOBIN=<repo>/bin go install github.com/regclient/regclient/cmd/regctl@v0.11.7)",
+	"buildah":                 "apt-get install buildah",
+	"docker":                  "apt-get install docker.io",
+	"dockerd":                 "apt-get install docker.io",
+	"containerd":              "apt-get install containerd",
+	"ctr":                     "apt-get install containerd",
+	"containerd-shim-runc-v2": "apt-get install containerd",
+	"go":                      "install Go 1.26",
+	"tmux":                    "apt-get install tmux",
+	"musl-gcc":                "apt-get install musl-tools",
+	"bash":                    "apt-get install bash",
+	"ls":                      "apt-get install coreutils",
+	"cat":                     "apt-get install coreutils",
 }
 
 // need returns the path of an external tool, or skips or fails the test
@@ -85,11 +92,12 @@ func needStaticBusybox(tb testing.TB) string {
 	return p
 }
 
-// needRoot is for rootful podman: the only podman set-up CI runs.
+// needRoot is for rootful podman, buildah, dockerd and containerd: the
+// only set-up CI runs.
 func needRoot(tb testing.TB) {
 	tb.Helper()
 	if os.Geteuid() != 0 {
-		prereq.Missing(tb, "podman tests need root (rootful podman, as in CI)", "run the tests as root")
+		prereq.Missing(tb, "container engine tests need root (rootful podman, dockerd, containerd, as in CI)", "run the tests as root")
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -133,6 +134,35 @@ func layerDigests(tb testing.TB, img v1.Image) []v1.Hash {
 		ds = append(ds, d)
 	}
 	return ds
+}
+
+// layerDiffIDs lists an image's diff IDs (the digests of its uncompressed
+// layers) in order, as strings: what Docker lists as RootFS.Layers.
+func layerDiffIDs(tb testing.TB, img v1.Image) []string {
+	tb.Helper()
+	cf, err := img.ConfigFile()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return diffIDs(cf)
+}
+
+// diffIDs is a config's diff IDs as strings.
+func diffIDs(cf *v1.ConfigFile) []string {
+	var ids []string
+	for _, h := range cf.RootFS.DiffIDs {
+		ids = append(ids, h.String())
+	}
+	return ids
+}
+
+// checkOneLayerMore checks that the diff IDs a client holds for a proxied
+// image are the upstream image's, want, and one more: the layer appended.
+func checkOneLayerMore(tb testing.TB, got, want []string) {
+	tb.Helper()
+	if len(got) != len(want)+1 || !slices.Equal(got[:len(want)], want) {
+		tb.Errorf("through the proxy: layers %v, want %v and one more", got, want)
+	}
 }
 
 func digestOf(tb testing.TB, x interface{ Digest() (v1.Hash, error) }) v1.Hash {

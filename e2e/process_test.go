@@ -51,6 +51,23 @@ type process struct {
 }
 
 func startProcess(name, logPath string, env []string, bin string, args ...string) (*process, error) {
+	return startProcessAttr(name, logPath, env, &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}, bin, args...)
+}
+
+// startProcessGroup is startProcess with the server leading a process
+// group of its own, for servers that start helpers (dockerd, containerd):
+// killGroup then ends the helpers that outlived it too.
+func startProcessGroup(name, logPath string, env []string, bin string, args ...string) (*process, error) {
+	return startProcessAttr(name, logPath, env, &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}, bin, args...)
+}
+
+// killGroup sends SIGKILL to the process group that startProcessGroup
+// made, whatever is left of it; a group already gone is no error.
+func (p *process) killGroup() {
+	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+}
+
+func startProcessAttr(name, logPath string, env []string, attr *syscall.SysProcAttr, bin string, args ...string) (*process, error) {
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -59,11 +76,11 @@ func startProcess(name, logPath string, env []string, bin string, args ...string
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = env
-	// If the test binary dies (a -timeout panic), take the server with it
-	// rather than leave it listening. Pdeathsig follows the thread that
-	// started the child; the Go runtime only ends threads that a goroutine
-	// locked, which nothing here does.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// attr sets Pdeathsig: if the test binary dies (a -timeout panic),
+	// take the server with it rather than leave it listening. Pdeathsig
+	// follows the thread that started the child; the Go runtime only ends
+	// threads that a goroutine locked, which nothing here does.
+	cmd.SysProcAttr = attr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}

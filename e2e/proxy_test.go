@@ -181,13 +181,24 @@ func TestProxyCraneValidate(t *testing.T) {
 	}
 }
 
-// TestProxyPodmanRun runs the images through the proxy with podman. Where
-// the image runs the same upstream, the output must be the same as
-// without the proxy: the entry must chain to the original entrypoint with
-// the original arguments.
+// TestProxyPodmanRun runs the images through the proxy with podman.
 func TestProxyPodmanRun(t *testing.T) {
 	pm := newPodman(t)
 	u, _, d := startProxy(t)
+	checkRuns(t, u, d, pm.run)
+}
+
+// runFunc runs image with args (none: the image's own command) in a
+// client that runs images as Docker does, and returns the container's
+// stdout: podman.run, dockerd.run.
+type runFunc func(tb testing.TB, image string, args ...string) string
+
+// checkRuns runs the test images through the proxy d with run. Where the
+// image runs the same upstream (u), the output must be the same as
+// without the proxy: the entry must chain to the original entrypoint with
+// the original arguments.
+func checkRuns(t *testing.T, u *upstream, d *towerreg, run runFunc) {
+	t.Helper()
 	for _, tt := range []struct {
 		name   string
 		repo   string
@@ -213,14 +224,14 @@ func TestProxyPodmanRun(t *testing.T) {
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			out := pm.run(t, d.ref(tt.repo), tt.args...)
+			out := run(t, d.ref(tt.repo), tt.args...)
 			if tt.check != nil {
 				tt.check(t, out)
 				return
 			}
 			got := strings.TrimSpace(out)
 			if tt.direct {
-				if direct := strings.TrimSpace(pm.run(t, u.ref(tt.repo), tt.args...)); got != direct {
+				if direct := strings.TrimSpace(run(t, u.ref(tt.repo), tt.args...)); got != direct {
 					t.Errorf("through the proxy %q, straight from the upstream %q", got, direct)
 				}
 			}

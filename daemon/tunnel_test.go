@@ -11,6 +11,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/tower-reg/tower-reg/daemon/admin"
 	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/daemon/event"
 	"github.com/tower-reg/tower-reg/tunnel"
@@ -69,14 +70,14 @@ func nextTunnel(t *testing.T, sub *event.Subscription, within time.Duration) eve
 	}
 }
 
-func getStatus(t *testing.T, addr string) Status {
+func getStatus(t *testing.T, addr string) admin.Status {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/_towerreg/status")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var s Status
+	var s admin.Status
 	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
 		t.Fatal(err)
 	}

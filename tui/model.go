@@ -9,7 +9,7 @@ import (
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/tower-reg/tower-reg/daemon"
+	"github.com/tower-reg/tower-reg/daemon/admin"
 	"github.com/tower-reg/tower-reg/daemon/event"
 	"github.com/tower-reg/tower-reg/tui/state"
 )
@@ -94,7 +94,7 @@ type (
 		closed bool
 	}
 	statusMsg struct {
-		st  daemon.Status
+		st  admin.Status
 		err error
 	}
 	tickMsg   time.Time

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/tower-reg/tower-reg/daemon/admin"
 	"github.com/tower-reg/tower-reg/daemon/event"
 	"github.com/tower-reg/tower-reg/daemon/proxy"
 )
@@ -47,26 +48,15 @@ func NewAdmin(up *proxy.Upstream, bus *event.Bus, status func() any, repack func
 // SetTokens has POST /container-token issue tokens through t.
 func (a *Admin) SetTokens(t Tokens) { a.tokens = t }
 
-// Routes of the daemon's own read-only API.
-const (
-	StatusPath = "/_towerreg/status"
-	EventsPath = "/_towerreg/events"
-	// ReloadPath (POST) forces a re-pack of the layer directory: the
-	// dashboard's `r` when it is attached over HTTP. Like the other POST
-	// routes it takes requests with Content-Type application/json and no
-	// Origin only (its body may be empty).
-	ReloadPath = "/_towerreg/reload"
-)
-
 // Register adds the admin routes to mux.
 func (a *Admin) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /validate-creds", a.validateCreds)
 	mux.HandleFunc("POST /container-token", a.containerToken)
-	mux.HandleFunc("GET "+StatusPath, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+admin.StatusPath, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, a.status())
 	})
-	mux.HandleFunc("GET "+EventsPath, a.events)
-	mux.HandleFunc("POST "+ReloadPath, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+admin.EventsPath, a.events)
+	mux.HandleFunc("POST "+admin.ReloadPath, func(w http.ResponseWriter, r *http.Request) {
 		// A page could otherwise have the daemon re-pack, again and
 		// again, with a form post: the body is empty, but the request
 		// must still be one that no page can send without asking first.

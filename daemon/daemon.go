@@ -29,7 +29,6 @@ import (
 	"github.com/tower-reg/tower-reg/daemon/store"
 	"github.com/tower-reg/tower-reg/daemon/token"
 	"github.com/tower-reg/tower-reg/layer"
-	"github.com/tower-reg/tower-reg/tunnel"
 )
 
 // Version is the daemon's version, set by the linker for releases.
@@ -63,9 +62,9 @@ type Options struct {
 	// login, the container tokens.
 	StateDir string
 	// Tunnel serves the public handler to the internet; nil means none.
-	// tunnel.New builds the one Config.Tunnel asks for; the daemon does
-	// not, so that no test opens a tunnel because NGROK_AUTHTOKEN is set.
-	Tunnel tunnel.Tunnel
+	// cmd/ builds the one Config.Tunnel asks for; the daemon does not,
+	// so that no test opens a tunnel because NGROK_AUTHTOKEN is set.
+	Tunnel Tunnel
 }
 
 // Daemon is a running towerreg-dev.
@@ -88,7 +87,7 @@ type Daemon struct {
 	tokens      *tokens
 	registries  []*api.Registry
 	layerDir    string
-	tunnel      tunnel.Tunnel
+	tunnel      Tunnel // nil: off
 	tun         tunnelState
 	publicAddrs []string // what Serve serves the public handler on, besides the tunnel
 	// policies decide the upstream dials of each audience; Serve names
@@ -112,9 +111,6 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	}
 	if o.Bus == nil {
 		o.Bus = event.NewBus(nil)
-	}
-	if o.Tunnel == nil {
-		o.Tunnel = tunnel.Off{}
 	}
 	// Every short name resolves against the default registry: a bad one
 	// would fail each pull, so the daemon does not start with it.
@@ -422,13 +418,15 @@ func (d *Daemon) Serve(ctx context.Context, local net.Listener, public ...net.Li
 	d.tun.mu.Lock()
 	d.publicAddrs = pubAddrs
 	d.tun.mu.Unlock()
-	g.Go(func() error {
-		// The tunnel's connections are its agent's: the client is the
-		// address its edge forwards, trusted on this server only, and the
-		// bound is on that client's requests.
-		d.runTunnel(gctx, newServer(peer.Forwarded(peer.LimitRequests(perClient, d.public))), shutdown)
-		return nil
-	})
+	if d.tunnel != nil {
+		g.Go(func() error {
+			// The tunnel's connections are its agent's: the client is the
+			// address its edge forwards, trusted on this server only, and
+			// the bound is on that client's requests.
+			d.runTunnel(gctx, newServer(peer.Forwarded(peer.LimitRequests(perClient, d.public))), shutdown)
+			return nil
+		})
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		d.log.Info("shutting down", "in-flight limit", d.shutdown)

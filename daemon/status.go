@@ -109,6 +109,6 @@ func (d *Daemon) tunnelSection() admin.TunnelStatus {
 	d.tun.mu.Lock()
 	defer d.tun.mu.Unlock()
 	s := d.tun.last
-	return admin.TunnelStatus{Provider: d.tunnel.Provider(), State: s.State, URL: s.URL, Error: s.Err, PublicListen: d.publicAddrs,
+	return admin.TunnelStatus{Provider: d.tunnelProvider(), State: s.State, URL: s.URL, Error: s.Err, PublicListen: d.publicAddrs,
 		Login: d.publicUser, PasswordFile: d.publicFile}
 }

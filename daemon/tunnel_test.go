@@ -18,10 +18,32 @@ import (
 	"github.com/tower-reg/tower-reg/tunnel/tunneltest"
 )
 
+// The providers fit the interface the daemon declares, though package
+// tunnel imports nothing of the daemon.
+var (
+	_ Tunnel = (*tunnel.Ngrok)(nil)
+	_ Tunnel = (*tunneltest.Fake)(nil)
+)
+
+// TestTunnelStateNames: the daemon passes a tunnel's states into its events
+// unchanged, so both packages must spell them alike.
+func TestTunnelStateNames(t *testing.T) {
+	for _, tt := range []struct{ tunnel, event string }{
+		{tunnel.Connecting, event.TunnelConnecting},
+		{tunnel.Up, event.TunnelUp},
+		{tunnel.Reconnecting, event.TunnelReconnecting},
+		{tunnel.Down, event.TunnelDown},
+	} {
+		if tt.tunnel != tt.event {
+			t.Errorf("tunnel state %q, event state %q", tt.tunnel, tt.event)
+		}
+	}
+}
+
 // tunnelDaemon serves a daemon with the tunnel t on a loopback listener.
 // It returns the daemon, its local address, its event subscription, a
 // stop function, and the channel Serve's result arrives on.
-func tunnelDaemon(t *testing.T, tun tunnel.Tunnel) (*Daemon, string, *event.Subscription, context.CancelFunc, chan error) {
+func tunnelDaemon(t *testing.T, tun Tunnel) (*Daemon, string, *event.Subscription, context.CancelFunc, chan error) {
 	t.Helper()
 	bus := event.NewBus(nil)
 	sub := bus.Subscribe(256)
@@ -175,15 +197,15 @@ func TestTunnelStates(t *testing.T) {
 func TestTunnelFailureKeepsServing(t *testing.T) {
 	tests := []struct {
 		name   string
-		tunnel func(t *testing.T) (tunnel.Tunnel, func())
+		tunnel func(t *testing.T) (Tunnel, func())
 		reason []string // any of these in the reason
 	}{
-		{"fake: a permanent failure", func(t *testing.T) (tunnel.Tunnel, func()) {
+		{"fake: a permanent failure", func(t *testing.T) (Tunnel, func()) {
 			f := tunneltest.New()
 			return f, func() { f.Fail(t.Context(), "ngrok refused the domain reg.example.ngrok.app") }
 		}, []string{"refused the domain"}},
-		{"real ngrok agent: invalid token, no network", func(t *testing.T) (tunnel.Tunnel, func()) {
-			tun, err := tunnel.New(config.Tunnel{Provider: config.TunnelNgrok, Authtoken: "invalid"}, "test", nil)
+		{"real ngrok agent: invalid token, no network", func(t *testing.T) (Tunnel, func()) {
+			tun, err := tunnel.NewNgrok(tunnel.NgrokOptions{Authtoken: "invalid", Version: "test"})
 			if err != nil {
 				t.Fatal(err)
 			}

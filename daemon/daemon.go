@@ -84,6 +84,7 @@ type Daemon struct {
 	publicFile  string // where the generated public password is, if it is
 	layers      *reloader
 	offload     *offloader // nil: no offload store
+	gc          *cacheGC
 	tokens      *tokens
 	registries  []*api.Registry
 	layerDir    string
@@ -157,7 +158,7 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	gc := &cacheGC{st: st, layers: layers, maxBytes: o.Config.CacheMaxBytes, log: o.Log}
+	gc := newCacheGC(ctx, st, layers, o.Config.CacheMaxBytes, o.Log)
 	st.OnWrite(gc.grew)
 	ss := newStacks(o.Config, st, layers, o.Bus, o.Log, met.transport)
 	// The developer (the local handler, and its container token routes)
@@ -173,7 +174,7 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		o.IdleTimeout = defaultIdleTimeout
 	}
 	d := &Daemon{cfg: o.Config, shutdown: o.ShutdownTimeout, idle: o.IdleTimeout, log: o.Log, bus: o.Bus, layers: layers, offload: off, layerDir: o.LayerDir,
-		layerSource: o.LayerSource, started: time.Now(), counts: &counters{}, tunnel: o.Tunnel}
+		layerSource: o.LayerSource, started: time.Now(), counts: &counters{}, tunnel: o.Tunnel, gc: gc}
 	o.Bus.Observe(d.counts.add)
 	admin := api.NewAdmin(up, o.Bus, func() any { return d.Status() }, d.Repack, o.Log)
 	admin.SetTokenRate(o.Config.Limits.TokenRequestsPerMinute)
@@ -451,7 +452,9 @@ func (d *Daemon) Serve(ctx context.Context, local net.Listener, public ...net.Li
 	err := g.Wait()
 	d.WaitIdle()
 	d.offload.stop()
-	return err
+	d.gc.stop()
+	// Once no pull is in flight, so that the counts saved are final.
+	return errors.Join(err, d.tokens.flush(context.WithoutCancel(ctx)))
 }
 
 // WaitIdle waits for the blob requests in flight and the work that

@@ -2,17 +2,16 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/tower-reg/tower-reg/daemon/dialpolicy"
+	"github.com/tower-reg/tower-reg/daemon/errcode"
 	"github.com/tower-reg/tower-reg/daemon/proxy"
 	"github.com/tower-reg/tower-reg/daemon/store"
 	"github.com/tower-reg/tower-reg/daemon/token"
@@ -49,13 +48,6 @@ func newError(status int, code, msg string) *apiError {
 	return &apiError{Status: status, Code: code, Message: msg}
 }
 
-// ociError is one entry of the errors array in the response body.
-type ociError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Detail  any    `json:"detail,omitempty"`
-}
-
 // notFoundCode is the code for an upstream 404 that came without one.
 func notFoundCode(k kind) string {
 	switch k {
@@ -71,17 +63,17 @@ func notFoundCode(k kind) string {
 // classify maps any error to its status and OCI error entries. The order
 // matters: our own apiError first, then domain sentinels, then the
 // upstream's own answer, which keeps its code and status.
-func classify(err error, k kind) (int, []ociError) {
+func classify(err error, k kind) (int, []errcode.Entry) {
 	var ae *apiError
 	var ude *proxy.UpstreamDigestError
 	var te *transport.Error
 	var ce *proxy.CredentialsError
-	one := func(status int, code string) (int, []ociError) {
-		return status, []ociError{{Code: code, Message: message(err)}}
+	one := func(status int, code string) (int, []errcode.Entry) {
+		return status, []errcode.Entry{{Code: code, Message: message(err)}}
 	}
 	switch {
 	case errors.As(err, &ae):
-		return ae.Status, []ociError{{Code: ae.Code, Message: ae.Message}}
+		return ae.Status, []errcode.Entry{{Code: ae.Code, Message: ae.Message}}
 	case errors.As(err, &ude):
 		return one(http.StatusNotFound, codeManifestUnknown)
 	case errors.Is(err, proxy.ErrNameInvalid):
@@ -112,19 +104,19 @@ func classify(err error, k kind) (int, []ociError) {
 
 // upstreamError keeps what the upstream registry said, so a client sees the
 // registry's own code and message, with the proxy's context in front.
-func upstreamError(te *transport.Error, k kind, err error) (int, []ociError) {
+func upstreamError(te *transport.Error, k kind, err error) (int, []errcode.Entry) {
 	status := te.StatusCode
 	if status >= 500 || status < 400 {
 		// The upstream failed, not the request: a gateway error that says
 		// which registry, whatever the upstream put in its body.
-		return http.StatusBadGateway, []ociError{{Code: codeUnavailable, Message: message(err)}}
+		return http.StatusBadGateway, []errcode.Entry{{Code: codeUnavailable, Message: message(err)}}
 	}
-	var out []ociError
+	var out []errcode.Entry
 	for _, d := range te.Errors {
-		out = append(out, ociError{Code: string(d.Code), Message: d.Message, Detail: d.Detail})
+		out = append(out, errcode.Entry{Code: string(d.Code), Message: d.Message, Detail: d.Detail})
 	}
 	if len(out) == 0 {
-		out = []ociError{{Code: statusCode(status, k), Message: message(err)}}
+		out = []errcode.Entry{{Code: statusCode(status, k), Message: message(err)}}
 	}
 	return status, out
 }
@@ -159,16 +151,16 @@ func statusCode(status int, k kind) string {
 // credentialsError answers an upstream's 401: which registry wants
 // credentials, and where the developer gives them. What the registry said
 // goes in the detail, as JSON.
-func credentialsError(ce *proxy.CredentialsError) []ociError {
+func credentialsError(ce *proxy.CredentialsError) []errcode.Entry {
 	msg := fmt.Sprintf("%s wants credentials that tower-reg does not have or that it refused: "+
 		"give them under `registries:` in tower-reg's config, or run `docker login %s` on the daemon's machine",
 		ce.Registry, ce.Registry)
-	e := ociError{Code: codeUnauthorized, Message: msg}
+	e := errcode.Entry{Code: codeUnauthorized, Message: msg}
 	var te *transport.Error
 	if errors.As(ce, &te) && len(te.Errors) > 0 {
 		e.Detail = te.Errors
 	}
-	return []ociError{e}
+	return []errcode.Entry{e}
 }
 
 // basicChallenge answers an upstream's 401 on the local handler. RFC 7235
@@ -208,20 +200,11 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, k kind
 		log.LogAttrs(r.Context(), slog.LevelError, "request failed", slog.String("method", r.Method),
 			slog.String("path", red.Replace(r.URL.Path)), slog.String("error", red.Replace(err.Error())))
 	}
-	body, _ := json.Marshal(struct {
-		Errors []ociError `json:"errors"`
-	}{errs})
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	h.Del("Docker-Content-Digest")
 	setRetryAfter(h, err)
 	if status == http.StatusUnauthorized && h.Get("WWW-Authenticate") == "" {
 		h.Set("WWW-Authenticate", challengeOf(r.Context()))
 	}
-	w.WriteHeader(status)
-	if r.Method != http.MethodHead {
-		w.Write(body)
-	}
+	errcode.Write(w, r, status, errs...)
 	return status
 }

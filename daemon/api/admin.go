@@ -50,28 +50,40 @@ func (a *Admin) SetTokens(t Tokens) { a.tokens = t }
 
 // Register adds the admin routes to mux.
 func (a *Admin) Register(mux *http.ServeMux) {
-	mux.HandleFunc("POST /validate-creds", a.validateCreds)
-	mux.HandleFunc("POST /container-token", a.containerToken)
+	mux.HandleFunc("POST /validate-creds", a.handle(kindValidateCreds, a.validateCreds))
+	mux.HandleFunc("POST /container-token", a.handle(kindContainerToken, a.containerToken))
 	mux.HandleFunc("GET "+admin.StatusPath, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, a.status())
 	})
 	mux.HandleFunc("GET "+admin.EventsPath, a.events)
-	mux.HandleFunc("POST "+admin.ReloadPath, func(w http.ResponseWriter, r *http.Request) {
-		// A page could otherwise have the daemon re-pack, again and
-		// again, with a form post: the body is empty, but the request
-		// must still be one that no page can send without asking first.
-		if err := checkLocalRequest(r); err != nil {
-			writeError(w, r, a.log, kindUnknown, err)
-			return
+	mux.HandleFunc("POST "+admin.ReloadPath, a.handle(kindUnknown, a.reload))
+}
+
+// handle is the one place where an admin route's error becomes its
+// answer: classified by the rows of the route k (see classifyTable).
+func (a *Admin) handle(k kind, route func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := route(w, r); err != nil {
+			writeError(w, r, a.log, k, err)
 		}
-		// The outcome is in the answer and, as for any reload, in a
-		// LayerReloaded event.
-		if err := a.repack(r.Context()); err != nil {
-			writeError(w, r, a.log, kindUnknown, err)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	})
+	}
+}
+
+// reload is POST /_towerreg/reload.
+func (a *Admin) reload(w http.ResponseWriter, r *http.Request) error {
+	// A page could otherwise have the daemon re-pack, again and again,
+	// with a form post: the body is empty, but the request must still be
+	// one that no page can send without asking first.
+	if err := checkLocalRequest(r); err != nil {
+		return err
+	}
+	// The outcome is in the answer and, as for any reload, in a
+	// LayerReloaded event.
+	if err := a.repack(r.Context()); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // keepAlive is how often an idle event stream sends a comment, so proxies
@@ -134,15 +146,13 @@ type credsRequest struct {
 // validateCreds answers true or false: whether the registry takes the
 // credentials. A registry that cannot be asked is an error, never false,
 // so a caller does not take an outage for a wrong password.
-func (a *Admin) validateCreds(w http.ResponseWriter, r *http.Request) {
+func (a *Admin) validateCreds(w http.ResponseWriter, r *http.Request) error {
 	if err := checkLocalRequest(r); err != nil {
-		writeError(w, r, a.log, kindUnknown, err)
-		return
+		return err
 	}
 	var req credsRequest
 	if err := decodeJSON(w, r, &req); err != nil {
-		writeError(w, r, a.log, kindUnknown, err)
-		return
+		return err
 	}
 	var missing []string
 	for _, f := range []struct{ name, v string }{{"userName", req.UserName}, {"registry", req.Registry}} {
@@ -151,18 +161,14 @@ func (a *Admin) validateCreds(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(missing) > 0 {
-		writeError(w, r, a.log, kindUnknown, newError(http.StatusBadRequest, codeBadRequest, "missing "+strings.Join(missing, ", ")))
-		return
+		return newError(http.StatusBadRequest, codeBadRequest, "missing "+strings.Join(missing, ", "))
 	}
 	ok, err := a.up.ValidateCreds(r.Context(), req.Registry, req.UserName, req.Password)
 	if err != nil {
-		if errors.Is(err, proxy.ErrUnavailable) {
-			err = &apiError{Status: http.StatusBadGateway, Code: codeUnavailable, Message: err.Error(), Err: err}
-		}
-		writeError(w, r, a.log, kindUnknown, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, ok)
+	return nil
 }
 
 // decodeJSON reads a small JSON body strictly: one object, known fields.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tower-reg/tower-reg/daemon/dialpolicy"
 	"github.com/tower-reg/tower-reg/daemon/errcode"
+	"github.com/tower-reg/tower-reg/daemon/fetch"
 	"github.com/tower-reg/tower-reg/daemon/proxy"
 	"github.com/tower-reg/tower-reg/daemon/store"
 	"github.com/tower-reg/tower-reg/daemon/token"
@@ -60,46 +61,137 @@ func notFoundCode(k kind) string {
 	}
 }
 
-// classify maps any error to its status and OCI error entries. The order
-// matters: our own apiError first, then domain sentinels, then the
-// upstream's own answer, which keeps its code and status.
+// classify maps any error to its status and OCI error entries, by the
+// first row of classifyTable that matches it on the route k, else 500
+// UNKNOWN.
 func classify(err error, k kind) (int, []errcode.Entry) {
-	var ae *apiError
-	var ude *proxy.UpstreamDigestError
-	var te *transport.Error
-	var ce *proxy.CredentialsError
-	one := func(status int, code string) (int, []errcode.Entry) {
+	for _, row := range classifyTable {
+		if (row.kind == kindAny || row.kind == k) && row.match(err) {
+			return row.answer(err, k)
+		}
+	}
+	return fixed(http.StatusInternalServerError, codeUnknown)(err, k)
+}
+
+// kindAny is a row of classifyTable that holds on every route.
+const kindAny kind = -1
+
+// classifyRow is one row of classifyTable: the errors it matches on the
+// route kind (kindAny: on all), and their answer.
+type classifyRow struct {
+	kind   kind
+	match  func(error) bool
+	answer func(error, kind) (int, []errcode.Entry)
+}
+
+// classifyTable is every choice of a status for an error. The order
+// matters: our own apiError first; then the rows of a route, which say
+// what an error means there (the same ErrUnavailable is a 502 to
+// validate-creds, where the registry was the whole question, and a 424
+// to a container token request, which depended on it); then the domain
+// sentinels; then the upstream's own answer, which keeps its code and
+// status.
+var classifyTable = []classifyRow{
+	{kindAny, isAs[*apiError], func(err error, _ kind) (int, []errcode.Entry) {
+		ae, _ := errors.AsType[*apiError](err)
+		return ae.Status, []errcode.Entry{{Code: ae.Code, Message: ae.Message}}
+	}},
+
+	// POST /container-token: the request's own faults are 400s that name
+	// the field, the image's are the status of what the registry said,
+	// and a registry that cannot be reached is a 424.
+	{kindContainerToken, imageRegistryAnswer, imageAnswer},
+	{kindContainerToken, both(isAs[*ImageError], either(is(proxy.ErrNameInvalid), is(proxy.ErrDigestInvalid))),
+		whole(http.StatusBadRequest, codeNameInvalid)},
+	{kindContainerToken, isAs[*ImageError], func(err error, _ kind) (int, []errcode.Entry) {
+		ie, _ := errors.AsType[*ImageError](err)
+		return http.StatusFailedDependency, []errcode.Entry{{Code: codeUnavailable,
+			Message: "containerImage " + ie.Image + ": the registry could not be reached: " + ie.Err.Error()}}
+	}},
+	{kindContainerToken, both(isAs[*token.FieldError], isAs[*http.MaxBytesError]), whole(http.StatusRequestEntityTooLarge, codeBadRequest)},
+	{kindContainerToken, both(isAs[*token.FieldError], isAs[*fetch.MismatchError]), whole(http.StatusBadRequest, codeDigestInvalid)},
+	{kindContainerToken, isAs[*token.FieldError], whole(http.StatusBadRequest, codeBadRequest)},
+
+	// POST /validate-creds: a registry that cannot be asked is an error,
+	// never false, and a gateway's: the registry was the whole question.
+	{kindValidateCreds, is(proxy.ErrUnavailable), whole(http.StatusBadGateway, codeUnavailable)},
+
+	{kindAny, isAs[*proxy.UpstreamDigestError], fixed(http.StatusNotFound, codeManifestUnknown)},
+	{kindAny, is(proxy.ErrNameInvalid), fixed(http.StatusBadRequest, codeNameInvalid)},
+	{kindAny, is(proxy.ErrDigestInvalid), fixed(http.StatusBadRequest, codeDigestInvalid)},
+	{kindAny, is(layer.ErrUnsupported), fixed(http.StatusUnsupportedMediaType, codeUnsupported)},
+	{kindAny, is(store.ErrNotFound), func(err error, k kind) (int, []errcode.Entry) {
+		return fixed(http.StatusNotFound, notFoundCode(k))(err, k)
+	}},
+	{kindAny, is(dialpolicy.ErrRefused), fixed(http.StatusForbidden, codeDenied)},
+	{kindAny, isAs[*proxy.CredentialsError], func(err error, _ kind) (int, []errcode.Entry) {
+		ce, _ := errors.AsType[*proxy.CredentialsError](err)
+		return http.StatusUnauthorized, credentialsError(ce)
+	}},
+	{kindAny, isAs[*transport.Error], func(err error, k kind) (int, []errcode.Entry) {
+		te, _ := errors.AsType[*transport.Error](err)
+		return upstreamError(te, k, err)
+	}},
+	{kindAny, is(proxy.ErrTimeout), fixed(http.StatusGatewayTimeout, codeUnavailable)},
+	{kindAny, either(is(proxy.ErrDigestMismatch), is(proxy.ErrTooLarge)), fixed(http.StatusBadGateway, codeUnknown)},
+	{kindAny, is(proxy.ErrUnavailable), fixed(http.StatusServiceUnavailable, codeUnavailable)},
+	{kindAny, is(context.DeadlineExceeded), fixed(http.StatusGatewayTimeout, codeUnavailable)},
+}
+
+func is(target error) func(error) bool {
+	return func(err error) bool { return errors.Is(err, target) }
+}
+
+func isAs[T error](err error) bool {
+	_, ok := errors.AsType[T](err)
+	return ok
+}
+
+func both(a, b func(error) bool) func(error) bool {
+	return func(err error) bool { return a(err) && b(err) }
+}
+
+func either(a, b func(error) bool) func(error) bool {
+	return func(err error) bool { return a(err) || b(err) }
+}
+
+// fixed answers with status and code, and the error's text for a client
+// (see message).
+func fixed(status int, code string) func(error, kind) (int, []errcode.Entry) {
+	return func(err error, _ kind) (int, []errcode.Entry) {
 		return status, []errcode.Entry{{Code: code, Message: message(err)}}
 	}
-	switch {
-	case errors.As(err, &ae):
-		return ae.Status, []errcode.Entry{{Code: ae.Code, Message: ae.Message}}
-	case errors.As(err, &ude):
-		return one(http.StatusNotFound, codeManifestUnknown)
-	case errors.Is(err, proxy.ErrNameInvalid):
-		return one(http.StatusBadRequest, codeNameInvalid)
-	case errors.Is(err, proxy.ErrDigestInvalid):
-		return one(http.StatusBadRequest, codeDigestInvalid)
-	case errors.Is(err, layer.ErrUnsupported):
-		return one(http.StatusUnsupportedMediaType, codeUnsupported)
-	case errors.Is(err, store.ErrNotFound):
-		return one(http.StatusNotFound, notFoundCode(k))
-	case errors.Is(err, dialpolicy.ErrRefused):
-		return one(http.StatusForbidden, codeDenied)
-	case errors.As(err, &ce):
-		return http.StatusUnauthorized, credentialsError(ce)
-	case errors.As(err, &te):
-		return upstreamError(te, k, err)
-	case errors.Is(err, proxy.ErrTimeout):
-		return one(http.StatusGatewayTimeout, codeUnavailable)
-	case errors.Is(err, proxy.ErrDigestMismatch), errors.Is(err, proxy.ErrTooLarge):
-		return one(http.StatusBadGateway, codeUnknown)
-	case errors.Is(err, proxy.ErrUnavailable):
-		return one(http.StatusServiceUnavailable, codeUnavailable)
-	case errors.Is(err, context.DeadlineExceeded):
-		return one(http.StatusGatewayTimeout, codeUnavailable)
+}
+
+// whole answers with status and code, and the error's whole text: the
+// admin routes' errors name what the request got wrong.
+func whole(status int, code string) func(error, kind) (int, []errcode.Entry) {
+	return func(err error, _ kind) (int, []errcode.Entry) {
+		return status, []errcode.Entry{{Code: code, Message: err.Error()}}
 	}
-	return one(http.StatusInternalServerError, codeUnknown)
+}
+
+// imageRegistryAnswer matches a container token's image that its registry
+// refused (a 4xx): the answer is the registry's.
+func imageRegistryAnswer(err error) bool {
+	te, ok := errors.AsType[*transport.Error](err)
+	return isAs[*ImageError](err) && ok && te.StatusCode < 500
+}
+
+// imageAnswer passes a 404, 401, 403 or 429 of the image's registry on,
+// with its code, and makes any other refusal a 400.
+func imageAnswer(err error, _ kind) (int, []errcode.Entry) {
+	ie, _ := errors.AsType[*ImageError](err)
+	te, _ := errors.AsType[*transport.Error](err)
+	status, code, msg := te.StatusCode, statusCode(te.StatusCode, kindManifest), err.Error()
+	switch status {
+	case http.StatusNotFound:
+		msg = "containerImage " + ie.Image + " not found: " + ie.Err.Error()
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests:
+	default:
+		status = http.StatusBadRequest
+	}
+	return status, []errcode.Entry{{Code: code, Message: msg}}
 }
 
 // upstreamError keeps what the upstream registry said, so a client sees the

@@ -346,10 +346,7 @@ func checkLoopback(addr string) error {
 	if err != nil {
 		return fmt.Errorf("--listen %q: %w", addr, err)
 	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+	if !dialpolicy.Loopback(host) {
 		return fmt.Errorf("--listen %s is not a loopback address: the local handler uses your registry credentials and serves the admin API, so it listens on this machine only (for example 127.0.0.1:9090); to serve other machines, use --public-listen or the tunnel", addr)
 	}
 	return nil

@@ -2,10 +2,10 @@ package fetch
 
 import (
 	"fmt"
-	"net/netip"
 	"net/url"
 	"path/filepath"
-	"strings"
+
+	"github.com/tower-reg/tower-reg/daemon/dialpolicy"
 )
 
 // CheckLocation tells whether Fetch would try loc at all: an https URL,
@@ -50,7 +50,7 @@ func checkHTTPURL(u *url.URL) error {
 		if u.Hostname() == "" {
 			return fmt.Errorf("%w: %s: no host", ErrLocation, redact(u))
 		}
-		if !isLoopback(u.Hostname()) {
+		if !dialpolicy.Loopback(u.Hostname()) {
 			return fmt.Errorf("%w: %s: plain http is allowed to loopback hosts only (localhost, 127.0.0.0/8, ::1); use https", ErrLocation, redact(u))
 		}
 		return nil
@@ -77,17 +77,6 @@ func checkFileURL(u *url.URL) error {
 		return fmt.Errorf("%w: file://%s: a file location needs a clean absolute path", ErrLocation, shorten(u.Path))
 	}
 	return nil
-}
-
-// isLoopback is decided on the name as written, never by resolving it: only
-// "localhost" and literal loopback addresses count, so no DNS answer can make
-// a remote host look local.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.Unmap().IsLoopback()
 }
 
 // redact drops the query and fragment: a presigned URL's signature lives

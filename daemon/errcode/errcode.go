@@ -34,3 +34,13 @@ func Write(w http.ResponseWriter, r *http.Request, status int, errs ...Entry) {
 		w.Write(body)
 	}
 }
+
+// Shorten cuts s, a client's input that a message echoes, to its first
+// max bytes and an ellipsis: a message names what it refused without
+// carrying a whole request body back, or into the log.
+func Shorten(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "…"
+}

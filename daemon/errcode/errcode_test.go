@@ -35,3 +35,21 @@ func TestWrite(t *testing.T) {
 		})
 	}
 }
+
+func TestShorten(t *testing.T) {
+	tests := []struct {
+		s    string
+		max  int
+		want string
+	}{
+		{"short", 80, "short"},
+		{"exactly", 7, "exactly"},
+		{"one too long", 11, "one too lon…"},
+		{"", 0, ""},
+	}
+	for _, tt := range tests {
+		if got := Shorten(tt.s, tt.max); got != tt.want {
+			t.Errorf("Shorten(%q, %d) = %q, want %q", tt.s, tt.max, got, tt.want)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/tower-reg/tower-reg/daemon/dialpolicy"
+	"github.com/tower-reg/tower-reg/daemon/errcode"
 )
 
 // CheckLocation tells whether Fetch would try loc at all: an https URL,
@@ -90,10 +91,5 @@ func redact(u *url.URL) string {
 	return shorten(s)
 }
 
-func shorten(s string) string {
-	const max = 200
-	if len(s) <= max {
-		return s
-	}
-	return s[:max] + "…"
-}
+// shorten keeps a location in a message to its first 200 bytes.
+func shorten(s string) string { return errcode.Shorten(s, 200) }

@@ -176,7 +176,7 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	d := &Daemon{cfg: o.Config, shutdown: o.ShutdownTimeout, idle: o.IdleTimeout, log: o.Log, bus: o.Bus, layers: layers, offload: off, layerDir: o.LayerDir,
 		layerSource: o.LayerSource, started: time.Now(), counts: &counters{}, tunnel: o.Tunnel, gc: gc}
 	o.Bus.Observe(d.counts.add)
-	admin := api.NewAdmin(up, o.Bus, func() any { return d.Status() }, d.Repack, o.Log)
+	admin := api.NewAdmin(up, o.Bus, d.Status, d.Repack, o.Log)
 	admin.SetTokenRate(o.Config.Limits.TokenRequestsPerMinute)
 	// The --listen host and the machine's configured names, besides
 	// localhost and loopback addresses: any other Host is a rebound name.

@@ -31,7 +31,7 @@ type Admin struct {
 	tokenRate *rate.Limiter // nil: no limit
 	up        *proxy.Upstream
 	bus       *event.Bus
-	status    func() any
+	status    func() admin.Status
 	repack    func(context.Context) error
 	log       *slog.Logger
 }
@@ -39,7 +39,7 @@ type Admin struct {
 // NewAdmin returns the admin routes' handler. status gives the document
 // that GET /_towerreg/status answers; repack packs the layer directory
 // again for POST /_towerreg/reload.
-func NewAdmin(up *proxy.Upstream, bus *event.Bus, status func() any, repack func(context.Context) error, log *slog.Logger) *Admin {
+func NewAdmin(up *proxy.Upstream, bus *event.Bus, status func() admin.Status, repack func(context.Context) error, log *slog.Logger) *Admin {
 	a := &Admin{up: up, bus: bus, status: status, repack: repack, log: log}
 	a.SetTokenRate(0)
 	return a

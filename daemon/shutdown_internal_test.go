@@ -1,8 +1,6 @@
 package daemon
 
 import (
-	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,13 +43,7 @@ func TestServeReturnsFlushError(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(state, "tokens")); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(t.Context())
-	served := make(chan error, 1)
-	go func() { served <- d.Serve(ctx, ln) }()
+	_, stop, served := serveLoopback(t, d)
 	stop()
 	select {
 	case err := <-served:

@@ -58,13 +58,7 @@ func tunnelDaemon(t *testing.T, tun Tunnel) (*Daemon, string, *event.Subscriptio
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(t.Context())
-	served := make(chan error, 1)
-	go func() { served <- d.Serve(ctx, ln) }()
+	addr, stop, served := serveLoopback(t, d)
 	t.Cleanup(func() {
 		stop()
 		select {
@@ -73,7 +67,21 @@ func tunnelDaemon(t *testing.T, tun Tunnel) (*Daemon, string, *event.Subscriptio
 			t.Error("Serve did not return after a stop")
 		}
 	})
-	return d, ln.Addr().String(), sub, stop, served
+	return d, addr, sub, stop, served
+}
+
+// serveLoopback serves d on a loopback listener until stop; Serve's
+// result arrives on served.
+func serveLoopback(t *testing.T, d *Daemon) (addr string, stop context.CancelFunc, served chan error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(t.Context())
+	served = make(chan error, 1)
+	go func() { served <- d.Serve(ctx, ln) }()
+	return ln.Addr().String(), stop, served
 }
 
 // nextTunnel waits for the next TunnelStatus event.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tower-reg/tower-reg/daemon/admin"
 	"github.com/tower-reg/tower-reg/daemon/event"
 )
 
@@ -93,10 +94,10 @@ func TestAccountingStatus(t *testing.T) {
 		c.add(tt.e)
 	}
 	got := c.snapshot().Traffic
-	want := Traffic{
+	want := admin.Traffic{
 		PublicBytes: 1000 + 200 + 7 + 40,
 		LocalBytes:  3000 + 10,
-		Redirects:   Redirects{Upstream: 2, Offload: 1},
+		Redirects:   admin.Redirects{Upstream: 2, Offload: 1},
 		SavedBytes:  5000 + 300,
 		Unsized:     1,
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/tower-reg/tower-reg/daemon"
+	"github.com/tower-reg/tower-reg/daemon/admin"
 	"github.com/tower-reg/tower-reg/daemon/config"
 )
 
@@ -59,14 +60,14 @@ func TestRedirectAccounting(t *testing.T) {
 	streamed, _ := io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 
-	want := daemon.Traffic{
+	want := admin.Traffic{
 		LocalBytes: streamed,
-		Redirects:  daemon.Redirects{Upstream: int64(len(base))},
+		Redirects:  admin.Redirects{Upstream: int64(len(base))},
 		SavedBytes: saved,
 	}
 	// The event of an answer is published as its handler returns, which
 	// may be just after the client has it.
-	var got daemon.Traffic
+	var got admin.Traffic
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if got = d.Status().Counts.Traffic; got == want {
 			break

@@ -18,7 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
-	"github.com/tower-reg/tower-reg/daemon"
+	"github.com/tower-reg/tower-reg/daemon/admin"
 	"github.com/tower-reg/tower-reg/daemon/event"
 )
 
@@ -202,7 +202,7 @@ func TestStatusAndEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sresp.Body.Close()
-	var st daemon.Status
+	var st admin.Status
 	if err := json.NewDecoder(sresp.Body).Decode(&st); err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,6 @@ import (
 	"github.com/tower-reg/tower-reg/daemon/store"
 	"github.com/tower-reg/tower-reg/daemon/token"
 	"github.com/tower-reg/tower-reg/layer"
-	"github.com/tower-reg/tower-reg/tunnel"
 )
 
 // Version is the daemon's version, set by the linker for releases.
@@ -63,9 +62,9 @@ type Options struct {
 	// login, the container tokens.
 	StateDir string
 	// Tunnel serves the public handler to the internet; nil means none.
-	// tunnel.New builds the one Config.Tunnel asks for; the daemon does
-	// not, so that no test opens a tunnel because NGROK_AUTHTOKEN is set.
-	Tunnel tunnel.Tunnel
+	// cmd/ builds the one Config.Tunnel asks for; the daemon does not,
+	// so that no test opens a tunnel because NGROK_AUTHTOKEN is set.
+	Tunnel Tunnel
 }
 
 // Daemon is a running towerreg-dev.
@@ -85,10 +84,11 @@ type Daemon struct {
 	publicFile  string // where the generated public password is, if it is
 	layers      *reloader
 	offload     *offloader // nil: no offload store
+	gc          *cacheGC
 	tokens      *tokens
 	registries  []*api.Registry
 	layerDir    string
-	tunnel      tunnel.Tunnel
+	tunnel      Tunnel // nil: off
 	tun         tunnelState
 	publicAddrs []string // what Serve serves the public handler on, besides the tunnel
 	// policies decide the upstream dials of each audience; Serve names
@@ -112,9 +112,6 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	}
 	if o.Bus == nil {
 		o.Bus = event.NewBus(nil)
-	}
-	if o.Tunnel == nil {
-		o.Tunnel = tunnel.Off{}
 	}
 	// Every short name resolves against the default registry: a bad one
 	// would fail each pull, so the daemon does not start with it.
@@ -161,7 +158,7 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	gc := &cacheGC{st: st, layers: layers, maxBytes: o.Config.CacheMaxBytes, log: o.Log}
+	gc := newCacheGC(ctx, st, layers, o.Config.CacheMaxBytes, o.Log)
 	st.OnWrite(gc.grew)
 	ss := newStacks(o.Config, st, layers, o.Bus, o.Log, met.transport)
 	// The developer (the local handler, and its container token routes)
@@ -177,9 +174,9 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		o.IdleTimeout = defaultIdleTimeout
 	}
 	d := &Daemon{cfg: o.Config, shutdown: o.ShutdownTimeout, idle: o.IdleTimeout, log: o.Log, bus: o.Bus, layers: layers, offload: off, layerDir: o.LayerDir,
-		layerSource: o.LayerSource, started: time.Now(), counts: &counters{}, tunnel: o.Tunnel}
+		layerSource: o.LayerSource, started: time.Now(), counts: &counters{}, tunnel: o.Tunnel, gc: gc}
 	o.Bus.Observe(d.counts.add)
-	admin := api.NewAdmin(up, o.Bus, func() any { return d.Status() }, d.Repack, o.Log)
+	admin := api.NewAdmin(up, o.Bus, d.Status, d.Repack, o.Log)
 	admin.SetTokenRate(o.Config.Limits.TokenRequestsPerMinute)
 	// The --listen host and the machine's configured names, besides
 	// localhost and loopback addresses: any other Host is a rebound name.
@@ -349,10 +346,7 @@ func checkLoopback(addr string) error {
 	if err != nil {
 		return fmt.Errorf("--listen %q: %w", addr, err)
 	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+	if !dialpolicy.Loopback(host) {
 		return fmt.Errorf("--listen %s is not a loopback address: the local handler uses your registry credentials and serves the admin API, so it listens on this machine only (for example 127.0.0.1:9090); to serve other machines, use --public-listen or the tunnel", addr)
 	}
 	return nil
@@ -422,13 +416,15 @@ func (d *Daemon) Serve(ctx context.Context, local net.Listener, public ...net.Li
 	d.tun.mu.Lock()
 	d.publicAddrs = pubAddrs
 	d.tun.mu.Unlock()
-	g.Go(func() error {
-		// The tunnel's connections are its agent's: the client is the
-		// address its edge forwards, trusted on this server only, and the
-		// bound is on that client's requests.
-		d.runTunnel(gctx, newServer(peer.Forwarded(peer.LimitRequests(perClient, d.public))), shutdown)
-		return nil
-	})
+	if d.tunnel != nil {
+		g.Go(func() error {
+			// The tunnel's connections are its agent's: the client is the
+			// address its edge forwards, trusted on this server only, and
+			// the bound is on that client's requests.
+			d.runTunnel(gctx, newServer(peer.Forwarded(peer.LimitRequests(perClient, d.public))), shutdown)
+			return nil
+		})
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		d.log.Info("shutting down", "in-flight limit", d.shutdown)
@@ -453,7 +449,9 @@ func (d *Daemon) Serve(ctx context.Context, local net.Listener, public ...net.Li
 	err := g.Wait()
 	d.WaitIdle()
 	d.offload.stop()
-	return err
+	d.gc.stop()
+	// Once no pull is in flight, so that the counts saved are final.
+	return errors.Join(err, d.tokens.flush(context.WithoutCancel(ctx)))
 }
 
 // WaitIdle waits for the blob requests in flight and the work that

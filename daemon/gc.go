@@ -45,16 +45,26 @@ func collect(ctx context.Context, st *store.Store, maxBytes int64, gen proxy.Gen
 // cacheGC trims the store as it grows, whatever grows it (cached upstream
 // blobs, rewritten manifests and configs, records): it runs collect once
 // the store has grown by an eighth of its limit since the last run, in the
-// background, one run at a time.
+// background, one run at a time, under the daemon's lifetime: stop ends
+// the run in flight and waits for it, so none outlives the daemon.
 type cacheGC struct {
 	st       *store.Store
 	layers   proxy.Layers
 	maxBytes int64
 	log      *slog.Logger
+	ctx      context.Context
+	cancel   context.CancelFunc
 
 	mu      sync.Mutex
 	grown   int64
 	running bool
+	stopped bool
+	runs    sync.WaitGroup
+}
+
+func newCacheGC(ctx context.Context, st *store.Store, layers proxy.Layers, maxBytes int64, log *slog.Logger) *cacheGC {
+	ctx, cancel := context.WithCancel(ctx)
+	return &cacheGC{st: st, layers: layers, maxBytes: maxBytes, log: log, ctx: ctx, cancel: cancel}
 }
 
 func (g *cacheGC) grew(n int64) {
@@ -67,16 +77,29 @@ func (g *cacheGC) grew(n int64) {
 	}
 	g.mu.Lock()
 	g.grown += n
-	if g.running || g.grown < limit/8 {
+	if g.running || g.stopped || g.grown < limit/8 {
 		g.mu.Unlock()
 		return
 	}
 	g.grown, g.running = 0, true
+	// Under mu: stop, which sets stopped under it, then waits after
+	// every Add.
+	g.runs.Add(1)
 	g.mu.Unlock()
 	go func() {
-		collect(context.Background(), g.st, g.maxBytes, g.layers.Current(), g.log)
+		defer g.runs.Done()
+		collect(g.ctx, g.st, g.maxBytes, g.layers.Current(), g.log)
 		g.mu.Lock()
 		g.running = false
 		g.mu.Unlock()
 	}()
+}
+
+// stop ends the run in flight, if any, waits for it, and starts no more.
+func (g *cacheGC) stop() {
+	g.mu.Lock()
+	g.stopped = true
+	g.mu.Unlock()
+	g.cancel()
+	g.runs.Wait()
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/tower-reg/tower-reg/daemon"
-	"github.com/tower-reg/tower-reg/daemon/api"
+	"github.com/tower-reg/tower-reg/daemon/admin"
 	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/internal/s3test"
 )
@@ -46,7 +46,7 @@ func TestOffloadGenerations(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := httptest.NewRecorder()
-	req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:9090"+api.ReloadPath, nil)
+	req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:9090"+admin.ReloadPath, nil)
 	req.Header.Set("Content-Type", "application/json")
 	ctx, cancel := context.WithCancel(t.Context())
 	d.Handler().ServeHTTP(rec, req.WithContext(ctx))

@@ -26,7 +26,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/tower-reg/tower-reg/daemon"
-	"github.com/tower-reg/tower-reg/daemon/api"
+	"github.com/tower-reg/tower-reg/daemon/admin"
 	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/daemon/event"
 )
@@ -251,11 +251,11 @@ func TestHotReload(t *testing.T) {
 	}
 
 	// The status API reports the generation serving.
-	resp, err := http.Get("http://" + l.addr + api.StatusPath)
+	resp, err := http.Get("http://" + l.addr + admin.StatusPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st daemon.Status
+	var st admin.Status
 	err = json.NewDecoder(resp.Body).Decode(&st)
 	resp.Body.Close()
 	if err != nil || st.Layer.Generation != gen1.Number+1 || st.Layer.GzipDigest != ev.NewDigest {

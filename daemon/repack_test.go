@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/tower-reg/tower-reg/daemon"
-	"github.com/tower-reg/tower-reg/daemon/api"
+	"github.com/tower-reg/tower-reg/daemon/admin"
 	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/daemon/event"
 )
@@ -44,11 +44,11 @@ func TestRepackRoute(t *testing.T) {
 		{"nothing changed", false, 2},
 	} {
 		rec := httptest.NewRecorder()
-		req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:9090"+api.ReloadPath, nil)
+		req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:9090"+admin.ReloadPath, nil)
 		req.Header.Set("Content-Type", "application/json")
 		d.Handler().ServeHTTP(rec, req)
 		if rec.Code != http.StatusNoContent {
-			t.Fatalf("%s: POST %s: %d %s", tt.name, api.ReloadPath, rec.Code, rec.Body)
+			t.Fatalf("%s: POST %s: %d %s", tt.name, admin.ReloadPath, rec.Code, rec.Body)
 		}
 		ev := nextReload(t, sub)
 		if ev.Trigger != daemon.TriggerManual || ev.Changed != tt.changed || ev.Generation != tt.gen || ev.Err != "" {
@@ -59,9 +59,9 @@ func TestRepackRoute(t *testing.T) {
 		}
 	}
 	rec := httptest.NewRecorder()
-	d.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1:9090"+api.ReloadPath, nil))
+	d.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1:9090"+admin.ReloadPath, nil))
 	if rec.Code != http.StatusMethodNotAllowed {
-		t.Errorf("GET %s: %d, want 405", api.ReloadPath, rec.Code)
+		t.Errorf("GET %s: %d, want 405", admin.ReloadPath, rec.Code)
 	}
 }
 
@@ -94,7 +94,7 @@ func TestReloadRefusesWebPages(t *testing.T) {
 			for len(sub.C()) > 0 {
 				<-sub.C()
 			}
-			req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:9090"+api.ReloadPath, strings.NewReader("x=1"))
+			req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:9090"+admin.ReloadPath, strings.NewReader("x=1"))
 			if tt.contentType != "" {
 				req.Header.Set("Content-Type", tt.contentType)
 			}
@@ -104,7 +104,7 @@ func TestReloadRefusesWebPages(t *testing.T) {
 			rec := httptest.NewRecorder()
 			d.Handler().ServeHTTP(rec, req)
 			if rec.Code != tt.want {
-				t.Fatalf("POST %s: %d %s, want %d", api.ReloadPath, rec.Code, rec.Body, tt.want)
+				t.Fatalf("POST %s: %d %s, want %d", admin.ReloadPath, rec.Code, rec.Body, tt.want)
 			}
 			if tt.want != http.StatusNoContent {
 				select {

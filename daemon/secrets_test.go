@@ -46,7 +46,7 @@ func TestSecretsStayOut(t *testing.T) {
 	cfg := config.Default()
 	cfg.Registries = map[string]config.Registry{host(up): {Login: config.Login{Username: user, Password: password}}}
 	cfg.Tunnel = config.Tunnel{Provider: config.TunnelNgrok, Authtoken: authtoken}
-	tun, err := tunnel.New(cfg.Tunnel, "test", log)
+	tun, err := tunnel.NewNgrok(tunnel.NgrokOptions{Authtoken: authtoken, Version: "test", Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -221,15 +221,21 @@ func (t *tokens) run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			// Save the counts once more on the way out.
-			if err := t.store.Flush(context.WithoutCancel(ctx)); err != nil {
-				t.log.Warn("save token pull counts", "error", err)
-			}
+			// Serve saves the counts once more with flush, once the
+			// pulls in flight are done.
 			return nil
 		case <-tick.C:
 			t.purge(ctx)
 		}
 	}
+}
+
+// flush saves the pull counts, on the daemon's way out.
+func (t *tokens) flush(ctx context.Context) error {
+	if err := t.store.Flush(ctx); err != nil {
+		return fmt.Errorf("save token pull counts: %w", err)
+	}
+	return nil
 }
 
 func (t *tokens) purge(ctx context.Context) {

@@ -11,16 +11,39 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/tower-reg/tower-reg/daemon/admin"
 	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/daemon/event"
 	"github.com/tower-reg/tower-reg/tunnel"
 	"github.com/tower-reg/tower-reg/tunnel/tunneltest"
 )
 
+// The providers fit the interface the daemon declares, though package
+// tunnel imports nothing of the daemon.
+var (
+	_ Tunnel = (*tunnel.Ngrok)(nil)
+	_ Tunnel = (*tunneltest.Fake)(nil)
+)
+
+// TestTunnelStateNames: the daemon passes a tunnel's states into its events
+// unchanged, so both packages must spell them alike.
+func TestTunnelStateNames(t *testing.T) {
+	for _, tt := range []struct{ tunnel, event string }{
+		{tunnel.Connecting, event.TunnelConnecting},
+		{tunnel.Up, event.TunnelUp},
+		{tunnel.Reconnecting, event.TunnelReconnecting},
+		{tunnel.Down, event.TunnelDown},
+	} {
+		if tt.tunnel != tt.event {
+			t.Errorf("tunnel state %q, event state %q", tt.tunnel, tt.event)
+		}
+	}
+}
+
 // tunnelDaemon serves a daemon with the tunnel t on a loopback listener.
 // It returns the daemon, its local address, its event subscription, a
 // stop function, and the channel Serve's result arrives on.
-func tunnelDaemon(t *testing.T, tun tunnel.Tunnel) (*Daemon, string, *event.Subscription, context.CancelFunc, chan error) {
+func tunnelDaemon(t *testing.T, tun Tunnel) (*Daemon, string, *event.Subscription, context.CancelFunc, chan error) {
 	t.Helper()
 	bus := event.NewBus(nil)
 	sub := bus.Subscribe(256)
@@ -35,13 +58,7 @@ func tunnelDaemon(t *testing.T, tun tunnel.Tunnel) (*Daemon, string, *event.Subs
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(t.Context())
-	served := make(chan error, 1)
-	go func() { served <- d.Serve(ctx, ln) }()
+	addr, stop, served := serveLoopback(t, d)
 	t.Cleanup(func() {
 		stop()
 		select {
@@ -50,7 +67,21 @@ func tunnelDaemon(t *testing.T, tun tunnel.Tunnel) (*Daemon, string, *event.Subs
 			t.Error("Serve did not return after a stop")
 		}
 	})
-	return d, ln.Addr().String(), sub, stop, served
+	return d, addr, sub, stop, served
+}
+
+// serveLoopback serves d on a loopback listener until stop; Serve's
+// result arrives on served.
+func serveLoopback(t *testing.T, d *Daemon) (addr string, stop context.CancelFunc, served chan error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(t.Context())
+	served = make(chan error, 1)
+	go func() { served <- d.Serve(ctx, ln) }()
+	return ln.Addr().String(), stop, served
 }
 
 // nextTunnel waits for the next TunnelStatus event.
@@ -69,14 +100,14 @@ func nextTunnel(t *testing.T, sub *event.Subscription, within time.Duration) eve
 	}
 }
 
-func getStatus(t *testing.T, addr string) Status {
+func getStatus(t *testing.T, addr string) admin.Status {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/_towerreg/status")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var s Status
+	var s admin.Status
 	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
 		t.Fatal(err)
 	}
@@ -174,15 +205,15 @@ func TestTunnelStates(t *testing.T) {
 func TestTunnelFailureKeepsServing(t *testing.T) {
 	tests := []struct {
 		name   string
-		tunnel func(t *testing.T) (tunnel.Tunnel, func())
+		tunnel func(t *testing.T) (Tunnel, func())
 		reason []string // any of these in the reason
 	}{
-		{"fake: a permanent failure", func(t *testing.T) (tunnel.Tunnel, func()) {
+		{"fake: a permanent failure", func(t *testing.T) (Tunnel, func()) {
 			f := tunneltest.New()
 			return f, func() { f.Fail(t.Context(), "ngrok refused the domain reg.example.ngrok.app") }
 		}, []string{"refused the domain"}},
-		{"real ngrok agent: invalid token, no network", func(t *testing.T) (tunnel.Tunnel, func()) {
-			tun, err := tunnel.New(config.Tunnel{Provider: config.TunnelNgrok, Authtoken: "invalid"}, "test", nil)
+		{"real ngrok agent: invalid token, no network", func(t *testing.T) (Tunnel, func()) {
+			tun, err := tunnel.NewNgrok(tunnel.NgrokOptions{Authtoken: "invalid", Version: "test"})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,29 +9,28 @@ import (
 
 // detailLines is the details view of the selection: every digest whole.
 func (m *Model) detailLines(w int) []string {
-	switch m.pane {
-	case panePulls:
-		if p := m.selectedPull(); p != nil {
-			return m.pullDetail(p, w)
-		}
-	case paneTokens:
-		if t := m.selectedToken(); t != nil {
-			return m.tokenDetail(t, w)
-		}
-	case paneLog:
-		ls := m.st.FilterLogs(m.query[paneLog])
-		if c := m.cursor[paneLog]; c < len(ls) {
-			l := ls[c]
-			out := []string{m.styles.title.Render("Log line"), ""}
-			text := l.Time.In(m.loc).Format("2006-01-02 15:04:05") + " " + l.Level.String() + " " + l.Msg
-			out = append(out, wrapIndent(text, w, 2)...)
-			for _, a := range splitAttrs(l.Attrs) {
-				out = append(out, wrapIndent("  "+a, w, 4)...)
-			}
-			return out
-		}
+	if d := m.panes[m.pane].detail(w); d != nil {
+		return d
 	}
 	return []string{"", m.styles.dim.Render("Nothing selected.")}
+}
+
+// logDetail is the details view of the selected log line: its
+// attributes one a line.
+func (m *Model) logDetail(w int) []string {
+	ls := m.st.FilterLogs(m.query[paneLog])
+	c := m.cursor[paneLog]
+	if c >= len(ls) {
+		return nil
+	}
+	l := ls[c]
+	out := []string{m.styles.title.Render("Log line"), ""}
+	text := l.Time.In(m.loc).Format("2006-01-02 15:04:05") + " " + l.Level.String() + " " + l.Msg
+	out = append(out, wrapIndent(text, w, 2)...)
+	for _, a := range splitAttrs(l.Attrs) {
+		out = append(out, wrapIndent("  "+a, w, 4)...)
+	}
+	return out
 }
 
 // splitAttrs puts each key=value of a log line on its own line; quoted

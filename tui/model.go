@@ -9,21 +9,10 @@ import (
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/tower-reg/tower-reg/daemon"
+	"github.com/tower-reg/tower-reg/daemon/admin"
 	"github.com/tower-reg/tower-reg/daemon/event"
 	"github.com/tower-reg/tower-reg/tui/state"
 )
-
-// The panes, in tab order.
-const (
-	panePulls = iota
-	paneTokens
-	paneLayer
-	paneLog
-	numPanes
-)
-
-var paneNames = [numPanes]string{"Pulls", "Tokens", "Layer", "Log"}
 
 const (
 	// frameInterval coalesces renders: events mark the screen stale and
@@ -67,6 +56,7 @@ type Model struct {
 	styles        styles
 
 	width, height int
+	panes         [numPanes]pane
 	pane          int
 	cursor        [numPanes]int // selected row, or scroll offset for layer and log
 	detail        bool
@@ -94,7 +84,7 @@ type (
 		closed bool
 	}
 	statusMsg struct {
-		st  daemon.Status
+		st  admin.Status
 		err error
 	}
 	tickMsg   time.Time
@@ -115,6 +105,7 @@ func New(ctx context.Context, o Options) *Model {
 	ti.Placeholder = "filter"
 	m := &Model{ctx: ctx, src: o.Source, logs: o.Logs, now: o.Now, loc: o.Location, st: state.New(), keys: newKeyMap(),
 		help: help.New(), filter: ti, noColor: o.NoColor, dark: true, width: 80, height: 24}
+	m.panes = m.newPanes()
 	m.setStyles()
 	return m
 }
@@ -307,7 +298,7 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.Bottom):
 		m.move(1 << 30)
 	case key.Matches(msg, k.Enter):
-		if (m.pane == panePulls || m.pane == paneTokens || m.pane == paneLog) && m.rows() > 0 {
+		if m.panes[m.pane].hasDetail() && m.rows() > 0 {
 			m.detail, m.detailScroll = true, 0
 		}
 	case key.Matches(msg, k.Filter):
@@ -347,17 +338,7 @@ func (m *Model) move(d int) {
 }
 
 // rows is how many rows (or lines, for scrolled panes) the pane has.
-func (m *Model) rows() int {
-	switch m.pane {
-	case panePulls:
-		return len(m.st.FilterPulls(m.query[panePulls]))
-	case paneTokens:
-		return len(m.st.FilterTokens(m.query[paneTokens]))
-	case paneLog:
-		return len(m.st.FilterLogs(m.query[paneLog]))
-	}
-	return len(m.layerLines(m.width))
-}
+func (m *Model) rows() int { return m.panes[m.pane].rows() }
 
 // pullCopyLine is the command that gets a pull's image again: through
 // its container token if it went through one, as that image has the
@@ -375,19 +356,7 @@ func (m *Model) pullCopyLine(p *state.Pull) string {
 
 // copyLine is the command line for the selection: a pull, or a token's
 // `docker run`.
-func (m *Model) copyLine() string {
-	switch m.pane {
-	case panePulls:
-		if p := m.selectedPull(); p != nil {
-			return m.pullCopyLine(p)
-		}
-	case paneTokens:
-		if t := m.selectedToken(); t != nil {
-			return "docker run " + t.TargetImage
-		}
-	}
-	return ""
-}
+func (m *Model) copyLine() string { return m.panes[m.pane].copyLine() }
 
 func (m *Model) selectedPull() *state.Pull {
 	ps := m.st.FilterPulls(m.query[panePulls])

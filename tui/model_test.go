@@ -10,7 +10,7 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/tower-reg/tower-reg/daemon"
+	"github.com/tower-reg/tower-reg/daemon/admin"
 	"github.com/tower-reg/tower-reg/daemon/event"
 	"github.com/tower-reg/tower-reg/tui/internal/replay"
 )
@@ -213,7 +213,7 @@ func TestPublicLogin(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			st := replay.Status()
-			st.Tunnel = daemon.TunnelStatus{Provider: "off", PublicListen: tt.listen, Login: "towerreg", PasswordFile: tt.file}
+			st.Tunnel = admin.TunnelStatus{Provider: "off", PublicListen: tt.listen, Login: "towerreg", PasswordFile: tt.file}
 			var events []event.Event
 			if tt.tunnel != nil {
 				st.Tunnel.Provider = "ngrok"

@@ -174,10 +174,9 @@ func orDash(s string) string {
 // its right.
 func (m *Model) tabs(w int) string {
 	s := m.styles
-	counts := [numPanes]int{len(m.st.Pulls), len(m.st.Tokens), len(m.st.Generations), len(m.st.Logs)}
 	var b strings.Builder
-	for i, name := range paneNames {
-		label := fmt.Sprintf(" %d %s %d ", i+1, name, counts[i])
+	for i, p := range m.panes {
+		label := fmt.Sprintf(" %d %s %d ", i+1, p.title(), p.count())
 		if i == m.pane {
 			b.WriteString(s.tabOn.Render(label))
 		} else {
@@ -208,18 +207,7 @@ func (m *Model) tabs(w int) string {
 	return left + strings.Repeat(" ", w-ansi.StringWidth(left)-ansi.StringWidth(rightText)) + rightText
 }
 
-func (m *Model) paneLines(w, h int) []string {
-	switch m.pane {
-	case panePulls:
-		return m.pullLines(w, h)
-	case paneTokens:
-		return m.tokenLines(w, h)
-	case paneLayer:
-		lines := m.layerLines(w)
-		return scroll(lines, &m.cursor[paneLayer], h)
-	}
-	return m.logLines(w, h)
-}
+func (m *Model) paneLines(w, h int) []string { return m.panes[m.pane].body(w, h) }
 
 // window returns the first row to show so that the cursor stays in a
 // body of h rows.

@@ -13,7 +13,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
-	"github.com/tower-reg/tower-reg/daemon"
+	"github.com/tower-reg/tower-reg/daemon/admin"
 	"github.com/tower-reg/tower-reg/daemon/event"
 	"github.com/tower-reg/tower-reg/tui/internal/replay"
 )
@@ -33,28 +33,28 @@ func TestGoldenUpdateOff(t *testing.T) {
 // fakeSource is a daemon that answers a fixed status and counts re-packs.
 type fakeSource struct {
 	ch      chan event.Event
-	status  daemon.Status
+	status  admin.Status
 	repacks int
 }
 
 func (f *fakeSource) Events() <-chan event.Event { return f.ch }
-func (f *fakeSource) Status(context.Context) (daemon.Status, error) {
+func (f *fakeSource) Status(context.Context) (admin.Status, error) {
 	return f.status, nil
 }
 func (f *fakeSource) Repack(context.Context) error { f.repacks++; return nil }
 
 // emptyStatus is a daemon just started: generation 1, nothing served.
-func emptyStatus() daemon.Status {
+func emptyStatus() admin.Status {
 	st := replay.Status()
 	st.Started = replay.Now.Add(-3 * time.Second)
-	st.Counts = daemon.Counts{}
+	st.Counts = admin.Counts{}
 	st.Layer.Generation, st.Layer.TarDigest, st.Layer.GzipDigest = 1, replay.Digest("tar-1"), replay.Digest("gz-1")
 	return st
 }
 
 // newTestModel is a dashboard at w×h on a fixed clock, without colour,
 // showing status and, if asked, the replayed events.
-func newTestModel(t testing.TB, w, h int, st daemon.Status, events []event.Event) (*Model, *fakeSource) {
+func newTestModel(t testing.TB, w, h int, st admin.Status, events []event.Event) (*Model, *fakeSource) {
 	src := &fakeSource{ch: make(chan event.Event), status: st}
 	m := New(context.Background(), Options{Source: src, Now: func() time.Time { return replay.Now }, NoColor: true, Location: time.UTC})
 	m.Update(tea.WindowSizeMsg{Width: w, Height: h})
@@ -131,7 +131,7 @@ func TestGolden(t *testing.T) {
 		w, h := size[0], size[1]
 		for _, tt := range []struct {
 			name   string
-			st     daemon.Status
+			st     admin.Status
 			events []event.Event
 			keys   []string
 		}{
@@ -163,17 +163,17 @@ func TestGolden(t *testing.T) {
 func TestTrafficLine(t *testing.T) {
 	tests := []struct {
 		name    string
-		traffic daemon.Traffic
+		traffic admin.Traffic
 		height  int
 		want    string
 	}{
-		{"nothing yet", daemon.Traffic{}, 24, "public blobs sent 0 B · no redirects"},
-		{"streamed only", daemon.Traffic{PublicBytes: 272 << 20}, 24, "public blobs sent 272 MiB · no redirects"},
-		{"redirects of known size", daemon.Traffic{PublicBytes: 2048, Redirects: daemon.Redirects{Upstream: 3, Offload: 1}, SavedBytes: 256 << 20},
+		{"nothing yet", admin.Traffic{}, 24, "public blobs sent 0 B · no redirects"},
+		{"streamed only", admin.Traffic{PublicBytes: 272 << 20}, 24, "public blobs sent 272 MiB · no redirects"},
+		{"redirects of known size", admin.Traffic{PublicBytes: 2048, Redirects: admin.Redirects{Upstream: 3, Offload: 1}, SavedBytes: 256 << 20},
 			24, "public blobs sent 2.0 KiB · redirects 3 upstream, 1 offload · saved 256 MiB"},
-		{"some of unknown size", daemon.Traffic{Redirects: daemon.Redirects{Upstream: 2}, SavedBytes: 1 << 20, Unsized: 1},
+		{"some of unknown size", admin.Traffic{Redirects: admin.Redirects{Upstream: 2}, SavedBytes: 1 << 20, Unsized: 1},
 			24, "public blobs sent 0 B · redirects 2 upstream, 0 offload · saved ≥ 1.0 MiB"},
-		{"a short screen", daemon.Traffic{PublicBytes: 1}, 11, ""},
+		{"a short screen", admin.Traffic{PublicBytes: 1}, 11, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,9 +13,6 @@ import (
 	"time"
 
 	"golang.ngrok.com/ngrok/v2"
-
-	"github.com/tower-reg/tower-reg/daemon/config"
-	"github.com/tower-reg/tower-reg/daemon/event"
 )
 
 // dialTimeout bounds one attempt to reach ngrok. Without it a machine
@@ -53,28 +50,37 @@ func NewNgrok(o NgrokOptions) (*Ngrok, error) {
 	return &Ngrok{o: o}, nil
 }
 
-// Provider implements Tunnel.
-func (n *Ngrok) Provider() string { return config.TunnelNgrok }
+// Provider names the tunnel in the config, the status and the events.
+func (n *Ngrok) Provider() string { return "ngrok" }
 
-// Listen implements Tunnel. The SDK retries a failed connect by itself,
-// with a backoff from 0.5 s to 30 s, and reconnects a dropped session
-// with its endpoint; Listen turns each of its failures into a report.
-func (n *Ngrok) Listen(ctx context.Context, report func(event.TunnelStatus)) (Listener, error) {
+// Listen connects and returns the listener that the public URL's
+// connections arrive on; it has reported up, with the URL, before it
+// returns. It returns an error only once ctx ends or the failure is one
+// that no retry mends (a domain that is not the account's, say).
+//
+// ctx bounds the whole session, not just the connect: a caller closes the
+// listener, lets its connections finish, then cancels ctx to disconnect.
+// Every state change goes to report, in order, until ctx ends; report
+// must not block. The SDK retries a failed connect by itself, with a
+// backoff from 0.5 s to 30 s, and reconnects a dropped session with its
+// endpoint; Listen turns each of its failures into a report.
+func (n *Ngrok) Listen(ctx context.Context, report func(state, url, reason string)) (net.Listener, error) {
+	type reported struct{ state, url, reason string }
 	var (
 		mu   sync.Mutex
 		url  string // set once the endpoint is bound
 		isUp bool
-		last event.TunnelStatus
+		last reported
 	)
 	status := func(state, url, reason string) {
-		s := event.TunnelStatus{Provider: config.TunnelNgrok, State: state, URL: url, Err: reason}
+		s := reported{state, url, reason}
 		// Each retry fails the same way while the machine is offline:
 		// one report says it.
 		if s == last {
 			return
 		}
 		last = s
-		report(s)
+		report(state, url, reason)
 	}
 	onEvent := func(e ngrok.Event) {
 		mu.Lock()
@@ -88,7 +94,7 @@ func (n *Ngrok) Listen(ctx context.Context, report func(event.TunnelStatus)) (Li
 			// once bound. A reconnect has bound it again already.
 			if url != "" {
 				isUp = true
-				status(event.TunnelUp, url, "")
+				status(Up, url, "")
 			}
 		case *ngrok.EventAgentDisconnected:
 			if e.Error == nil {
@@ -97,10 +103,10 @@ func (n *Ngrok) Listen(ctx context.Context, report func(event.TunnelStatus)) (Li
 			reason := n.plain(e.Error)
 			if isUp {
 				isUp = false
-				status(event.TunnelReconnecting, "", reason)
+				status(Reconnecting, "", reason)
 				return
 			}
-			status(event.TunnelDown, "", reason+" (retrying)")
+			status(Down, "", reason+" (retrying)")
 		}
 	}
 	agent, err := ngrok.NewAgent(
@@ -120,13 +126,13 @@ func (n *Ngrok) Listen(ctx context.Context, report func(event.TunnelStatus)) (Li
 		defer mu.Unlock()
 		status(state, "", reason)
 	}
-	locked(event.TunnelConnecting, "")
+	locked(Connecting, "")
 	if err := agent.Connect(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		reason := n.plain(err)
-		locked(event.TunnelDown, reason)
+		locked(Down, reason)
 		return nil, errors.New("ngrok: " + reason)
 	}
 	opts := []ngrok.EndpointOption{ngrok.WithDescription("towerreg-dev public registry")}
@@ -140,23 +146,16 @@ func (n *Ngrok) Listen(ctx context.Context, report func(event.TunnelStatus)) (Li
 			return nil, ctx.Err()
 		}
 		reason := n.plain(err)
-		locked(event.TunnelDown, reason)
+		locked(Down, reason)
 		return nil, errors.New("ngrok: " + reason)
 	}
 	context.AfterFunc(ctx, func() { agent.Disconnect() })
 	mu.Lock()
 	url, isUp = ep.URL().String(), true
-	status(event.TunnelUp, url, "")
+	status(Up, url, "")
 	mu.Unlock()
-	return &ngrokListener{EndpointListener: ep, url: url}, nil
+	return ep, nil
 }
-
-type ngrokListener struct {
-	ngrok.EndpointListener
-	url string
-}
-
-func (l *ngrokListener) URL() string { return l.url }
 
 // authCodes are ngrok's errors for an auth token that is malformed,
 // unknown or revoked.

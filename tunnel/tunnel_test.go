@@ -1,7 +1,6 @@
 package tunnel
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -9,52 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
-
-	"github.com/tower-reg/tower-reg/daemon/config"
-	"github.com/tower-reg/tower-reg/daemon/event"
 )
-
-func TestNew(t *testing.T) {
-	tests := []struct {
-		name    string
-		c       config.Tunnel
-		env     string
-		want    string
-		wantErr string
-	}{
-		{name: "default, no token", want: "off"},
-		{name: "default, token in the environment", env: "tok", want: "ngrok"},
-		{name: "off", c: config.Tunnel{Provider: "off"}, env: "tok", want: "off"},
-		{name: "ngrok", c: config.Tunnel{Provider: "ngrok", Authtoken: "tok"}, want: "ngrok"},
-		{name: "ngrok without a token", c: config.Tunnel{Provider: "ngrok"}, wantErr: "needs an auth token"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Setenv(config.DefaultAuthtokenEnv, tt.env)
-			got, err := New(tt.c, "test", nil)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("New: %v, want an error with %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil || got.Provider() != tt.want {
-				t.Fatalf("New = %v, %v; want %s", got, err, tt.want)
-			}
-		})
-	}
-}
-
-// TestOff: no listener, no report, until the context ends.
-func TestOff(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
-	defer cancel()
-	ln, err := Off{}.Listen(ctx, func(s event.TunnelStatus) { t.Errorf("off reported %+v", s) })
-	if ln != nil || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Listen = %v, %v", ln, err)
-	}
-}
 
 type ngrokErr struct{ code, msg string }
 

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tower-reg/tower-reg/daemon/api"
+	"github.com/tower-reg/tower-reg/daemon/admin"
 	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/daemon/runfile"
 )
@@ -24,7 +24,7 @@ func fakeStatus(t *testing.T) string {
 	t.Helper()
 	var addr string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != api.StatusPath {
+		if r.URL.Path != admin.StatusPath {
 			http.NotFound(w, r)
 			return
 		}

@@ -21,7 +21,6 @@ import (
 	"github.com/tower-reg/tower-reg/daemon/runfile"
 	"github.com/tower-reg/tower-reg/layer/defaultlayer"
 	"github.com/tower-reg/tower-reg/tui"
-	"github.com/tower-reg/tower-reg/tunnel"
 )
 
 func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -114,7 +113,7 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	// Before anything is packed or listens: ngrok without a token is a
 	// mistake to hear about at once.
-	tun, err := tunnel.New(cfg.Tunnel, daemon.Version, log)
+	tun, err := newTunnel(cfg.Tunnel, log)
 	if err != nil {
 		return fmt.Errorf("up: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/tower-reg/tower-reg/daemon/admin"
 	"github.com/tower-reg/tower-reg/daemon/event"
 	"github.com/tower-reg/tower-reg/daemon/proxy"
 )
@@ -30,7 +31,7 @@ type Admin struct {
 	tokenRate *rate.Limiter // nil: no limit
 	up        *proxy.Upstream
 	bus       *event.Bus
-	status    func() any
+	status    func() admin.Status
 	repack    func(context.Context) error
 	log       *slog.Logger
 }
@@ -38,7 +39,7 @@ type Admin struct {
 // NewAdmin returns the admin routes' handler. status gives the document
 // that GET /_towerreg/status answers; repack packs the layer directory
 // again for POST /_towerreg/reload.
-func NewAdmin(up *proxy.Upstream, bus *event.Bus, status func() any, repack func(context.Context) error, log *slog.Logger) *Admin {
+func NewAdmin(up *proxy.Upstream, bus *event.Bus, status func() admin.Status, repack func(context.Context) error, log *slog.Logger) *Admin {
 	a := &Admin{up: up, bus: bus, status: status, repack: repack, log: log}
 	a.SetTokenRate(0)
 	return a
@@ -47,41 +48,42 @@ func NewAdmin(up *proxy.Upstream, bus *event.Bus, status func() any, repack func
 // SetTokens has POST /container-token issue tokens through t.
 func (a *Admin) SetTokens(t Tokens) { a.tokens = t }
 
-// Routes of the daemon's own read-only API.
-const (
-	StatusPath = "/_towerreg/status"
-	EventsPath = "/_towerreg/events"
-	// ReloadPath (POST) forces a re-pack of the layer directory: the
-	// dashboard's `r` when it is attached over HTTP. Like the other POST
-	// routes it takes requests with Content-Type application/json and no
-	// Origin only (its body may be empty).
-	ReloadPath = "/_towerreg/reload"
-)
-
 // Register adds the admin routes to mux.
 func (a *Admin) Register(mux *http.ServeMux) {
-	mux.HandleFunc("POST /validate-creds", a.validateCreds)
-	mux.HandleFunc("POST /container-token", a.containerToken)
-	mux.HandleFunc("GET "+StatusPath, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /validate-creds", a.handle(kindValidateCreds, a.validateCreds))
+	mux.HandleFunc("POST /container-token", a.handle(kindContainerToken, a.containerToken))
+	mux.HandleFunc("GET "+admin.StatusPath, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, a.status())
 	})
-	mux.HandleFunc("GET "+EventsPath, a.events)
-	mux.HandleFunc("POST "+ReloadPath, func(w http.ResponseWriter, r *http.Request) {
-		// A page could otherwise have the daemon re-pack, again and
-		// again, with a form post: the body is empty, but the request
-		// must still be one that no page can send without asking first.
-		if err := checkLocalRequest(r); err != nil {
-			writeError(w, r, a.log, kindUnknown, err)
-			return
+	mux.HandleFunc("GET "+admin.EventsPath, a.events)
+	mux.HandleFunc("POST "+admin.ReloadPath, a.handle(kindUnknown, a.reload))
+}
+
+// handle is the one place where an admin route's error becomes its
+// answer: classified by the rows of the route k (see classifyTable).
+func (a *Admin) handle(k kind, route func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := route(w, r); err != nil {
+			writeError(w, r, a.log, k, err)
 		}
-		// The outcome is in the answer and, as for any reload, in a
-		// LayerReloaded event.
-		if err := a.repack(r.Context()); err != nil {
-			writeError(w, r, a.log, kindUnknown, err)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	})
+	}
+}
+
+// reload is POST /_towerreg/reload.
+func (a *Admin) reload(w http.ResponseWriter, r *http.Request) error {
+	// A page could otherwise have the daemon re-pack, again and again,
+	// with a form post: the body is empty, but the request must still be
+	// one that no page can send without asking first.
+	if err := checkLocalRequest(r); err != nil {
+		return err
+	}
+	// The outcome is in the answer and, as for any reload, in a
+	// LayerReloaded event.
+	if err := a.repack(r.Context()); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // keepAlive is how often an idle event stream sends a comment, so proxies
@@ -144,15 +146,13 @@ type credsRequest struct {
 // validateCreds answers true or false: whether the registry takes the
 // credentials. A registry that cannot be asked is an error, never false,
 // so a caller does not take an outage for a wrong password.
-func (a *Admin) validateCreds(w http.ResponseWriter, r *http.Request) {
+func (a *Admin) validateCreds(w http.ResponseWriter, r *http.Request) error {
 	if err := checkLocalRequest(r); err != nil {
-		writeError(w, r, a.log, kindUnknown, err)
-		return
+		return err
 	}
 	var req credsRequest
 	if err := decodeJSON(w, r, &req); err != nil {
-		writeError(w, r, a.log, kindUnknown, err)
-		return
+		return err
 	}
 	var missing []string
 	for _, f := range []struct{ name, v string }{{"userName", req.UserName}, {"registry", req.Registry}} {
@@ -161,18 +161,14 @@ func (a *Admin) validateCreds(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(missing) > 0 {
-		writeError(w, r, a.log, kindUnknown, newError(http.StatusBadRequest, codeBadRequest, "missing "+strings.Join(missing, ", ")))
-		return
+		return newError(http.StatusBadRequest, codeBadRequest, "missing "+strings.Join(missing, ", "))
 	}
 	ok, err := a.up.ValidateCreds(r.Context(), req.Registry, req.UserName, req.Password)
 	if err != nil {
-		if errors.Is(err, proxy.ErrUnavailable) {
-			err = &apiError{Status: http.StatusBadGateway, Code: codeUnavailable, Message: err.Error(), Err: err}
-		}
-		writeError(w, r, a.log, kindUnknown, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, ok)
+	return nil
 }
 
 // decodeJSON reads a small JSON body strictly: one object, known fields.

@@ -23,36 +23,32 @@ type BlobSource interface {
 // blob answers a blob request; allow refuses digests the route may not
 // serve (a container token's route serves its image's blobs only), and tok
 // is the short form of that token, if any.
-func (h *Registry) blob(w http.ResponseWriter, r *http.Request, rt route, tok string, allow func(v1.Hash) error) {
+func (h *Registry) blob(x *exchange, tok string, allow func(v1.Hash) error) error {
+	r, rt := x.r, x.rt
 	start := time.Now()
+	unstall := func() {}
 	if h.stall > 0 {
-		st := stallWriter{ResponseWriter: w, rc: http.NewResponseController(w), stall: h.stall}
+		st := stallWriter{ResponseWriter: x.w.ResponseWriter, rc: http.NewResponseController(x.w.ResponseWriter), stall: h.stall}
 		// The server sets no write deadline of its own: leave none behind
-		// for the next request on this connection.
-		defer st.rc.SetWriteDeadline(time.Time{})
-		w = st
+		// for the next request on this connection, once the answer, an
+		// error's included, is out.
+		unstall = func() { st.rc.SetWriteDeadline(time.Time{}) }
+		x.w.ResponseWriter = st
 	}
-	sw := &statusWriter{ResponseWriter: w}
 	red := token.PathRedactor(r.URL.Path)
 	ev := event.BlobServed{Client: r.RemoteAddr, Method: r.Method, Repo: red.Replace(rt.name), Digest: red.Replace(rt.ref), Token: tok,
 		Face: peer.Face(r), Size: -1}
-	err := h.serveBlob(sw, r, rt, allow, red, &ev)
-	started := sw.status != 0 // headers out before the error
-	if err != nil {
-		ev.Err = red.Replace(err.Error())
-		if !started {
-			writeError(sw, r, h.log, rt.kind, err)
+	x.done = func(_ int, err error) {
+		if err != nil {
+			ev.Err = red.Replace(err.Error())
 		}
+		// The status the client saw: none when it went away first.
+		ev.Status, ev.Bytes = x.w.status, x.w.bytes
+		ev.Time, ev.Duration = h.bus.Now(), since(start)
+		h.bus.Publish(ev)
+		unstall()
 	}
-	ev.Status, ev.Bytes = sw.status, sw.bytes
-	ev.Time, ev.Duration = h.bus.Now(), since(start)
-	h.bus.Publish(ev)
-	if err != nil && started {
-		// The headers, with a Content-Length, are out: the only honest way
-		// to tell the client the body is bad is to cut the connection, so a
-		// short body is never taken for a whole one.
-		panic(http.ErrAbortHandler)
-	}
+	return h.serveBlob(x.w, r, rt, allow, red, &ev)
 }
 
 func (h *Registry) serveBlob(w *statusWriter, r *http.Request, rt route, allow func(v1.Hash) error, red *strings.Replacer, ev *event.BlobServed) error {

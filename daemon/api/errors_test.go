@@ -13,6 +13,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
+	"github.com/tower-reg/tower-reg/daemon/errcode"
 	"github.com/tower-reg/tower-reg/daemon/proxy"
 	"github.com/tower-reg/tower-reg/daemon/store"
 	"github.com/tower-reg/tower-reg/layer"
@@ -73,7 +74,7 @@ func TestWriteError(t *testing.T) {
 					return
 				}
 				var body struct {
-					Errors []ociError `json:"errors"`
+					Errors []errcode.Entry `json:"errors"`
 				}
 				if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
 					t.Fatalf("body %q: %v", w.Body, err)

@@ -18,7 +18,8 @@ import (
 
 // manifest answers a manifest request with what resolve gives; tok is the
 // short form of the container token it goes through, if any.
-func (h *Registry) manifest(w http.ResponseWriter, r *http.Request, rt route, tok string, resolve func() (servedManifest, error)) {
+func (h *Registry) manifest(x *exchange, tok string, resolve func() (servedManifest, error)) error {
+	w, r, rt := x.w, x.r, x.rt
 	start := time.Now()
 	// Until the name resolves, the event shows it as the client wrote it:
 	// with any token in it shortened.
@@ -29,30 +30,34 @@ func (h *Registry) manifest(w http.ResponseWriter, r *http.Request, rt route, to
 		// upstream repository, which says which registry was asked.
 		ev.Repo = red.Replace(repo.String())
 	}
+	x.done = func(status int, err error) {
+		if err != nil {
+			ev.Status, ev.Err = status, red.Replace(err.Error())
+		}
+		ev.Time, ev.Duration = h.bus.Now(), since(start)
+		h.bus.Publish(ev)
+	}
 	s, err := resolve()
 	if err != nil {
-		ev.Status = writeError(w, r, h.log, rt.kind, err)
-		ev.Err = red.Replace(err.Error())
-	} else {
-		ev.Repo = red.Replace(s.repo.String())
-		ev.Upstream, ev.Digest, ev.MediaType = s.Upstream.String(), s.Digest.String(), string(s.MediaType)
-		ev.Platforms, ev.Cached, ev.Status = s.Platforms, s.Cached, http.StatusOK
-		if r.Method == http.MethodGet { // a HEAD names no blobs to come
-			ev.Config = configOf(s.Manifest)
-			h.sizes.record(s.Manifest)
-		}
-		hd := w.Header()
-		hd.Set("Content-Type", string(s.MediaType))
-		hd.Set("Content-Length", strconv.Itoa(len(s.Bytes)))
-		hd.Set("Docker-Content-Digest", s.Digest.String())
-		hd.Set("Etag", `"`+s.Digest.String()+`"`)
-		w.WriteHeader(http.StatusOK)
-		if r.Method == http.MethodGet {
-			w.Write(s.Bytes)
-		}
+		return err
 	}
-	ev.Time, ev.Duration = h.bus.Now(), since(start)
-	h.bus.Publish(ev)
+	ev.Repo = red.Replace(s.repo.String())
+	ev.Upstream, ev.Digest, ev.MediaType = s.Upstream.String(), s.Digest.String(), string(s.MediaType)
+	ev.Platforms, ev.Cached, ev.Status = s.Platforms, s.Cached, http.StatusOK
+	if r.Method == http.MethodGet { // a HEAD names no blobs to come
+		ev.Config = configOf(s.Manifest)
+		h.sizes.record(s.Manifest)
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", string(s.MediaType))
+	hd.Set("Content-Length", strconv.Itoa(len(s.Bytes)))
+	hd.Set("Docker-Content-Digest", s.Digest.String())
+	hd.Set("Etag", `"`+s.Digest.String()+`"`)
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		w.Write(s.Bytes)
+	}
+	return nil
 }
 
 type servedManifest struct {

@@ -56,17 +56,52 @@ func IsRegistryPath(p string) bool {
 // ServeHTTP implements http.Handler.
 func (h *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
-	rt := parseRoute(r.URL.Path)
+	x := &exchange{w: &statusWriter{ResponseWriter: w}, r: r, rt: parseRoute(r.URL.Path)}
+	h.finish(x, h.route(x))
+}
+
+// exchange is one registry request as its route serves it.
+type exchange struct {
+	w  *statusWriter
+	r  *http.Request
+	rt route
+	// done, which the routes that publish an event set (manifests,
+	// blobs), completes and publishes it once the answer is out: status
+	// is the error's, when the route failed before its headers.
+	done func(status int, err error)
+}
+
+// finish is the one place where a registry route's error becomes its
+// answer: the OCI error, unless the headers are out already; then the
+// route's event; then, for a body that cannot be finished, a cut.
+func (h *Registry) finish(x *exchange, err error) {
+	started := x.w.status != 0 // headers out before the error
+	status := x.w.status
+	if err != nil && !started {
+		status = writeError(x.w, x.r, h.log, x.rt.kind, err)
+	}
+	if x.done != nil {
+		x.done(status, err)
+	}
+	if err != nil && started {
+		// The headers, with a Content-Length, are out: the only honest way
+		// to tell the client the body is bad is to cut the connection, so a
+		// short body is never taken for a whole one.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// route serves the request x by its route, and returns its error.
+func (h *Registry) route(x *exchange) error {
+	w, r, rt := x.w, x.r, x.rt
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		// Pushes, deletes and uploads never reach an upstream: this is a
 		// read-only proxy.
-		writeError(w, r, h.log, rt.kind, newError(http.StatusMethodNotAllowed, codeUnsupported,
-			"tower-reg is a read-only proxy: "+r.Method+" is not supported"))
-		return
+		return newError(http.StatusMethodNotAllowed, codeUnsupported,
+			"tower-reg is a read-only proxy: "+r.Method+" is not supported")
 	}
 	if tokenRoute(rt) {
-		h.tokenRoute(w, r, rt)
-		return
+		return h.tokenRoute(x)
 	}
 	switch rt.kind {
 	case kindBase:
@@ -75,22 +110,17 @@ func (h *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet {
 			w.Write([]byte("{}"))
 		}
+		return nil
 	case kindManifest:
-		h.manifest(w, r, rt, "", func() (servedManifest, error) { return h.resolveManifest(r, rt) })
+		return h.manifest(x, "", func() (servedManifest, error) { return h.resolveManifest(r, rt) })
 	case kindBlob:
-		h.blob(w, r, rt, "", func(v1.Hash) error { return nil })
+		return h.blob(x, "", func(v1.Hash) error { return nil })
 	case kindTags:
-		if err := h.tags(w, r, rt); err != nil {
-			writeError(w, r, h.log, rt.kind, err)
-		}
+		return h.tags(w, r, rt)
 	case kindReferrers:
-		if err := h.referrers(w, r, rt, nil); err != nil {
-			writeError(w, r, h.log, rt.kind, err)
-		}
-	default:
-		writeError(w, r, h.log, rt.kind, newError(http.StatusNotFound, codeUnsupported,
-			"no such registry route: "+r.URL.Path))
+		return h.referrers(w, r, rt, nil)
 	}
+	return newError(http.StatusNotFound, codeUnsupported, "no such registry route: "+r.URL.Path)
 }
 
 // statusWriter remembers the status and counts the body bytes, for events.

@@ -6,7 +6,8 @@ import (
 	"github.com/tower-reg/tower-reg/daemon/proxy"
 )
 
-// kind is what a /v2/ request asks for.
+// kind is what a request asks for: a /v2/ route, or one of the admin
+// routes whose errors classify has rows of their own for.
 type kind int
 
 const (
@@ -16,6 +17,10 @@ const (
 	kindTags
 	kindReferrers
 	kindUnknown
+	// kindContainerToken is POST /container-token, kindValidateCreds
+	// POST /validate-creds.
+	kindContainerToken
+	kindValidateCreds
 )
 
 // route is a parsed /v2/ request path.

@@ -12,9 +12,7 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
-	"github.com/tower-reg/tower-reg/daemon/fetch"
 	"github.com/tower-reg/tower-reg/daemon/proxy"
 	"github.com/tower-reg/tower-reg/daemon/token"
 )
@@ -70,12 +68,12 @@ func tokenRoute(rt route) bool {
 
 // tokenRoute serves /v2/wt/<token>/<repository>/...: the token's image and
 // nothing else, whatever tag the path names.
-func (h *Registry) tokenRoute(w http.ResponseWriter, r *http.Request, rt route) {
+func (h *Registry) tokenRoute(x *exchange) error {
+	w, r, rt := x.w, x.r, x.rt
 	tok, name, ok := strings.Cut(strings.TrimPrefix(rt.name, tokenPrefix), "/")
 	if h.tokens == nil || !ok || name == "" {
-		writeError(w, r, h.log, rt.kind, newError(http.StatusNotFound, codeNameUnknown,
-			"a container token route is /v2/wt/<token>/<repository>/..."))
-		return
+		return newError(http.StatusNotFound, codeNameUnknown,
+			"a container token route is /v2/wt/<token>/<repository>/...")
 	}
 	img, err := h.tokens.Resolve(tok)
 	if err != nil {
@@ -84,18 +82,17 @@ func (h *Registry) tokenRoute(w http.ResponseWriter, r *http.Request, rt route) 
 			// it is, and it says which token and why.
 			err = &apiError{Status: http.StatusForbidden, Code: codeDenied, Message: err.Error(), Err: err}
 		}
-		writeError(w, r, h.log, rt.kind, err)
-		return
+		return err
 	}
 	if name != img.Repo.Path {
-		writeError(w, r, h.log, rt.kind, newError(http.StatusForbidden, codeDenied,
-			fmt.Sprintf("container token %s is for the repository %s, not %s", img.Short, img.Repo.Path, name)))
-		return
+		return newError(http.StatusForbidden, codeDenied,
+			fmt.Sprintf("container token %s is for the repository %s, not %s", img.Short, img.Repo.Path, name))
 	}
 	rt.upstream = &img.Repo
+	x.rt = rt
 	switch rt.kind {
 	case kindManifest:
-		h.manifest(w, r, rt, img.Short, func() (servedManifest, error) {
+		return h.manifest(x, img.Short, func() (servedManifest, error) {
 			s, err := h.tokenManifest(r, rt, img)
 			// A pull starts with a GET by tag; what follows by digest is
 			// the same pull.
@@ -105,16 +102,14 @@ func (h *Registry) tokenRoute(w http.ResponseWriter, r *http.Request, rt route) 
 			return s, err
 		})
 	case kindBlob:
-		h.blob(w, r, rt, img.Short, func(d v1.Hash) error { return h.tokenBlob(r.Context(), img, d) })
+		return h.blob(x, img.Short, func(d v1.Hash) error { return h.tokenBlob(r.Context(), img, d) })
 	case kindTags:
 		h.tokenTags(w, r, rt, img)
+		return nil
 	case kindReferrers:
-		if err := h.referrers(w, r, rt, h.tokenSubject(r, img)); err != nil {
-			writeError(w, r, h.log, rt.kind, err)
-		}
-	default:
-		writeError(w, r, h.log, rt.kind, newError(http.StatusNotFound, codeUnsupported, "no such registry route: "+r.URL.Path))
+		return h.referrers(w, r, rt, h.tokenSubject(r, img))
 	}
+	return newError(http.StatusNotFound, codeUnsupported, "no such registry route: "+r.URL.Path)
 }
 
 // tokenManifest answers a manifest request of a token's route: any tag is
@@ -248,30 +243,26 @@ func (h *Registry) tokenTags(w http.ResponseWriter, r *http.Request, rt route, i
 }
 
 // containerToken is POST /container-token.
-func (a *Admin) containerToken(w http.ResponseWriter, r *http.Request) {
+func (a *Admin) containerToken(w http.ResponseWriter, r *http.Request) error {
 	if a.tokens == nil {
-		writeError(w, r, a.log, kindUnknown, newError(http.StatusNotFound, codeUnsupported, "container tokens are not enabled"))
-		return
+		return newError(http.StatusNotFound, codeUnsupported, "container tokens are not enabled")
 	}
 	if err := checkLocalRequest(r); err != nil {
-		writeError(w, r, a.log, kindUnknown, err)
-		return
+		return err
 	}
 	if err := a.allowToken(); err != nil {
-		writeError(w, r, a.log, kindUnknown, err)
-		return
+		return err
 	}
 	req, err := token.DecodeRequest(http.MaxBytesReader(w, r.Body, token.MaxRequestBytes))
 	if err != nil {
-		writeError(w, r, a.log, kindUnknown, tokenError(err))
-		return
+		return err
 	}
 	resp, err := a.tokens.Issue(r.Context(), req)
 	if err != nil {
-		writeError(w, r, a.log, kindUnknown, tokenError(err))
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, resp)
+	return nil
 }
 
 // checkLocalRequest refuses what a web page could send: the admin API is
@@ -287,44 +278,4 @@ func checkLocalRequest(r *http.Request) error {
 		return newError(http.StatusUnsupportedMediaType, codeBadRequest, "the body must be application/json")
 	}
 	return nil
-}
-
-// tokenError gives a container token request's error its status: the
-// request's own faults are 400s that name the field, the image's are the
-// status of what the registry said, and a registry that cannot be reached
-// is a 424 (the request depended on it).
-func tokenError(err error) error {
-	var fe *token.FieldError
-	var ie *ImageError
-	var te *transport.Error
-	msg := err.Error()
-	switch {
-	case errors.As(err, &ie) && errors.As(err, &te) && te.StatusCode < 500:
-		status, code := te.StatusCode, statusCode(te.StatusCode, kindManifest)
-		switch status {
-		case http.StatusNotFound:
-			msg = "containerImage " + ie.Image + " not found: " + ie.Err.Error()
-		case http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests:
-		default:
-			status = http.StatusBadRequest
-		}
-		return &apiError{Status: status, Code: code, Message: msg, Err: err}
-	case errors.As(err, &ie) && (errors.Is(err, proxy.ErrNameInvalid) || errors.Is(err, proxy.ErrDigestInvalid)):
-		return &apiError{Status: http.StatusBadRequest, Code: codeNameInvalid, Message: msg, Err: err}
-	case errors.As(err, &ie):
-		return &apiError{Status: http.StatusFailedDependency, Code: codeUnavailable,
-			Message: "containerImage " + ie.Image + ": the registry could not be reached: " + ie.Err.Error(), Err: err}
-	case errors.As(err, &fe):
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return &apiError{Status: http.StatusRequestEntityTooLarge, Code: codeBadRequest, Message: msg, Err: err}
-		}
-		var me *fetch.MismatchError
-		code := codeBadRequest
-		if errors.As(err, &me) {
-			code = codeDigestInvalid
-		}
-		return &apiError{Status: http.StatusBadRequest, Code: code, Message: msg, Err: err}
-	}
-	return err
 }

@@ -16,6 +16,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/tower-reg/tower-reg/daemon/dialpolicy"
 	"github.com/tower-reg/tower-reg/layer"
 )
 
@@ -249,7 +250,7 @@ func (f *Fetcher) checkRedirect(req *http.Request, via []*http.Request) error {
 	if err := checkHTTPURL(req.URL); err != nil {
 		return fmt.Errorf("redirect: %w", err)
 	}
-	if isLoopback(req.URL.Hostname()) && !isLoopback(via[0].URL.Hostname()) {
+	if dialpolicy.Loopback(req.URL.Hostname()) && !dialpolicy.Loopback(via[0].URL.Hostname()) {
 		return fmt.Errorf("redirect: %w: %s redirected to loopback %s", ErrLocation, via[0].URL.Hostname(), req.URL.Hostname())
 	}
 	// Nothing sets these, but the client copies the first request's

@@ -2,10 +2,11 @@ package fetch
 
 import (
 	"fmt"
-	"net/netip"
 	"net/url"
 	"path/filepath"
-	"strings"
+
+	"github.com/tower-reg/tower-reg/daemon/dialpolicy"
+	"github.com/tower-reg/tower-reg/daemon/errcode"
 )
 
 // CheckLocation tells whether Fetch would try loc at all: an https URL,
@@ -50,7 +51,7 @@ func checkHTTPURL(u *url.URL) error {
 		if u.Hostname() == "" {
 			return fmt.Errorf("%w: %s: no host", ErrLocation, redact(u))
 		}
-		if !isLoopback(u.Hostname()) {
+		if !dialpolicy.Loopback(u.Hostname()) {
 			return fmt.Errorf("%w: %s: plain http is allowed to loopback hosts only (localhost, 127.0.0.0/8, ::1); use https", ErrLocation, redact(u))
 		}
 		return nil
@@ -79,17 +80,6 @@ func checkFileURL(u *url.URL) error {
 	return nil
 }
 
-// isLoopback is decided on the name as written, never by resolving it: only
-// "localhost" and literal loopback addresses count, so no DNS answer can make
-// a remote host look local.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.Unmap().IsLoopback()
-}
-
 // redact drops the query and fragment: a presigned URL's signature lives
 // there, and error messages end up in logs and API answers.
 func redact(u *url.URL) string {
@@ -101,10 +91,5 @@ func redact(u *url.URL) string {
 	return shorten(s)
 }
 
-func shorten(s string) string {
-	const max = 200
-	if len(s) <= max {
-		return s
-	}
-	return s[:max] + "…"
-}
+// shorten keeps a location in a message to its first 200 bytes.
+func shorten(s string) string { return errcode.Shorten(s, 200) }

@@ -12,6 +12,24 @@ import (
 	"github.com/tower-reg/tower-reg/layer"
 )
 
+// Generation is one packed layer set: the layers injected into every image
+// while it is current.
+type Generation struct {
+	// ID changes exactly when the layers change; it keys the rewrite cache.
+	ID string
+	// Number counts generations since the daemon started.
+	Number int
+	Set    layer.Set
+}
+
+// Layers gives the current generation.
+type Layers interface {
+	Current() Generation
+	// Settled is the current generation once the layer changes already
+	// under way are in it (bounded): what a pull by tag serves.
+	Settled(ctx context.Context) Generation
+}
+
 // rewriteVersion is part of every generation ID. Bump it when the rewrite's
 // output changes for the same inputs, so cached rewrites are not served as
 // if they were current.

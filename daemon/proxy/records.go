@@ -136,3 +136,46 @@ func (rw *Rewriting) forgetCollected() {
 	rw.served.clear()
 	rw.seen.Store(n)
 }
+
+type rewriteRecord struct{ Digest v1.Hash }
+
+// rewritten finds the rewrite of an upstream digest for a generation.
+func (rw *Rewriting) rewritten(key string) (v1.Hash, bool) {
+	rw.forgetCollected()
+	if d, ok := rw.rewrites.get(key); ok {
+		return d, true
+	}
+	var rec rewriteRecord
+	if rw.store.GetRecord(recRewrite, key, &rec) != nil {
+		return v1.Hash{}, false
+	}
+	rw.rewrites.put(key, rec.Digest)
+	return rec.Digest, true
+}
+
+// stored serves a rewritten manifest from the store.
+func (rw *Rewriting) stored(repo Repo, d v1.Hash) (Served, error) {
+	rw.forgetCollected()
+	if s, ok := rw.served.get(rw.linkKey(repo, d)); ok {
+		return s, nil
+	}
+	if !rw.Linked(repo, d) {
+		return Served{}, store.ErrNotFound
+	}
+	var rec manifestRecord
+	if err := rw.store.GetRecordOf(d, recManifest, d.String(), &rec); err != nil {
+		return Served{}, err
+	}
+	b, err := rw.store.ReadBlob(d)
+	if err != nil {
+		return Served{}, err
+	}
+	s := Served{
+		Manifest:  Manifest{Bytes: b, MediaType: rec.MediaType, Digest: d},
+		Upstream:  rec.Upstream,
+		Cached:    true,
+		Platforms: rec.Platforms,
+	}
+	rw.served.put(rw.linkKey(repo, d), s)
+	return s, nil
+}

@@ -74,7 +74,7 @@ func TestHopRouter(t *testing.T) {
 // to loopback, which plain HTTP may otherwise reach.
 func TestSchemeGuardDowngrade(t *testing.T) {
 	inner := roundTrip(func(*http.Request) (*http.Response, error) { return &http.Response{StatusCode: 200}, nil })
-	g := &schemeGuard{inner: inner, plain: Loopback}
+	g := &schemeGuard{inner: inner, plain: dialpolicy.Loopback}
 	for _, tt := range []struct {
 		name    string
 		https   bool

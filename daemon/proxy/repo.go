@@ -3,7 +3,6 @@ package proxy
 import (
 	"errors"
 	"fmt"
-	"net"
 	"regexp"
 	"strings"
 
@@ -107,22 +106,6 @@ func portSpelling(s string) string {
 
 func isHost(s string) bool {
 	return strings.ContainsAny(s, ".:") || s == "localhost"
-}
-
-// Loopback reports whether host (with or without a port) is on loopback:
-// localhost, 127.0.0.0/8 or ::1. Such registries are reached over plain
-// HTTP, as Docker does.
-func Loopback(host string) bool {
-	h := host
-	if hh, _, err := net.SplitHostPort(host); err == nil {
-		h = hh
-	}
-	h = strings.Trim(h, "[]")
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Ref is a manifest reference: a tag or a digest.

@@ -62,19 +62,6 @@ func TestRepoHost(t *testing.T) {
 	}
 }
 
-func TestLoopback(t *testing.T) {
-	tests := map[string]bool{
-		"localhost": true, "localhost:5000": true, "127.0.0.1:5000": true, "127.1.2.3": true,
-		"[::1]:5000": true, "::1": true, "10.0.0.1:5000": false, "quay.io": false,
-		"localhost.example.com": false, "192.168.1.1": false,
-	}
-	for host, want := range tests {
-		if got := Loopback(host); got != want {
-			t.Errorf("Loopback(%q) = %v, want %v", host, got, want)
-		}
-	}
-}
-
 func TestParseRef(t *testing.T) {
 	good := "sha256:" + strings.Repeat("a", 64)
 	tests := []struct {

@@ -151,7 +151,7 @@ func NewUpstream(o Options) *Upstream {
 
 // plainHTTP reports whether host may be reached over plain HTTP.
 func (u *Upstream) plainHTTP(host string) bool {
-	return Loopback(host) || u.insecure[host]
+	return dialpolicy.Loopback(host) || u.insecure[host]
 }
 
 // schemeGuard refuses plain HTTP to registries that must use TLS. ggcr would

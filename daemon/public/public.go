@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tower-reg/tower-reg/daemon/errcode"
 	"github.com/tower-reg/tower-reg/daemon/peer"
 )
 
@@ -122,7 +123,7 @@ func (h *Handler) registry(w http.ResponseWriter, r *http.Request) {
 	s, err := h.authorize(r)
 	var spent *budgetSpentError
 	if errors.As(err, &spent) {
-		spent.write(w)
+		spent.write(w, r)
 		return
 	}
 	if err != nil {
@@ -152,8 +153,8 @@ func (h *Handler) registry(w http.ResponseWriter, r *http.Request) {
 // and a message that says how to get access.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, why error) {
 	h.setChallenge(w, r)
-	writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", fmt.Sprintf(
-		"%v: run `docker login %s` with the daemon's login, or pull through a container token (towerreg-dev token IMAGE)", why, r.Host))
+	errcode.Write(w, r, http.StatusUnauthorized, errcode.Entry{Code: "UNAUTHORIZED", Message: fmt.Sprintf(
+		"%v: run `docker login %s` with the daemon's login, or pull through a container token (towerreg-dev token IMAGE)", why, r.Host)})
 }
 
 var errUnauthorized = errors.New("unauthorized")
@@ -164,11 +165,11 @@ type budgetSpentError struct{ wait time.Duration }
 
 func (e *budgetSpentError) Error() string { return "too many wrong logins" }
 
-func (e *budgetSpentError) write(w http.ResponseWriter) {
+func (e *budgetSpentError) write(w http.ResponseWriter, r *http.Request) {
 	secs := max(1, int((e.wait+time.Second-1)/time.Second))
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
-	writeError(w, http.StatusTooManyRequests, "TOOMANYREQUESTS",
-		fmt.Sprintf("too many wrong logins from your address to this tower-reg: no login of yours is checked for %d s", secs))
+	errcode.Write(w, r, http.StatusTooManyRequests, errcode.Entry{Code: "TOOMANYREQUESTS", Message: fmt.Sprintf(
+		"too many wrong logins from your address to this tower-reg: no login of yours is checked for %d s", secs)})
 }
 
 // authorize finds the session of a request: a Bearer token from
@@ -232,7 +233,7 @@ func (h *Handler) checkLogin(user, password string) bool {
 // TokenPath, as a registry with token auth does.
 func (h *Handler) challenge(w http.ResponseWriter, r *http.Request) {
 	h.setChallenge(w, r)
-	writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required: run `docker login "+r.Host+"` with the daemon's login, or let your client fetch an anonymous token")
+	errcode.Write(w, r, http.StatusUnauthorized, errcode.Entry{Code: "UNAUTHORIZED", Message: "authentication required: run `docker login " + r.Host + "` with the daemon's login, or let your client fetch an anonymous token"})
 }
 
 func (h *Handler) setChallenge(w http.ResponseWriter, r *http.Request) {
@@ -291,10 +292,10 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 		var spent *budgetSpentError
 		switch err := h.login(r, u, p); {
 		case errors.As(err, &spent):
-			spent.write(w)
+			spent.write(w, r)
 			return
 		case err != nil:
-			writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "wrong user name or password for this tower-reg")
+			errcode.Write(w, r, http.StatusUnauthorized, errcode.Entry{Code: "UNAUTHORIZED", Message: "wrong user name or password for this tower-reg"})
 			return
 		}
 		s.loggedIn = true
@@ -327,10 +328,4 @@ func (h *Handler) sweep(now time.Time) {
 			delete(h.sessions, k)
 		}
 	}
-}
-
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]string{{"code": code, "message": msg}}})
 }

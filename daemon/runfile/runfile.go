@@ -22,7 +22,7 @@ import (
 
 	"github.com/adrg/xdg"
 
-	"github.com/tower-reg/tower-reg/daemon/api"
+	"github.com/tower-reg/tower-reg/daemon/admin"
 )
 
 // Info is what the file holds.
@@ -158,7 +158,7 @@ func Find(ctx context.Context, path string) (info Info, ok bool, why string) {
 func answers(ctx context.Context, addr string) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+api.StatusPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+admin.StatusPath, nil)
 	if err != nil {
 		return err
 	}

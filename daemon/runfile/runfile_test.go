@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tower-reg/tower-reg/daemon/api"
+	"github.com/tower-reg/tower-reg/daemon/admin"
 	"github.com/tower-reg/tower-reg/daemon/runfile"
 )
 
@@ -125,7 +125,7 @@ func TestPathFollowsRuntimeDir(t *testing.T) {
 func TestFind(t *testing.T) {
 	var addr string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == api.StatusPath {
+		if r.URL.Path == admin.StatusPath {
 			json.NewEncoder(w).Encode(map[string]string{"listen": addr})
 			return
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/tower-reg/tower-reg/daemon/errcode"
 	"github.com/tower-reg/tower-reg/daemon/fetch"
 	"github.com/tower-reg/tower-reg/layer"
 )
@@ -436,9 +437,5 @@ func decodeDigest(raw json.RawMessage, path string, dst *v1.Hash) error {
 	return nil
 }
 
-func shorten(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "…"
-	}
-	return s
-}
+// shorten keeps a field's value in a message to its first 80 bytes.
+func shorten(s string) string { return errcode.Shorten(s, 80) }

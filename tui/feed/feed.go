@@ -17,8 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tower-reg/tower-reg/daemon"
-	"github.com/tower-reg/tower-reg/daemon/api"
+	"github.com/tower-reg/tower-reg/daemon/admin"
 	"github.com/tower-reg/tower-reg/daemon/event"
 )
 
@@ -41,22 +40,22 @@ func New(addr string, log *slog.Logger) *Client {
 func (c *Client) Events() <-chan event.Event { return c.events }
 
 // Status implements tui.Source.
-func (c *Client) Status(ctx context.Context) (daemon.Status, error) {
-	var st daemon.Status
-	resp, err := c.do(ctx, http.MethodGet, api.StatusPath)
+func (c *Client) Status(ctx context.Context) (admin.Status, error) {
+	var st admin.Status
+	resp, err := c.do(ctx, http.MethodGet, admin.StatusPath)
 	if err != nil {
 		return st, err
 	}
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return st, fmt.Errorf("read %s: %w", api.StatusPath, err)
+		return st, fmt.Errorf("read %s: %w", admin.StatusPath, err)
 	}
 	return st, nil
 }
 
 // Repack implements tui.Source.
 func (c *Client) Repack(ctx context.Context) error {
-	resp, err := c.do(ctx, http.MethodPost, api.ReloadPath)
+	resp, err := c.do(ctx, http.MethodPost, admin.ReloadPath)
 	if err != nil {
 		return err
 	}
@@ -119,7 +118,7 @@ func (c *Client) Run(ctx context.Context) {
 // stream reads one connection of the event stream; connected is called
 // once the daemon answered.
 func (c *Client) stream(ctx context.Context, connected func()) error {
-	resp, err := c.do(ctx, http.MethodGet, api.EventsPath)
+	resp, err := c.do(ctx, http.MethodGet, admin.EventsPath)
 	if err != nil {
 		return err
 	}
@@ -150,7 +149,7 @@ func (c *Client) stream(ctx context.Context, connected func()) error {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read %s: %w", api.EventsPath, err)
+		return fmt.Errorf("read %s: %w", admin.EventsPath, err)
 	}
 	return errors.New("the daemon closed the event stream")
 }

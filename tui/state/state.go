@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tower-reg/tower-reg/daemon"
+	"github.com/tower-reg/tower-reg/daemon/admin"
 	"github.com/tower-reg/tower-reg/daemon/event"
 )
 
@@ -29,7 +29,7 @@ const (
 type State struct {
 	// Status is the daemon's last status answer; HaveStatus says there
 	// was one.
-	Status     daemon.Status
+	Status     admin.Status
 	HaveStatus bool
 	// Tunnel is the last tunnel state, nil while none was reported.
 	Tunnel *event.TunnelStatus
@@ -107,7 +107,7 @@ func New() *State {
 // SetStatus records a status answer. It also tells what no event did:
 // the tar digest of a reloaded generation, and the current generation of
 // a daemon the dashboard attached to late.
-func (s *State) SetStatus(st daemon.Status) {
+func (s *State) SetStatus(st admin.Status) {
 	s.Status, s.HaveStatus = st, true
 	// The event stream does not replay the past: a dashboard attached
 	// after the tunnel came up learns its state here.

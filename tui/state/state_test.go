@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tower-reg/tower-reg/daemon"
+	"github.com/tower-reg/tower-reg/daemon/admin"
 	"github.com/tower-reg/tower-reg/daemon/event"
 	"github.com/tower-reg/tower-reg/tui/internal/replay"
 	"github.com/tower-reg/tower-reg/tui/state"
@@ -179,7 +179,7 @@ func TestApplyReplay(t *testing.T) {
 // event still wins.
 func TestStatusTunnel(t *testing.T) {
 	st := replay.Status()
-	st.Tunnel = daemon.TunnelStatus{Provider: "ngrok", State: event.TunnelUp, URL: "https://1a2b.ngrok.app"}
+	st.Tunnel = admin.TunnelStatus{Provider: "ngrok", State: event.TunnelUp, URL: "https://1a2b.ngrok.app"}
 	s := state.New()
 	s.SetStatus(st)
 	if s.Tunnel == nil || s.Tunnel.State != event.TunnelUp || s.Tunnel.URL != st.Tunnel.URL {

@@ -7,11 +7,10 @@ import (
 	"net"
 	"sync"
 
-	"github.com/tower-reg/tower-reg/daemon/event"
 	"github.com/tower-reg/tower-reg/tunnel"
 )
 
-// Fake is a tunnel.Tunnel whose public end is a listener on 127.0.0.1 and
+// Fake is a tunnel, as the daemon consumes one, whose public end is a listener on 127.0.0.1 and
 // whose state changes when its test says: Up, Drop, Fail. Like ngrok's,
 // its listener outlives a dropped connection.
 type Fake struct {
@@ -29,21 +28,21 @@ type step struct {
 // the first step.
 func New() *Fake { return &Fake{steps: make(chan step)} }
 
-// Provider implements tunnel.Tunnel.
+// Provider names the fake in the status and the events.
 func (f *Fake) Provider() string { return "fake" }
 
 // Up connects (or reconnects) the tunnel.
-func (f *Fake) Up(ctx context.Context) error { return f.send(ctx, step{state: event.TunnelUp}) }
+func (f *Fake) Up(ctx context.Context) error { return f.send(ctx, step{state: tunnel.Up}) }
 
 // Drop loses the connection for reason: the tunnel reports reconnecting.
 func (f *Fake) Drop(ctx context.Context, reason string) error {
-	return f.send(ctx, step{state: event.TunnelReconnecting, reason: reason})
+	return f.send(ctx, step{state: tunnel.Reconnecting, reason: reason})
 }
 
 // Fail fails the connect for good, before the tunnel was ever up: Listen
 // reports down and returns an error.
 func (f *Fake) Fail(ctx context.Context, reason string) error {
-	return f.send(ctx, step{state: event.TunnelDown, reason: reason})
+	return f.send(ctx, step{state: tunnel.Down, reason: reason})
 }
 
 // Addr is the public end's address, once up.
@@ -65,12 +64,10 @@ func (f *Fake) send(ctx context.Context, s step) error {
 	}
 }
 
-// Listen implements tunnel.Tunnel.
-func (f *Fake) Listen(ctx context.Context, report func(event.TunnelStatus)) (tunnel.Listener, error) {
-	status := func(state, url, reason string) {
-		report(event.TunnelStatus{Provider: f.Provider(), State: state, URL: url, Err: reason})
-	}
-	status(event.TunnelConnecting, "", "")
+// Listen reports connecting, then follows its test's steps: see
+// tunnel.Ngrok's Listen for the contract.
+func (f *Fake) Listen(ctx context.Context, status func(state, url, reason string)) (net.Listener, error) {
+	status(tunnel.Connecting, "", "")
 	for {
 		var s step
 		select {
@@ -79,11 +76,11 @@ func (f *Fake) Listen(ctx context.Context, report func(event.TunnelStatus)) (tun
 		case s = <-f.steps:
 		}
 		switch s.state {
-		case event.TunnelDown:
-			status(event.TunnelDown, "", s.reason)
+		case tunnel.Down:
+			status(tunnel.Down, "", s.reason)
 			return nil, errors.New(s.reason)
-		case event.TunnelReconnecting:
-			status(event.TunnelDown, "", s.reason+" (retrying)")
+		case tunnel.Reconnecting:
+			status(tunnel.Down, "", s.reason+" (retrying)")
 			continue
 		}
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -93,8 +90,8 @@ func (f *Fake) Listen(ctx context.Context, report func(event.TunnelStatus)) (tun
 		f.mu.Lock()
 		f.ln = ln
 		f.mu.Unlock()
-		l := &listener{Listener: ln, url: "http://" + ln.Addr().String()}
-		status(event.TunnelUp, l.url, "")
+		url := "http://" + ln.Addr().String()
+		status(tunnel.Up, url, "")
 		go func() {
 			for {
 				select {
@@ -102,21 +99,14 @@ func (f *Fake) Listen(ctx context.Context, report func(event.TunnelStatus)) (tun
 					return
 				case s := <-f.steps:
 					switch s.state {
-					case event.TunnelUp:
-						status(event.TunnelUp, l.url, "")
+					case tunnel.Up:
+						status(tunnel.Up, url, "")
 					default:
-						status(event.TunnelReconnecting, "", s.reason)
+						status(tunnel.Reconnecting, "", s.reason)
 					}
 				}
 			}
 		}()
-		return l, nil
+		return ln, nil
 	}
 }
-
-type listener struct {
-	net.Listener
-	url string
-}
-
-func (l *listener) URL() string { return l.url }

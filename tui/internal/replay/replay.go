@@ -10,7 +10,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/tower-reg/tower-reg/daemon"
+	"github.com/tower-reg/tower-reg/daemon/admin"
 	"github.com/tower-reg/tower-reg/daemon/event"
 )
 
@@ -27,14 +27,14 @@ func Digest(s string) string {
 }
 
 // Status is the daemon's status answer to go with Events.
-func Status() daemon.Status {
-	return daemon.Status{
+func Status() admin.Status {
+	return admin.Status{
 		Version: "v0.6.0", Listen: "127.0.0.1:9090", DefaultRegistry: "docker.io", Started: T0.Add(-time.Second),
-		Layer: daemon.LayerStatus{Generation: 2, Source: "/home/dev/layer", TarDigest: Digest("tar-2"),
+		Layer: admin.LayerStatus{Generation: 2, Source: "/home/dev/layer", TarDigest: Digest("tar-2"),
 			GzipDigest: Digest("gz-2"), GzipSize: 4321, Files: 3, Platforms: []string{"linux_amd64", "linux_arm64"}},
-		Counts: daemon.Counts{Pulls: 4, Manifests: 9, Blobs: 8, Bytes: 3<<20 + 1234, Errors: 1,
-			Traffic: daemon.Traffic{PublicBytes: 1200, LocalBytes: 4<<20 + 6500,
-				Redirects: daemon.Redirects{Upstream: 1, Offload: 1}, SavedBytes: 1<<20 + 4100}},
+		Counts: admin.Counts{Pulls: 4, Manifests: 9, Blobs: 8, Bytes: 3<<20 + 1234, Errors: 1,
+			Traffic: admin.Traffic{PublicBytes: 1200, LocalBytes: 4<<20 + 6500,
+				Redirects: admin.Redirects{Upstream: 1, Offload: 1}, SavedBytes: 1<<20 + 4100}},
 	}
 }
 

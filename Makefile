@@ -10,6 +10,7 @@ CRANE_VERSION       ?= v0.22.1
 STATICCHECK_VERSION ?= v0.8.2
 VERSITYGW_VERSION   ?= v1.8.0
 REGCTL_VERSION      ?= v0.11.7
+CONFORMANCE_VERSION ?= v0.0.0-20260831232431-97274622c111
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO_SOURCES := $(shell find . -name '*.go' -not -path './bin/*')
 
@@ -39,7 +40,7 @@ run: build
 pack: build
 	$(BIN)/towerreg-dev pack $(ARGS)
 
-tools: $(BIN)/crane $(BIN)/versitygw $(BIN)/regctl
+tools: $(BIN)/crane $(BIN)/versitygw $(BIN)/regctl $(BIN)/conformance
 
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -51,6 +52,12 @@ $(BIN)/crane:
 # artifact list and put).
 $(BIN)/regctl:
 	GOBIN=$(BIN) $(GO) install github.com/regclient/regclient/cmd/regctl@$(REGCTL_VERSION)
+
+# The OCI distribution-spec conformance suite, run read-only against the
+# daemon by e2e's TestOCIConformance. A pseudo-version: the suite's module
+# has no tags; this commit has the OCI_RO_DATA_* inputs for read-only registries.
+$(BIN)/conformance:
+	GOBIN=$(BIN) $(GO) install github.com/opencontainers/distribution-spec/conformance@$(CONFORMANCE_VERSION)
 
 # The S3 server the FUSE client's tests run on loopback (posix backend).
 $(BIN)/versitygw:

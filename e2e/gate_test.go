@@ -38,6 +38,7 @@ var installHints = map[string]string{
 	"busybox":                 "apt-get install busybox-static",
 	"crane":                   "make tools (GOBIN=<repo>/bin go install github.com/google/go-containerregistry/cmd/crane@v0.22.1)",
 	"regctl":                  "make tools (GOBIN=<repo>/bin go install github.com/regclient/regclient/cmd/regctl@v0.11.7)",
+	"conformance":             "make tools (GOBIN=<repo>/bin go install github.com/opencontainers/distribution-spec/conformance@v0.0.0-20260831232431-97274622c111)",
 	"buildah":                 "apt-get install buildah",
 	"docker":                  "apt-get install docker.io",
 	"dockerd":                 "apt-get install docker.io",

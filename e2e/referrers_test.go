@@ -125,6 +125,72 @@ func proxyDigest(tb testing.TB, d *towerreg, repo, tag string) v1.Hash {
 	return h
 }
 
+// refFixture is an upstream (distribution 2.8: the tag schema, no
+// referrers API) holding an image and an index with referrers, and a
+// daemon in front of it, with the digests the daemon made of them.
+type refFixture struct {
+	u    *upstream
+	d    *towerreg
+	path string // the repository through the daemon
+
+	// Upstream: the image, the index, its amd64 child, and a subject that
+	// was never pushed.
+	echo, multi, amd64, missing v1.Descriptor
+	// The referrers put upstream: of the image, the index, the child,
+	// and the missing subject.
+	sig, sbom, idxSig, amdSBOM, orphan referrer
+
+	// The daemon's rewritten image, index and amd64 child of that index.
+	img, idx, child v1.Hash
+}
+
+const (
+	refRepo     = "test/refs"
+	refImageTag = "img"
+	refIndexTag = "multi"
+)
+
+// startRefFixture pushes the test images and their referrers upstream,
+// starts a daemon and asks it for its digests of them.
+func startRefFixture(t *testing.T) *refFixture {
+	t.Helper()
+	fx := testImages(t)
+	f := &refFixture{u: startUpstream(t)}
+	f.u.push(t, refRepo+":"+refImageTag, fx.Echo)
+	f.u.pushIndex(t, refRepo+":"+refIndexTag, fx.Multi)
+	upRepo := f.u.tag(t, refRepo+":"+refImageTag).Context()
+
+	f.echo, f.multi, f.amd64 = descriptorOf(t, fx.Echo), descriptorOf(t, fx.Multi), descriptorOf(t, fx.MultiAMD64)
+	f.missing = v1.Descriptor{MediaType: types.OCIManifestSchema1, Size: 2}
+	f.missing.Digest, _, _ = v1.SHA256(strings.NewReader("no such manifest"))
+	f.sig = pushReferrer(t, upRepo, f.echo, refSigType, "", "echo signed")
+	f.sbom = pushReferrer(t, upRepo, f.echo, "", refSBOMType, "echo packages")
+	f.idxSig = pushReferrer(t, upRepo, f.multi, refSigType, "", "index signed")
+	f.amdSBOM = pushReferrer(t, upRepo, f.amd64, "", refSBOMType, "amd64 packages")
+	f.orphan = pushReferrer(t, upRepo, f.missing, refSigType, "", "signs nothing here")
+
+	f.d = startDaemon(t)
+	f.path = viaProxy(f.u.Host, refRepo)
+	f.img, f.idx = proxyDigest(t, f.d, f.path, refImageTag), proxyDigest(t, f.d, f.path, refIndexTag)
+	if f.img == f.echo.Digest || f.idx == f.multi.Digest {
+		t.Fatal("the daemon rewrote nothing")
+	}
+	resp, body := do(t, http.MethodGet, f.d.url("/v2/"+f.path+"/manifests/"+f.idx.String()))
+	im, err := v1.ParseIndexManifest(bytes.NewReader(body))
+	if resp.StatusCode != http.StatusOK || err != nil {
+		t.Fatalf("the rewritten index: %s %v", resp.Status, err)
+	}
+	for _, m := range im.Manifests {
+		if m.Platform != nil && m.Platform.Architecture == "amd64" {
+			f.child = m.Digest
+		}
+	}
+	if f.child == (v1.Hash{}) || f.child == f.amd64.Digest {
+		t.Fatalf("no rewritten amd64 child in the rewritten index: %+v", im.Manifests)
+	}
+	return f
+}
+
 // TestProxyReferrersConformance: the referrers API through the daemon, on
 // distribution 2.8 (no referrers API: the daemon reads the tag schema), for
 // the upstream's digests and for tower-reg's own: a rewritten image, a
@@ -136,43 +202,11 @@ func proxyDigest(tb testing.TB, d *towerreg, repo, tag string) v1.Hash {
 // does not exist is listed all the same (the spec's "missing manifest"),
 // and an invalid digest is a 400.
 func TestProxyReferrersConformance(t *testing.T) {
-	fx := testImages(t)
-	u := startUpstream(t)
-	const repo = "test/refs"
-	u.push(t, repo+":img", fx.Echo)
-	u.pushIndex(t, repo+":multi", fx.Multi)
-	upRepo := u.tag(t, repo+":img").Context()
-
-	echo, multi, amd64 := descriptorOf(t, fx.Echo), descriptorOf(t, fx.Multi), descriptorOf(t, fx.MultiAMD64)
-	missing := v1.Descriptor{MediaType: types.OCIManifestSchema1, Size: 2}
-	missing.Digest, _, _ = v1.SHA256(strings.NewReader("no such manifest"))
-	sig := pushReferrer(t, upRepo, echo, refSigType, "", "echo signed")
-	sbom := pushReferrer(t, upRepo, echo, "", refSBOMType, "echo packages")
-	idxSig := pushReferrer(t, upRepo, multi, refSigType, "", "index signed")
-	amdSBOM := pushReferrer(t, upRepo, amd64, "", refSBOMType, "amd64 packages")
-	orphan := pushReferrer(t, upRepo, missing, refSigType, "", "signs nothing here")
+	f := startRefFixture(t)
+	d, path := f.d, f.path
+	img, idx, child := f.img, f.idx, f.child
+	sig, sbom, idxSig, amdSBOM, orphan := f.sig, f.sbom, f.idxSig, f.amdSBOM, f.orphan
 	all := []referrer{sig, sbom, idxSig, amdSBOM, orphan}
-
-	d := startDaemon(t)
-	path := viaProxy(u.Host, repo)
-	img, idx := proxyDigest(t, d, path, "img"), proxyDigest(t, d, path, "multi")
-	if img == echo.Digest || idx == multi.Digest {
-		t.Fatal("the daemon rewrote nothing")
-	}
-	resp, body := do(t, http.MethodGet, d.url("/v2/"+path+"/manifests/"+idx.String()))
-	im, err := v1.ParseIndexManifest(bytes.NewReader(body))
-	if resp.StatusCode != http.StatusOK || err != nil {
-		t.Fatalf("the rewritten index: %s %v", resp.Status, err)
-	}
-	var child v1.Hash
-	for _, m := range im.Manifests {
-		if m.Platform != nil && m.Platform.Architecture == "amd64" {
-			child = m.Digest
-		}
-	}
-	if child == (v1.Hash{}) || child == amd64.Digest {
-		t.Fatalf("no rewritten amd64 child in the rewritten index: %+v", im.Manifests)
-	}
 	unknown, _, _ := v1.SHA256(strings.NewReader("never pushed anywhere"))
 
 	tests := []struct {
@@ -182,7 +216,7 @@ func TestProxyReferrersConformance(t *testing.T) {
 		want     []referrer
 		filtered bool
 	}{
-		{"upstream image", echo.Digest, "", []referrer{sig, sbom}, false},
+		{"upstream image", f.echo.Digest, "", []referrer{sig, sbom}, false},
 		{"rewritten image", img, "", []referrer{sig, sbom}, false},
 		{"rewritten image, artifactType from the field", img, "?artifactType=" + refSigType, []referrer{sig}, true},
 		{"rewritten image, artifactType from the config", img, "?artifactType=" + refSBOMType, []referrer{sbom}, true},
@@ -190,7 +224,7 @@ func TestProxyReferrersConformance(t *testing.T) {
 		{"rewritten index", idx, "", []referrer{idxSig}, false},
 		{"rewritten platform manifest of the index", child, "", []referrer{amdSBOM}, false},
 		{"unknown digest", unknown, "", nil, false},
-		{"missing subject with a referrer", missing.Digest, "", []referrer{orphan}, false},
+		{"missing subject with a referrer", f.missing.Digest, "", []referrer{orphan}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -22,9 +22,11 @@ import (
 // OCI 1.1 referrers, as the distribution spec's conformance suite checks
 // them (its content discovery tests), for the digests tower-reg made.
 //
-// The spec's own suite pushes its fixtures through the registry under test,
-// which a read-only proxy cannot take; these are its referrers checks, with
-// the fixtures pushed upstream and the questions asked through the daemon.
+// The spec's suite checks what a referrers list holds only for fixtures it
+// pushes through the registry under test, which a read-only proxy cannot
+// take; run read-only (TestOCIConformance) it checks the answer's form
+// alone. These are its referrers checks, with the fixtures pushed upstream
+// and the questions asked through the daemon.
 
 const (
 	refSigType   = "application/vnd.e2e.signature" // in the artifactType field

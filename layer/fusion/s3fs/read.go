@@ -71,6 +71,20 @@ func (l *lentData) Size() int                          { return len(l.data) }
 func (l *lentData) Bytes([]byte) ([]byte, fuse.Status) { return l.data, fuse.OK }
 func (l *lentData) Done()                              { l.buf.release() }
 
+// Slices is what makes go-fuse keep the answer until it is written: with
+// splice disabled, go-fuse calls Bytes and then Done at once, before the
+// write to the kernel, for any answer without this method; the chunk
+// went back to the pool and the next GET overwrote it under the write
+// (the race detector caught it under git). With it, go-fuse writes the
+// slices with writev and calls Done after.
+func (l *lentData) Slices() ([][]byte, fuse.Status) { return [][]byte{l.data}, fuse.OK }
+
+// go-fuse's unexported interface for answers written with writev
+// (fuse.withSlice).
+var _ interface {
+	Slices() ([][]byte, fuse.Status)
+} = (*lentData)(nil)
+
 // reader serves reads of one open file from a ranged GET that runs ahead
 // of the application. A read far from where the stream is (a seek) starts
 // a new ranged GET from there.
@@ -86,6 +100,7 @@ type reader struct {
 var (
 	_ fs.FileReader   = (*reader)(nil)
 	_ fs.FileReleaser = (*reader)(nil)
+	_ fs.FileFsyncer  = (*reader)(nil)
 )
 
 func newReader(fsys *FS, bucket, key string, size int64) *reader {
@@ -346,3 +361,7 @@ func (r *reader) Release(context.Context) syscall.Errno {
 	}
 	return 0
 }
+
+// Fsync on a reader has nothing to make durable: editors and databases
+// fsync what they only read, and must not fail.
+func (r *reader) Fsync(context.Context, uint32) syscall.Errno { return 0 }

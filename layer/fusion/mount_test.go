@@ -436,11 +436,19 @@ func TestMountOps(t *testing.T) {
 		{name: "rename directory", op: func() error { return syscall.Rename(p("full"), p("full2")) }, wantErr: syscall.ENOTSUP},
 		{name: "append", op: func() error {
 			f, err := os.OpenFile(p("full", "x"), os.O_WRONLY|os.O_APPEND, 0)
-			if err == nil {
-				f.Close()
+			if err != nil {
+				return err
 			}
-			return err
-		}, wantErr: syscall.ENOTSUP},
+			if _, err := f.WriteString("+"); err != nil {
+				f.Close()
+				return err
+			}
+			return f.Close()
+		}, check: func(t *testing.T) {
+			if got := getObject(t, srv, b, "full/x"); string(got) != "x+" {
+				t.Errorf("S3 has %q, want x+", got)
+			}
+		}},
 		{name: "read-write open", op: func() error {
 			f, err := os.OpenFile(p("full", "x"), os.O_RDWR, 0)
 			if err == nil {
@@ -457,7 +465,7 @@ func TestMountOps(t *testing.T) {
 			_, err = f.Write([]byte("y"))
 			return err
 		}, wantErr: syscall.ENOTSUP, check: func(t *testing.T) {
-			if got := getObject(t, srv, b, "full/x"); string(got) != "x" {
+			if got := getObject(t, srv, b, "full/x"); string(got) != "x+" {
 				t.Errorf("S3 has %q, want it unchanged", got)
 			}
 		}},
@@ -476,6 +484,8 @@ func TestMountOps(t *testing.T) {
 		{name: "symlink", op: func() error { return os.Symlink("x", p("link")) }, wantErr: syscall.ENOTSUP},
 		{name: "hard link", op: func() error { return os.Link(p("full", "x"), p("hard")) }, wantErr: syscall.ENOTSUP},
 		{name: "chmod", op: func() error { return os.Chmod(p("full", "x"), 0o600) }, wantErr: syscall.ENOTSUP},
+		{name: "chmod to the mode it has", op: func() error { return os.Chmod(p("full", "x"), 0o644) }},
+		{name: "chmod a directory to the mode it has", op: func() error { return os.Chmod(p("full"), 0o755) }},
 		{name: "touch existing (times are ignored)", op: func() error {
 			now := time.Now()
 			return os.Chtimes(p("full", "x"), now, now)

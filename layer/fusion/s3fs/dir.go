@@ -48,6 +48,7 @@ var (
 	_ fs.NodeCreater   = (*dirNode)(nil)
 	_ fs.NodeRenamer   = (*dirNode)(nil)
 	_ fs.NodeStatfser  = (*dirNode)(nil)
+	_ fs.NodeFsyncer   = (*dirNode)(nil)
 )
 
 func (d *dirNode) key(name string) string {
@@ -72,12 +73,17 @@ func (d *dirNode) Getattr(_ context.Context, _ fs.FileHandle, out *fuse.AttrOut)
 // Setattr accepts time changes (touch, cp -p, tar) and ignores them: S3
 // keeps no directory times. Other changes cannot be stored.
 func (d *dirNode) Setattr(_ context.Context, _ fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	if in.Valid&^timeAttrs != 0 {
+	if in.Valid&^(timeAttrs|fuse.FATTR_MODE) != 0 || !sameMode(in, dirMode) {
 		return syscall.ENOTSUP
 	}
 	d.fsys.dirAttr(&out.Attr)
 	return 0
 }
+
+// Fsync of a directory (git, sqlite and rename-into-place writers ask for
+// it) has nothing to wait for: every change to a directory is a request
+// that S3 answered before the call that made it returned.
+func (d *dirNode) Fsync(context.Context, fs.FileHandle, uint32) syscall.Errno { return 0 }
 
 func (d *dirNode) Statfs(_ context.Context, out *fuse.StatfsOut) syscall.Errno {
 	statfs(out)
@@ -310,7 +316,7 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 // Create starts a new object; it exists in S3 once the file is closed.
 func (d *dirNode) Create(ctx context.Context, name string, flags, _ uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
 	f := &fileNode{fsys: d.fsys, bucket: d.bucket, key: d.key(name), mtime: time.Now(), parent: d}
-	w := f.startWrite(false) // a new node: no other writer, nothing to truncate
+	w := f.startWrite(false, false) // a new node: no other writer, nothing to truncate
 	f.attr(&out.Attr)
 	ino := d.NewInode(ctx, f, fs.StableAttr{Mode: syscall.S_IFREG})
 	return ino, w, fuse.FOPEN_DIRECT_IO, 0

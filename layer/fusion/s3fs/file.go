@@ -89,7 +89,8 @@ func (f *fileNode) Statfs(_ context.Context, out *fuse.StatfsOut) syscall.Errno 
 // an empty one (truncate(1), and open with O_TRUNC on kernels that send it
 // as a setattr).
 func (f *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	if in.Valid&^(timeAttrs|fuse.FATTR_SIZE|fuse.FATTR_FH|fuse.FATTR_LOCKOWNER) != 0 {
+	if in.Valid&^(timeAttrs|fuse.FATTR_SIZE|fuse.FATTR_FH|fuse.FATTR_LOCKOWNER|fuse.FATTR_MODE) != 0 ||
+		!sameMode(in, fileMode) {
 		return syscall.ENOTSUP
 	}
 	if in.Valid&fuse.FATTR_SIZE != 0 {
@@ -151,8 +152,9 @@ func (f *fileNode) invalidateParent() {
 // does not pass O_TRUNC (go-fuse does not ask for atomic O_TRUNC): it
 // truncates with a setattr right after the open. So a writer on an
 // existing object waits for that truncation, and a write without it (an
-// overwrite in place, dd conv=notrunc) is refused; so are O_APPEND and
-// O_RDWR, which would need a read-modify-write of the whole object.
+// overwrite in place, dd conv=notrunc) is refused; so is O_RDWR, which
+// would need a read-modify-write of the whole object. O_APPEND continues
+// the object as a write after an fsync does (see writer).
 func (f *fileNode) Open(_ context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	switch flags & syscall.O_ACCMODE {
 	case syscall.O_RDONLY:
@@ -163,10 +165,8 @@ func (f *fileNode) Open(_ context.Context, flags uint32) (fs.FileHandle, uint32,
 		}
 		return newReader(f.fsys, f.bucket, f.key, f.size), 0, 0
 	case syscall.O_WRONLY:
-		if flags&syscall.O_APPEND != 0 {
-			return nil, 0, syscall.ENOTSUP
-		}
-		w := f.startWrite(flags&syscall.O_TRUNC == 0)
+		appending := flags&syscall.O_APPEND != 0 && flags&syscall.O_TRUNC == 0
+		w := f.startWrite(flags&syscall.O_TRUNC == 0, appending)
 		if w == nil {
 			return nil, 0, syscall.EBUSY
 		}
@@ -179,14 +179,18 @@ func (f *fileNode) Open(_ context.Context, flags uint32) (fs.FileHandle, uint32,
 // startWrite makes f the target of a new upload, or returns nil while
 // another one is open: the check and the claim are one step, so two opens
 // at once cannot both write. untruncated says the kernel has yet to
-// truncate an existing object before the writes may start.
-func (f *fileNode) startWrite(untruncated bool) *writer {
+// truncate an existing object before the writes may start; appending
+// says the writes continue the object instead.
+func (f *fileNode) startWrite(untruncated, appending bool) *writer {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.writer != nil {
 		return nil
 	}
 	w := &writer{file: f, bucket: f.bucket, key: f.key, mustTrunc: untruncated && f.size > 0}
+	if appending {
+		w.off, w.stored, w.mustTrunc = f.size, true, false
+	}
 	f.writer = w
 	return w
 }

@@ -17,6 +17,14 @@ import (
 
 // writer streams sequential writes into a multipart upload, which
 // completes when the file is closed: close(2) returns its outcome.
+//
+// fsync completes the upload there and then, so that the object in S3
+// holds everything written so far, and the writer goes on: a later write
+// starts a new upload that sends the object's bytes again first (a GET
+// of that very version), then the new ones. S3 has no append; this keeps
+// every fsync a consistent, visible object, at the cost of re-sending
+// what precedes a write that follows an fsync. Opening an existing
+// object with O_APPEND starts in that state.
 type writer struct {
 	file        *fileNode
 	bucket, key string
@@ -29,8 +37,13 @@ type writer struct {
 	upErr   error
 	flushed bool
 	result  syscall.Errno
-	// emptyPut says the empty object is in S3 already (see Flush).
-	emptyPut bool
+	// stored says S3 holds the object as written so far (off bytes): an
+	// fsync completed it, an empty one was put (see Flush), or an
+	// O_APPEND open found it. etag names that version when known.
+	stored bool
+	etag   string
+	// wrote says a write came through this writer.
+	wrote bool
 	// mustTrunc is set for an existing object until the kernel truncates
 	// it: writing before that would be an overwrite in place.
 	mustTrunc bool
@@ -41,7 +54,9 @@ func (w *writer) truncated() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.mustTrunc = false
-	w.emptyPut = w.pw == nil
+	if w.pw == nil {
+		w.off, w.stored, w.etag = 0, true, ""
+	}
 }
 
 // truncate takes a setattr of the size on the open file: to 0 before any
@@ -65,6 +80,7 @@ var (
 	_ fs.FileFlusher  = (*writer)(nil)
 	_ fs.FileReleaser = (*writer)(nil)
 	_ fs.FileReader   = (*writer)(nil)
+	_ fs.FileFsyncer  = (*writer)(nil)
 )
 
 func (w *writer) written() int64 {
@@ -73,24 +89,65 @@ func (w *writer) written() int64 {
 	return w.off
 }
 
-// start begins the upload on the first write; a file closed without any
-// write becomes an empty object with a plain PUT.
+// start begins an upload at the first write, or at the first write after
+// an fsync, when the object's first off bytes are sent again before the
+// new ones. A file closed without any write becomes an empty object with
+// a plain PUT.
 func (w *writer) start() {
 	pr, pw := io.Pipe()
 	w.pw, w.done = pw, make(chan struct{})
 	fsys := w.file.fsys
+	prefix, etag := int64(0), w.etag
+	if w.stored {
+		prefix = w.off
+	}
 	go func() {
 		defer close(w.done)
-		// Size -1: minio-go cuts the stream into PartSize parts, two in
-		// flight, and completes the multipart upload at EOF.
-		info, err := fsys.client.PutObject(fsys.base, w.bucket, w.key, pr, -1, minio.PutObjectOptions{
+		var body io.Reader = pr
+		if prefix > 0 {
+			old, err := w.prefix(fsys, prefix, etag)
+			if err != nil {
+				pr.CloseWithError(err)
+				w.upErr = err
+				return
+			}
+			defer old.Close()
+			body = io.MultiReader(old, pr)
+		}
+		// Size -1: minio-go cuts the stream into PartSize parts, that
+		// many in flight, and completes the multipart upload at EOF.
+		info, err := fsys.client.PutObject(fsys.base, w.bucket, w.key, body, -1, minio.PutObjectOptions{
 			PartSize:              fsys.opts.PartSize,
-			NumThreads:            2,
+			NumThreads:            uint(fsys.opts.UploadParts),
 			ConcurrentStreamParts: true,
 		})
 		pr.CloseWithError(errOr(err, io.ErrClosedPipe))
 		w.info, w.upErr = info, err
 	}()
+}
+
+// prefix opens the first n bytes of the object being continued. With the
+// ETag of the version the writer completed, another writer's object in
+// between fails the GET (412) instead of being spliced in.
+func (w *writer) prefix(fsys *FS, n int64, etag string) (io.ReadCloser, error) {
+	opts := minio.GetObjectOptions{}
+	if err := opts.SetRange(0, n-1); err != nil {
+		return nil, err
+	}
+	if etag != "" {
+		if err := opts.SetMatchETag(etag); err != nil {
+			return nil, err
+		}
+	}
+	body, info, _, err := fsys.core.GetObject(fsys.base, w.bucket, w.key, opts)
+	if err != nil {
+		return nil, fmt.Errorf("get the %d bytes already in %s/%s: %w", n, w.bucket, w.key, err)
+	}
+	if info.Size != n {
+		body.Close()
+		return nil, fmt.Errorf("%s/%s changed under the writer: %d bytes, want %d", w.bucket, w.key, info.Size, n)
+	}
+	return body, nil
 }
 
 func errOr(err, fallback error) error {
@@ -114,6 +171,7 @@ func (w *writer) Write(_ context.Context, data []byte, off int64) (uint32, sysca
 	if w.pw == nil {
 		w.start()
 	}
+	w.wrote = true
 	n, err := w.pw.Write(data)
 	w.off += int64(n)
 	if err != nil {
@@ -149,20 +207,61 @@ func (w *writer) Flush(ctx context.Context) syscall.Errno {
 		return w.result
 	}
 	if w.pw == nil {
-		if w.emptyPut || w.mustTrunc {
+		switch {
+		case w.stored && w.wrote:
+			// fsync completed the object and nothing came after.
+			w.flushed = true
+			w.finish(w.info.LastModified)
+			return 0
+		case w.stored || w.mustTrunc:
 			return 0 // nothing to change
 		}
 		return w.putEmpty(ctx)
 	}
 	w.flushed = true
+	w.complete()
+	w.finish(w.info.LastModified)
+	return w.result
+}
+
+// Fsync makes what was written durable: it completes the upload, so the
+// object in S3 is everything written so far, and leaves the file open
+// for more writes (see writer). Before any write it puts the empty
+// object, as a close would.
+func (w *writer) Fsync(ctx context.Context, _ uint32) syscall.Errno {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.flushed:
+		return w.result
+	case w.pw != nil:
+		if eno := w.complete(); eno != 0 {
+			w.flushed = true
+			w.finish(time.Time{})
+			return eno
+		}
+		w.pw, w.done = nil, nil
+		w.stored, w.etag = true, w.info.ETag
+		w.file.mu.Lock()
+		w.file.mtime = w.info.LastModified
+		w.file.mu.Unlock()
+		w.file.invalidateParent()
+		return 0
+	case w.stored || w.mustTrunc:
+		return 0
+	}
+	return w.putEmpty(ctx)
+}
+
+// complete ends the stream and waits for the upload's outcome. It is not
+// abandoned on an interrupt: close(2) and fsync(2) must report whether
+// the object is whole, and the upload runs under the mount's context.
+func (w *writer) complete() syscall.Errno {
 	w.pw.Close()
-	// Not abandoned on an interrupt: close(2) must report whether the
-	// object is whole, and the upload runs under the mount's context.
 	<-w.done
 	if w.upErr != nil {
 		w.result = w.fail(fmt.Errorf("complete upload of %d bytes: %w", w.off, w.upErr))
 	}
-	w.finish(w.info.LastModified)
 	return w.result
 }
 
@@ -172,7 +271,7 @@ func (w *writer) putEmpty(ctx context.Context) syscall.Errno {
 	if err != nil {
 		return w.fail(err)
 	}
-	w.emptyPut = true
+	w.stored, w.etag = true, info.ETag
 	w.file.mu.Lock()
 	w.file.mtime = info.LastModified
 	w.file.mu.Unlock()
@@ -180,17 +279,18 @@ func (w *writer) putEmpty(ctx context.Context) syscall.Errno {
 	return 0
 }
 
-// finish hands the node back to listings, with the size written.
+// finish hands the node back to listings, with the size written; a zero
+// mtime keeps the node's.
 func (w *writer) finish(mtime time.Time) {
-	if mtime.IsZero() {
-		mtime = time.Now()
-	}
 	f := w.file
 	f.mu.Lock()
 	if f.writer == w {
 		f.writer = nil
-		if w.result == 0 && (w.pw != nil || w.emptyPut) {
-			f.size, f.mtime = w.off, mtime
+		if w.result == 0 && (w.pw != nil || w.stored) {
+			f.size = w.off
+			if !mtime.IsZero() {
+				f.mtime = mtime
+			}
 		}
 	}
 	f.mu.Unlock()
@@ -198,8 +298,8 @@ func (w *writer) finish(mtime time.Time) {
 }
 
 // Release aborts an upload that was never flushed (half an object must
-// not appear), and puts the empty object of a file that got no flush at
-// all.
+// not appear: S3 keeps the last fsync's object, if any), and puts the
+// empty object of a file that got no flush at all.
 func (w *writer) Release(context.Context) syscall.Errno {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -212,7 +312,7 @@ func (w *writer) Release(context.Context) syscall.Errno {
 		w.pw.CloseWithError(errors.New("file released before close"))
 		<-w.done
 		w.result = syscall.EIO
-	case !w.emptyPut && !w.mustTrunc:
+	case !w.stored && !w.mustTrunc:
 		// The kernel does not wait for a release: the mount's context.
 		w.result = w.putEmpty(w.file.fsys.base)
 	}

@@ -142,7 +142,7 @@ func TestMountListAndStat(t *testing.T) {
 	before := time.Now().Add(-time.Minute)
 	m := mountOn(t, srv, nil, b1, b2)
 
-	// A lookup with no listing before it: a prefix probe, then a HEAD.
+	// A lookup with no listing before it lists the directory.
 	t.Run("stat without a listing", func(t *testing.T) {
 		if fi, err := os.Stat(m.path("second", "later.txt")); err != nil || fi.Size() != 3 {
 			t.Errorf("later.txt: %v, %v", fi, err)

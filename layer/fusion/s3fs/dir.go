@@ -35,6 +35,9 @@ type dirNode struct {
 	// directory costs its listing and no HEAD per file.
 	entries map[string]entry
 	listed  time.Time
+	// big is when a lookup found more than one page here: lookups probe
+	// the name alone until DirTTL has passed.
+	big time.Time
 }
 
 var (
@@ -90,50 +93,73 @@ func (d *dirNode) Statfs(_ context.Context, out *fuse.StatfsOut) syscall.Errno {
 	return 0
 }
 
+// listPage is what one ListObjectsV2 page holds, keys and prefixes
+// together: a lookup lists the directory if it fits in one.
+const listPage = 1000
+
 // list returns the directory's entries, from the cache while it is fresh.
-func (d *dirNode) list(ctx context.Context) (map[string]entry, syscall.Errno) {
+// With onePage, it gives up (complete false, and the directory is marked
+// big for DirTTL) rather than ask for a second page.
+func (d *dirNode) list(ctx context.Context, onePage bool) (entries map[string]entry, complete bool, _ syscall.Errno) {
 	d.mu.Lock()
 	if d.entries != nil && time.Since(d.listed) < d.fsys.opts.DirTTL {
 		e := d.entries
 		d.mu.Unlock()
-		return e, 0
+		return e, true, 0
+	}
+	if onePage && time.Since(d.big) < d.fsys.opts.DirTTL {
+		d.mu.Unlock()
+		return nil, false, 0
 	}
 	prefix := d.prefix
 	d.mu.Unlock()
 
 	start := time.Now()
-	entries := make(map[string]entry)
-	// ListObjects pages through ListObjectsV2 (1000 keys a page) with a
-	// "/" delimiter, so each page holds only this level.
-	for obj := range d.fsys.client.ListObjects(ctx, d.bucket, minio.ListObjectsOptions{Prefix: prefix}) {
+	entries = make(map[string]entry)
+	seen := 0
+	// Pages of 1000 keys with a "/" delimiter, so each holds only this
+	// level. The iterator asks for the next page only when the loop
+	// goes on past the last entry of this one.
+	for obj := range d.fsys.client.ListObjectsIter(ctx, d.bucket, minio.ListObjectsOptions{Prefix: prefix, MaxKeys: listPage}) {
 		if obj.Err != nil {
 			d.fsys.opts.Logger.Warn("list failed", "bucket", d.bucket, "prefix", prefix, "err", obj.Err)
-			return nil, errno(obj.Err)
+			return nil, false, errno(obj.Err)
 		}
-		name := strings.TrimPrefix(obj.Key, prefix)
-		if sub, ok := strings.CutSuffix(name, "/"); ok {
-			if sub == "" || strings.Contains(sub, "/") {
-				continue // the directory's own marker
-			}
-			// A prefix wins over an object of the same name: its
-			// contents would be unreachable otherwise.
-			entries[sub] = entry{dir: true}
-			continue
+		if seen++; onePage && seen > listPage-1 {
+			// Perhaps more: a page may hold exactly this many.
+			d.mu.Lock()
+			d.big = start
+			d.mu.Unlock()
+			return nil, false, 0
 		}
-		if !validName(name) {
-			continue
-		}
-		if _, dup := entries[name]; dup {
-			continue
-		}
-		entries[name] = entry{size: obj.Size, mtime: obj.LastModified}
+		addEntry(entries, strings.TrimPrefix(obj.Key, prefix), obj)
 	}
 	d.mu.Lock()
 	if d.prefix == prefix {
 		d.entries, d.listed = entries, start
 	}
 	d.mu.Unlock()
-	return entries, 0
+	return entries, true, 0
+}
+
+// addEntry records what a listing says about name.
+func addEntry(entries map[string]entry, name string, obj minio.ObjectInfo) {
+	if sub, ok := strings.CutSuffix(name, "/"); ok {
+		if sub == "" || strings.Contains(sub, "/") {
+			return // the directory's own marker
+		}
+		// A prefix wins over an object of the same name: its contents
+		// would be unreachable otherwise.
+		entries[sub] = entry{dir: true}
+		return
+	}
+	if !validName(name) {
+		return
+	}
+	if _, dup := entries[name]; dup {
+		return
+	}
+	entries[name] = entry{size: obj.Size, mtime: obj.LastModified}
 }
 
 // validName rejects keys that no file name can show: empty components
@@ -143,7 +169,7 @@ func validName(name string) bool {
 }
 
 func (d *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
-	entries, eno := d.list(ctx)
+	entries, _, eno := d.list(ctx, false)
 	if eno != 0 {
 		return nil, eno
 	}
@@ -174,12 +200,15 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 			return child, 0
 		}
 	}
-	d.mu.Lock()
-	fresh := d.entries != nil && time.Since(d.listed) < d.fsys.opts.DirTTL
-	e, found := d.entries[name]
-	d.mu.Unlock()
-	if !fresh {
-		var eno syscall.Errno
+	// A cold lookup lists the directory, if it is small, once for all
+	// its names: opening the files of a directory costs one LIST, then
+	// a GET each. Otherwise the name alone is probed.
+	entries, complete, eno := d.list(ctx, true)
+	if eno != 0 {
+		return nil, eno
+	}
+	e, found := entries[name]
+	if !complete {
 		e, found, eno = d.probe(ctx, name)
 		if eno != 0 {
 			return nil, eno
@@ -191,25 +220,24 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	return d.child(ctx, name, e, out), 0
 }
 
-// probe asks S3 about one name: a one-key listing for a prefix, then a
-// HEAD for an object. A prefix wins, as in list.
+// probe asks S3 about one name: a HEAD for an object first, since files
+// are what is looked up most, then a one-key listing for a prefix. Unlike
+// a listing, an object shadows a prefix of the same name here; S3 tools
+// seldom make both.
 func (d *dirNode) probe(ctx context.Context, name string) (entry, bool, syscall.Errno) {
 	key := d.key(name)
-	isDir, eno := d.fsys.nonEmpty(ctx, d.bucket, key+"/")
-	if eno != 0 {
+	info, err := d.fsys.client.StatObject(ctx, d.bucket, key, minio.StatObjectOptions{})
+	if err == nil {
+		return entry{size: info.Size, mtime: info.LastModified}, true, 0
+	}
+	if eno := errno(err); eno != syscall.ENOENT {
 		return entry{}, false, eno
 	}
-	if isDir {
-		return entry{dir: true}, true, 0
+	isDir, eno := d.fsys.nonEmpty(ctx, d.bucket, key+"/")
+	if eno != 0 || !isDir {
+		return entry{}, false, eno
 	}
-	info, err := d.fsys.client.StatObject(ctx, d.bucket, key, minio.StatObjectOptions{})
-	if err != nil {
-		if eno := errno(err); eno != syscall.ENOENT {
-			return entry{}, false, eno
-		}
-		return entry{}, false, 0
-	}
-	return entry{size: info.Size, mtime: info.LastModified}, true, 0
+	return entry{dir: true}, true, 0
 }
 
 // nonEmpty reports whether any key starts with prefix.

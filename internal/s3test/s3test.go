@@ -135,11 +135,7 @@ func start(tb testing.TB, bin, dir, accessLog string) (*Server, error) {
 			<-exited
 		}
 	})
-	client, err := minio.New(host, &minio.Options{
-		Creds:        credentials.NewStaticV4(AccessKey, SecretKey, ""),
-		Region:       "us-east-1",
-		BucketLookup: minio.BucketLookupPath,
-	})
+	client, err := newClient(host)
 	if err != nil {
 		return nil, err
 	}
@@ -180,4 +176,13 @@ func (s *Server) WriteObject(tb testing.TB, bucket, key string, data []byte) {
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		tb.Fatal(err)
 	}
+}
+
+// newClient is a client of the server at host with the root account.
+func newClient(host string) (*minio.Client, error) {
+	return minio.New(host, &minio.Options{
+		Creds:        credentials.NewStaticV4(AccessKey, SecretKey, ""),
+		Region:       "us-east-1",
+		BucketLookup: minio.BucketLookupPath,
+	})
 }

@@ -37,10 +37,15 @@ type Options struct {
 	// ReadAhead is how many chunks a sequential reader fetches ahead of
 	// the application (default 8).
 	ReadAhead int
+	// ReadPart is the size of one ranged GET (default 8 MiB, a whole
+	// number of chunks), and ReadStreams how many a sequential reader
+	// runs at once (default 8): memory per such reader is their product.
+	ReadPart    int
+	ReadStreams int
 	// PartSize is the multipart upload part size (default 16 MiB).
 	PartSize uint64
 	// UploadParts is how many parts of one upload are sent at once
-	// (default 2); memory per open writer is PartSize times one more.
+	// (default 4); memory per open writer is PartSize times one more.
 	UploadParts int
 	// Logger receives what cannot be returned as an errno.
 	Logger *slog.Logger
@@ -65,11 +70,20 @@ func (o Options) withDefaults() Options {
 	if o.ReadAhead == 0 {
 		o.ReadAhead = 8
 	}
+	if o.ReadPart == 0 {
+		o.ReadPart = 8 << 20
+	}
+	// Whole chunks: a part's last chunk would be short, and answered
+	// with a copy.
+	o.ReadPart = max(1, (o.ReadPart+o.ChunkSize-1)/o.ChunkSize) * o.ChunkSize
+	if o.ReadStreams == 0 {
+		o.ReadStreams = 8
+	}
 	if o.PartSize == 0 {
 		o.PartSize = 16 << 20
 	}
 	if o.UploadParts == 0 {
-		o.UploadParts = 2
+		o.UploadParts = 4
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -2,7 +2,6 @@ package fusion
 
 import (
 	"bytes"
-	"io"
 	"os"
 	"runtime"
 	"sync"
@@ -48,19 +47,7 @@ func BenchmarkThrottled(b *testing.B) {
 	buf := make([]byte, 1<<20)
 	var readPeak, writePeak heapPeak
 
-	singleGet := func() time.Duration {
-		start := time.Now()
-		body, _, _, err := core.GetObject(b.Context(), bucket, "big.bin", minio.GetObjectOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		n, err := io.CopyBuffer(io.Discard, body, buf)
-		body.Close()
-		if err != nil || n != size {
-			b.Fatalf("GET: %d bytes, %v", n, err)
-		}
-		return time.Since(start)
-	}
+	singleGet := func() time.Duration { return timedRead(b, getter(b, core, bucket, "big.bin"), size, buf) }
 	singlePut := func() time.Duration {
 		start := time.Now()
 		// One PUT, one connection: no multipart.
@@ -71,23 +58,11 @@ func BenchmarkThrottled(b *testing.B) {
 		return time.Since(start)
 	}
 	mountRead := func() time.Duration {
-		stop := readPeak.watch()
-		defer stop()
-		start := time.Now()
-		f, err := os.Open(m.path(bucket, "big.bin"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		n, err := io.CopyBuffer(io.Discard, f, buf)
-		f.Close()
-		if err != nil || n != size {
-			b.Fatalf("read through the mount: %d bytes, %v", n, err)
-		}
-		return time.Since(start)
+		defer readPeak.watch()()
+		return timedRead(b, opener(m.path(bucket, "big.bin")), size, buf)
 	}
 	mountWrite := func() time.Duration {
-		stop := writePeak.watch()
-		defer stop()
+		defer writePeak.watch()()
 		start := time.Now()
 		f, err := os.OpenFile(m.path(bucket, "written.bin"), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 		if err != nil {

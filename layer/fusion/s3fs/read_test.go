@@ -19,12 +19,7 @@ func TestReaderOffsets(t *testing.T) {
 	srv := s3test.Start(t)
 	bucket := srv.Bucket(t, "reads")
 	const size = 6<<20 + 12345
-	data := make([]byte, size)
-	r := rand.New(rand.NewPCG(7, 7))
-	for i := range data {
-		data[i] = byte(r.Uint32())
-	}
-	srv.WriteObject(t, bucket, "obj", data)
+	data := randomObject(t, srv, bucket, 7, size)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -81,12 +76,7 @@ func TestLentAnswers(t *testing.T) {
 	srv := s3test.Start(t)
 	bucket := srv.Bucket(t, "lent")
 	const mib, size = 1 << 20, 24 << 20
-	data := make([]byte, size)
-	r := rand.New(rand.NewPCG(8, 8))
-	for i := range data {
-		data[i] = byte(r.Uint32())
-	}
-	srv.WriteObject(t, bucket, "obj", data)
+	data := randomObject(t, srv, bucket, 8, size)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	f := &FS{client: srv.Client, core: minio.Core{Client: srv.Client}, base: ctx, opts: Options{}.withDefaults()}
@@ -118,12 +108,7 @@ func TestReaderParallel(t *testing.T) {
 	srv := s3test.Start(t)
 	bucket := srv.Bucket(t, "parallel")
 	const mib, size = 1 << 20, 24 << 20
-	data := make([]byte, size)
-	r := rand.New(rand.NewPCG(9, 9))
-	for i := range data {
-		data[i] = byte(r.Uint32())
-	}
-	srv.WriteObject(t, bucket, "obj", data)
+	data := randomObject(t, srv, bucket, 9, size)
 	relay := srv.Throttle(t, 8*mib)
 	client := relay.Client(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -142,4 +127,16 @@ func TestReaderParallel(t *testing.T) {
 	} else {
 		t.Logf("%d connections at most at once", got)
 	}
+}
+
+// randomObject lays out bucket/obj: size random bytes from seed.
+func randomObject(t *testing.T, srv *s3test.Server, bucket string, seed uint64, size int) []byte {
+	t.Helper()
+	data := make([]byte, size)
+	r := rand.New(rand.NewPCG(seed, seed))
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	srv.WriteObject(t, bucket, "obj", data)
+	return data
 }

@@ -37,6 +37,14 @@ type mounted struct {
 // when the test ends.
 func mountOn(t testing.TB, srv *s3test.Server, env map[string]string, buckets ...string) *mounted {
 	t.Helper()
+	m, unmount := mountNow(t, srv, env, buckets...)
+	t.Cleanup(unmount)
+	return m
+}
+
+// mountNow is mountOn with the unmount left to the caller.
+func mountNow(t testing.TB, srv *s3test.Server, env map[string]string, buckets ...string) (*mounted, func()) {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "s3")
 	m := map[string]string{MountEnv: dir}
 	for _, kv := range srv.Env(buckets...) {
@@ -60,7 +68,7 @@ func mountOn(t testing.TB, srv *s3test.Server, env map[string]string, buckets ..
 		cancel()
 		t.Fatalf("Mount: %v\n%s", err, logs)
 	}
-	t.Cleanup(func() {
+	unmount := func() {
 		if err := Unmount(server, dir); err != nil {
 			t.Errorf("unmount: %v", err)
 		}
@@ -69,8 +77,8 @@ func mountOn(t testing.TB, srv *s3test.Server, env map[string]string, buckets ..
 		if t.Failed() {
 			t.Logf("the client's log:\n%s", logs)
 		}
-	})
-	return &mounted{dir: dir, srv: srv, log: logs}
+	}
+	return &mounted{dir: dir, srv: srv, log: logs}, unmount
 }
 
 func (m *mounted) path(parts ...string) string {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/tower-reg/tower-reg/internal/s3test"
@@ -97,4 +98,37 @@ func TestMountColdOpenRequests(t *testing.T) {
 			t.Errorf("%d requests for %d files: %q", len(got), small, got)
 		}
 	})
+}
+
+// TestMountConcurrentLookups: lookups that arrive together on a cold
+// directory share one listing.
+func TestMountConcurrentLookups(t *testing.T) {
+	s3test.NeedFUSE(t)
+	srv := s3test.Start(t)
+	b := srv.Bucket(t, "together")
+	const n = 32
+	for i := range n {
+		srv.WriteObject(t, b, fmt.Sprintf("d/f%02d", i), []byte("x"))
+	}
+	m := mountOn(t, srv, map[string]string{DirTTLEnv: "1m", AttrTTLEnv: "1m"}, b)
+	if _, err := os.Stat(m.path(b, "d")); err != nil {
+		t.Fatal(err)
+	}
+	seen := len(srv.Requests(t))
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if _, err := os.Stat(m.path(b, "d", fmt.Sprintf("f%02d", i))); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	var ops []string
+	for _, r := range srv.Requests(t)[seen:] {
+		ops = append(ops, r.Op)
+	}
+	if !slices.Equal(ops, []string{"ListObjectsV2"}) {
+		t.Errorf("%d stats at once sent %q, want one listing", n, ops)
+	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/minio/minio-go/v7"
+	"golang.org/x/sync/singleflight"
 )
 
 // Options tune a file system; the zero value of each field means its default.
@@ -101,6 +102,9 @@ type FS struct {
 	base    context.Context
 	mounted time.Time
 	pool    *bufPool
+	// lists shares one directory listing among the lookups that need it
+	// at once.
+	lists singleflight.Group
 }
 
 // NewRoot returns the root node of a file system that shows buckets.

@@ -14,7 +14,7 @@ CONFORMANCE_VERSION ?= v0.0.0-20260831232431-97274622c111
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO_SOURCES := $(shell find . -name '*.go' -not -path './bin/*')
 
-.PHONY: all build layer run pack test test-short bench lint cross release tools ci clean fuzz soak
+.PHONY: all build layer run pack test test-short bench bench-peers lint cross release tools ci clean fuzz soak
 
 all: build
 
@@ -71,6 +71,13 @@ test-short: layer
 
 bench: layer tools
 	$(GO) test -run '^$$' -bench . -benchtime 5x -count 1 -timeout 30m ./...
+
+# The FUSE client against the mounts a user would otherwise use, s3fs and
+# rclone, installed from Debian (as root, as the FUSE tests run): the
+# table of layer/fusion/README.md.
+bench-peers: tools
+	apt-get install -y s3fs rclone fuse3
+	TOWERREG_E2E=require $(GO) test -run '^$$' -bench Peers -benchtime 3x -count 1 -timeout 30m ./layer/fusion/
 
 lint: layer $(BIN)/staticcheck
 	@unformatted=$$(gofmt -l $(GO_SOURCES)); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi

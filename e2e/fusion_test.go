@@ -89,6 +89,16 @@ func TestFusionPodman(t *testing.T) {
 					t.Errorf("out.txt in S3: %+v, %v", st, err)
 				}
 			}},
+		// Issue 17: dd exited 1 here, fsync failing with EOPNOTSUPP.
+		{name: "busybox dd conv=fsync", opts: append(fuseOpts, envOpts(env...)...), image: busybox,
+			args:      []string{"sh", "-c", "dd if=/dev/zero of=/fusion/s3/" + bucket + "/dd.bin bs=1048576 count=3 conv=fsync 2>/dev/null && echo synced"},
+			wantOutEq: "synced",
+			checkAfter: func(t *testing.T) {
+				st, err := srv.Client.StatObject(ctx, bucket, "dd.bin", minio.StatObjectOptions{})
+				if err != nil || st.Size != 3<<20 {
+					t.Errorf("dd.bin in S3: %+v, %v; want %d bytes", st.Size, err, 3<<20)
+				}
+			}},
 		{name: "noshell: its own program still runs", opts: append(fuseOpts, envOpts(env...)...), image: noshell, wantOutEq: noShellOutput},
 		{name: "noshell ls -la", opts: append(noshellLs, envOpts(env...)...), image: noshell,
 			args: []string{"ls", "-la", "/fusion/s3/" + bucket}, wantOut: []string{"hello.txt", "dir"}},

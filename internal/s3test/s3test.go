@@ -45,6 +45,8 @@ type Server struct {
 	Dir string
 	// Client is signed with the root account.
 	Client *minio.Client
+	// accessLog is the server's S3 access log: one line per request.
+	accessLog string
 }
 
 // NeedFUSE skips or fails tb unless it can mount FUSE file systems: root
@@ -74,11 +76,13 @@ func Start(tb testing.TB) *Server {
 	tb.Helper()
 	bin := Binary(tb)
 	dir := tb.TempDir()
+	// Outside the backend's directory, which would list it as a bucket.
+	accessLog := filepath.Join(tb.TempDir(), "access.log")
 	var lastErr error
 	// Another process may take the free port between the probe and the
 	// server's bind: try a few.
 	for range 3 {
-		s, err := start(tb, bin, dir)
+		s, err := start(tb, bin, dir, accessLog)
 		if err == nil {
 			return s
 		}
@@ -88,7 +92,7 @@ func Start(tb testing.TB) *Server {
 	return nil
 }
 
-func start(tb testing.TB, bin, dir string) (*Server, error) {
+func start(tb testing.TB, bin, dir, accessLog string) (*Server, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -96,7 +100,7 @@ func start(tb testing.TB, bin, dir string) (*Server, error) {
 	host := l.Addr().String()
 	l.Close()
 	var out bytes.Buffer
-	cmd := exec.Command(bin, "--access", AccessKey, "--secret", SecretKey, "--port", host, "--quiet", "posix", dir)
+	cmd := exec.Command(bin, "--access", AccessKey, "--secret", SecretKey, "--port", host, "--quiet", "--access-log", accessLog, "posix", dir)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = dieWithParent()
 	if err := cmd.Start(); err != nil {
@@ -131,15 +135,11 @@ func start(tb testing.TB, bin, dir string) (*Server, error) {
 			<-exited
 		}
 	})
-	client, err := minio.New(host, &minio.Options{
-		Creds:        credentials.NewStaticV4(AccessKey, SecretKey, ""),
-		Region:       "us-east-1",
-		BucketLookup: minio.BucketLookupPath,
-	})
+	client, err := newClient(host)
 	if err != nil {
 		return nil, err
 	}
-	return &Server{URL: "http://" + host, Host: host, Dir: dir, Client: client}, nil
+	return &Server{URL: "http://" + host, Host: host, Dir: dir, Client: client, accessLog: accessLog}, nil
 }
 
 // Bucket creates a bucket.
@@ -176,4 +176,13 @@ func (s *Server) WriteObject(tb testing.TB, bucket, key string, data []byte) {
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		tb.Fatal(err)
 	}
+}
+
+// newClient is a client of the server at host with the root account.
+func newClient(host string) (*minio.Client, error) {
+	return minio.New(host, &minio.Options{
+		Creds:        credentials.NewStaticV4(AccessKey, SecretKey, ""),
+		Region:       "us-east-1",
+		BucketLookup: minio.BucketLookupPath,
+	})
 }

@@ -34,32 +34,8 @@ func BenchmarkSeqRead(b *testing.B) {
 	core := minio.Core{Client: srv.Client}
 	buf := make([]byte, 1<<20)
 
-	direct := func() time.Duration {
-		start := time.Now()
-		body, _, _, err := core.GetObject(b.Context(), bucket, "big.bin", minio.GetObjectOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		n, err := io.CopyBuffer(io.Discard, body, buf)
-		body.Close()
-		if err != nil || n != size {
-			b.Fatalf("direct GET: %d bytes, %v", n, err)
-		}
-		return time.Since(start)
-	}
-	mounted := func() time.Duration {
-		start := time.Now()
-		f, err := os.Open(m.path(bucket, "big.bin"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		n, err := io.CopyBuffer(io.Discard, f, buf)
-		f.Close()
-		if err != nil || n != size {
-			b.Fatalf("read through the mount: %d bytes, %v", n, err)
-		}
-		return time.Since(start)
-	}
+	direct := func() time.Duration { return timedRead(b, getter(b, core, bucket, "big.bin"), size, buf) }
+	mounted := func() time.Duration { return timedRead(b, opener(m.path(bucket, "big.bin")), size, buf) }
 	direct() // warm the server's page cache and the connection
 	var ds, ms []time.Duration
 	b.ResetTimer()
@@ -127,6 +103,35 @@ func BenchmarkList(b *testing.B) {
 	report(b, "ls-l", ds, long, 0)
 }
 
+// timedRead reads what open opens to the end, checks that it is size
+// bytes, and returns how long that took, the open included.
+func timedRead(b *testing.B, open func() (io.ReadCloser, error), size int64, buf []byte) time.Duration {
+	b.Helper()
+	start := time.Now()
+	r, err := open()
+	if err != nil {
+		b.Fatal(err)
+	}
+	n, err := io.CopyBuffer(io.Discard, r, buf)
+	r.Close()
+	if err != nil || n != size {
+		b.Fatalf("read: %d bytes, %v; want %d", n, err, size)
+	}
+	return time.Since(start)
+}
+
+// getter opens an object with one GET; opener opens a file.
+func getter(b *testing.B, core minio.Core, bucket, key string) func() (io.ReadCloser, error) {
+	return func() (io.ReadCloser, error) {
+		body, _, _, err := core.GetObject(b.Context(), bucket, key, minio.GetObjectOptions{})
+		return body, err
+	}
+}
+
+func opener(path string) func() (io.ReadCloser, error) {
+	return func() (io.ReadCloser, error) { return os.Open(path) }
+}
+
 // report logs the medians and reports their ratio as a metric.
 func report(b *testing.B, what string, direct, mounted []time.Duration, size int64) {
 	b.Helper()
@@ -180,24 +185,9 @@ func BenchmarkSeqReadCeiling(b *testing.B) {
 		}
 	})
 
-	read := func(open func() (io.ReadCloser, error)) time.Duration {
-		start := time.Now()
-		r, err := open()
-		if err != nil {
-			b.Fatal(err)
-		}
-		n, err := io.CopyBuffer(io.Discard, r, buf)
-		r.Close()
-		if err != nil || n != size {
-			b.Fatalf("read: %d bytes, %v", n, err)
-		}
-		return time.Since(start)
-	}
-	direct := func() (io.ReadCloser, error) {
-		body, _, _, err := core.GetObject(b.Context(), bucket, "big.bin", minio.GetObjectOptions{})
-		return body, err
-	}
-	mounted := func() (io.ReadCloser, error) { return os.Open(filepath.Join(dir, "big.bin")) }
+	read := func(open func() (io.ReadCloser, error)) time.Duration { return timedRead(b, open, size, buf) }
+	direct := getter(b, core, bucket, "big.bin")
+	mounted := opener(filepath.Join(dir, "big.bin"))
 	read(direct)
 	read(mounted)
 	var ds, ms []time.Duration

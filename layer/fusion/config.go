@@ -34,6 +34,13 @@ const (
 	AttrTTLEnv  = "NXF_FUSION_ATTR_TTL"
 	DirTTLEnv   = "NXF_FUSION_DIR_TTL"
 	LogLevelEnv = "NXF_FUSION_LOG"
+	// The transfers: how many ranged GETs a sequential reader runs at
+	// once and how big each is; how many parts of an upload are sent at
+	// once and how big each is.
+	ReadStreamsEnv   = "NXF_FUSION_READ_STREAMS"
+	ReadPartEnv      = "NXF_FUSION_READ_PART"
+	UploadStreamsEnv = "NXF_FUSION_UPLOAD_STREAMS"
+	UploadPartEnv    = "NXF_FUSION_UPLOAD_PART"
 	// MountEnv moves the mount point; tests on the host use it.
 	MountEnv = "NXF_FUSION_MOUNT"
 	// OwnerEnv ("uid:gid") is who the files appear to belong to. The
@@ -62,6 +69,10 @@ type Config struct {
 	AccessKey, SecretKey, SessionToken string
 	AttrTTL, DirTTL                    time.Duration
 	LogLevel                           slog.Level
+	// ReadStreams, ReadPart, UploadStreams and UploadPart size the
+	// transfers; 0 is the client's default.
+	ReadStreams, UploadStreams int
+	ReadPart, UploadPart       int64
 	// UID and GID own every file and directory of the mount.
 	UID, GID uint32
 }
@@ -179,6 +190,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		}
 		*d.dst = ttl
 	}
+	if err := c.transfers(getenv); err != nil {
+		return Config{}, err
+	}
 	if v := getenv(LogLevelEnv); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			return Config{}, fmt.Errorf("%s=%q: want debug, info, warn or error", LogLevelEnv, v)
@@ -207,4 +221,67 @@ func parseOwner(v string) (uid, gid uint32, err error) {
 		return 0, 0, fmt.Errorf("%s=%q is not uid:gid", OwnerEnv, v)
 	}
 	return uint32(uid64), uint32(gid64), nil
+}
+
+// Bounds of the transfer settings. S3 takes parts of 5 MiB and more
+// (but the last), and 10,000 of them: the upload part bounds the size of
+// a file written (16 MiB: 156 GiB).
+const (
+	minUploadPart = 5 << 20
+	maxPart       = 1 << 30
+	maxStreams    = 64
+)
+
+func (c *Config) transfers(getenv func(string) string) error {
+	for _, s := range []struct {
+		name string
+		dst  *int
+	}{{ReadStreamsEnv, &c.ReadStreams}, {UploadStreamsEnv, &c.UploadStreams}} {
+		v := getenv(s.name)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxStreams {
+			return fmt.Errorf("%s=%q: want a number of connections from 1 to %d", s.name, v, maxStreams)
+		}
+		*s.dst = n
+	}
+	for _, s := range []struct {
+		name string
+		min  int64
+		dst  *int64
+	}{{ReadPartEnv, 1 << 20, &c.ReadPart}, {UploadPartEnv, minUploadPart, &c.UploadPart}} {
+		v := getenv(s.name)
+		if v == "" {
+			continue
+		}
+		n, err := parseSize(v)
+		if err != nil || n < s.min || n > maxPart {
+			return fmt.Errorf("%s=%q: want a size from %dMiB to 1GiB, such as 8MiB", s.name, v, s.min>>20)
+		}
+		*s.dst = n
+	}
+	return nil
+}
+
+// parseSize reads a byte count with an optional binary unit: 8MiB, 8M,
+// 512KiB, 8388608.
+func parseSize(v string) (int64, error) {
+	units := []struct {
+		suffix string
+		mul    int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}}
+	mul := int64(1)
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(v, u.suffix); ok {
+			v, mul = n, u.mul
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 || n > maxPart {
+		return 0, fmt.Errorf("not a size: %q", v)
+	}
+	return n * mul, nil
 }

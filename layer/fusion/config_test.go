@@ -108,6 +108,28 @@ func TestFromEnv(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "transfers",
+			env: with(map[string]string{BucketsEnv: "aaa", ReadStreamsEnv: "16", ReadPartEnv: "4MiB",
+				UploadStreamsEnv: "6", UploadPartEnv: "33554432"}),
+			check: func(t *testing.T, c Config) {
+				if c.ReadStreams != 16 || c.ReadPart != 4<<20 || c.UploadStreams != 6 || c.UploadPart != 32<<20 {
+					t.Errorf("got %+v", c)
+				}
+			},
+		},
+		{
+			name: "transfers unset: the client's defaults",
+			env:  with(map[string]string{BucketsEnv: "aaa"}),
+			check: func(t *testing.T, c Config) {
+				if c.ReadStreams != 0 || c.ReadPart != 0 || c.UploadStreams != 0 || c.UploadPart != 0 {
+					t.Errorf("got %+v", c)
+				}
+			},
+		},
+		{name: "no streams", env: with(map[string]string{BucketsEnv: "aaa", ReadStreamsEnv: "0"}), wantErr: "NXF_FUSION_READ_STREAMS=\"0\": want a number of connections from 1 to 64"},
+		{name: "upload part under S3's minimum", env: with(map[string]string{BucketsEnv: "aaa", UploadPartEnv: "4M"}), wantErr: "NXF_FUSION_UPLOAD_PART=\"4M\": want a size from 5MiB to 1GiB"},
+		{name: "size with a bad unit", env: with(map[string]string{BucketsEnv: "aaa", ReadPartEnv: "8MB"}), wantErr: "NXF_FUSION_READ_PART"},
 		{name: "no bucket", env: with(map[string]string{BucketsEnv: " , "}), wantErr: "NXF_FUSION_BUCKETS names no bucket"},
 		{name: "bad bucket name", env: with(map[string]string{BucketsEnv: "Bad_Bucket"}), wantErr: `"Bad_Bucket" is not a bucket name`},
 		{name: "half the credentials", env: map[string]string{BucketsEnv: "aaa", "AWS_ACCESS_KEY_ID": "AK"}, wantErr: "set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"},

@@ -156,6 +156,11 @@ func Mount(ctx, bg context.Context, cfg Config, logger *slog.Logger) (*fuse.Serv
 		Debug:   cfg.LogLevel < slog.LevelDebug,
 		UID:     cfg.UID,
 		GID:     cfg.GID,
+		// Zero: the client's defaults.
+		ReadStreams: cfg.ReadStreams,
+		ReadPart:    int(cfg.ReadPart),
+		UploadParts: cfg.UploadStreams,
+		PartSize:    uint64(cfg.UploadPart),
 	})
 	opts := s3fs.MountOptions(root, "fusion-s3")
 	server, err := fs.Mount(cfg.Mountpoint, root, opts)

@@ -37,6 +37,14 @@ type mounted struct {
 // when the test ends.
 func mountOn(t testing.TB, srv *s3test.Server, env map[string]string, buckets ...string) *mounted {
 	t.Helper()
+	m, unmount := mountNow(t, srv, env, buckets...)
+	t.Cleanup(unmount)
+	return m
+}
+
+// mountNow is mountOn with the unmount left to the caller.
+func mountNow(t testing.TB, srv *s3test.Server, env map[string]string, buckets ...string) (*mounted, func()) {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "s3")
 	m := map[string]string{MountEnv: dir}
 	for _, kv := range srv.Env(buckets...) {
@@ -60,7 +68,7 @@ func mountOn(t testing.TB, srv *s3test.Server, env map[string]string, buckets ..
 		cancel()
 		t.Fatalf("Mount: %v\n%s", err, logs)
 	}
-	t.Cleanup(func() {
+	unmount := func() {
 		if err := Unmount(server, dir); err != nil {
 			t.Errorf("unmount: %v", err)
 		}
@@ -69,8 +77,8 @@ func mountOn(t testing.TB, srv *s3test.Server, env map[string]string, buckets ..
 		if t.Failed() {
 			t.Logf("the client's log:\n%s", logs)
 		}
-	})
-	return &mounted{dir: dir, srv: srv, log: logs}
+	}
+	return &mounted{dir: dir, srv: srv, log: logs}, unmount
 }
 
 func (m *mounted) path(parts ...string) string {
@@ -142,7 +150,7 @@ func TestMountListAndStat(t *testing.T) {
 	before := time.Now().Add(-time.Minute)
 	m := mountOn(t, srv, nil, b1, b2)
 
-	// A lookup with no listing before it: a prefix probe, then a HEAD.
+	// A lookup with no listing before it lists the directory.
 	t.Run("stat without a listing", func(t *testing.T) {
 		if fi, err := os.Stat(m.path("second", "later.txt")); err != nil || fi.Size() != 3 {
 			t.Errorf("later.txt: %v, %v", fi, err)
@@ -436,11 +444,19 @@ func TestMountOps(t *testing.T) {
 		{name: "rename directory", op: func() error { return syscall.Rename(p("full"), p("full2")) }, wantErr: syscall.ENOTSUP},
 		{name: "append", op: func() error {
 			f, err := os.OpenFile(p("full", "x"), os.O_WRONLY|os.O_APPEND, 0)
-			if err == nil {
-				f.Close()
+			if err != nil {
+				return err
 			}
-			return err
-		}, wantErr: syscall.ENOTSUP},
+			if _, err := f.WriteString("+"); err != nil {
+				f.Close()
+				return err
+			}
+			return f.Close()
+		}, check: func(t *testing.T) {
+			if got := getObject(t, srv, b, "full/x"); string(got) != "x+" {
+				t.Errorf("S3 has %q, want x+", got)
+			}
+		}},
 		{name: "read-write open", op: func() error {
 			f, err := os.OpenFile(p("full", "x"), os.O_RDWR, 0)
 			if err == nil {
@@ -457,7 +473,7 @@ func TestMountOps(t *testing.T) {
 			_, err = f.Write([]byte("y"))
 			return err
 		}, wantErr: syscall.ENOTSUP, check: func(t *testing.T) {
-			if got := getObject(t, srv, b, "full/x"); string(got) != "x" {
+			if got := getObject(t, srv, b, "full/x"); string(got) != "x+" {
 				t.Errorf("S3 has %q, want it unchanged", got)
 			}
 		}},
@@ -476,6 +492,8 @@ func TestMountOps(t *testing.T) {
 		{name: "symlink", op: func() error { return os.Symlink("x", p("link")) }, wantErr: syscall.ENOTSUP},
 		{name: "hard link", op: func() error { return os.Link(p("full", "x"), p("hard")) }, wantErr: syscall.ENOTSUP},
 		{name: "chmod", op: func() error { return os.Chmod(p("full", "x"), 0o600) }, wantErr: syscall.ENOTSUP},
+		{name: "chmod to the mode it has", op: func() error { return os.Chmod(p("full", "x"), 0o644) }},
+		{name: "chmod a directory to the mode it has", op: func() error { return os.Chmod(p("full"), 0o755) }},
 		{name: "touch existing (times are ignored)", op: func() error {
 			now := time.Now()
 			return os.Chtimes(p("full", "x"), now, now)

@@ -35,6 +35,9 @@ type dirNode struct {
 	// directory costs its listing and no HEAD per file.
 	entries map[string]entry
 	listed  time.Time
+	// big is when a lookup found more than one page here: lookups probe
+	// the name alone until DirTTL has passed.
+	big time.Time
 }
 
 var (
@@ -48,6 +51,7 @@ var (
 	_ fs.NodeCreater   = (*dirNode)(nil)
 	_ fs.NodeRenamer   = (*dirNode)(nil)
 	_ fs.NodeStatfser  = (*dirNode)(nil)
+	_ fs.NodeFsyncer   = (*dirNode)(nil)
 )
 
 func (d *dirNode) key(name string) string {
@@ -72,72 +76,25 @@ func (d *dirNode) Getattr(_ context.Context, _ fs.FileHandle, out *fuse.AttrOut)
 // Setattr accepts time changes (touch, cp -p, tar) and ignores them: S3
 // keeps no directory times. Other changes cannot be stored.
 func (d *dirNode) Setattr(_ context.Context, _ fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	if in.Valid&^timeAttrs != 0 {
+	if in.Valid&^(timeAttrs|fuse.FATTR_MODE) != 0 || !sameMode(in, dirMode) {
 		return syscall.ENOTSUP
 	}
 	d.fsys.dirAttr(&out.Attr)
 	return 0
 }
 
+// Fsync of a directory (git, sqlite and rename-into-place writers ask for
+// it) has nothing to wait for: every change to a directory is a request
+// that S3 answered before the call that made it returned.
+func (d *dirNode) Fsync(context.Context, fs.FileHandle, uint32) syscall.Errno { return 0 }
+
 func (d *dirNode) Statfs(_ context.Context, out *fuse.StatfsOut) syscall.Errno {
 	statfs(out)
 	return 0
 }
 
-// list returns the directory's entries, from the cache while it is fresh.
-func (d *dirNode) list(ctx context.Context) (map[string]entry, syscall.Errno) {
-	d.mu.Lock()
-	if d.entries != nil && time.Since(d.listed) < d.fsys.opts.DirTTL {
-		e := d.entries
-		d.mu.Unlock()
-		return e, 0
-	}
-	prefix := d.prefix
-	d.mu.Unlock()
-
-	start := time.Now()
-	entries := make(map[string]entry)
-	// ListObjects pages through ListObjectsV2 (1000 keys a page) with a
-	// "/" delimiter, so each page holds only this level.
-	for obj := range d.fsys.client.ListObjects(ctx, d.bucket, minio.ListObjectsOptions{Prefix: prefix}) {
-		if obj.Err != nil {
-			d.fsys.opts.Logger.Warn("list failed", "bucket", d.bucket, "prefix", prefix, "err", obj.Err)
-			return nil, errno(obj.Err)
-		}
-		name := strings.TrimPrefix(obj.Key, prefix)
-		if sub, ok := strings.CutSuffix(name, "/"); ok {
-			if sub == "" || strings.Contains(sub, "/") {
-				continue // the directory's own marker
-			}
-			// A prefix wins over an object of the same name: its
-			// contents would be unreachable otherwise.
-			entries[sub] = entry{dir: true}
-			continue
-		}
-		if !validName(name) {
-			continue
-		}
-		if _, dup := entries[name]; dup {
-			continue
-		}
-		entries[name] = entry{size: obj.Size, mtime: obj.LastModified}
-	}
-	d.mu.Lock()
-	if d.prefix == prefix {
-		d.entries, d.listed = entries, start
-	}
-	d.mu.Unlock()
-	return entries, 0
-}
-
-// validName rejects keys that no file name can show: empty components
-// ("a//b") and the names the kernel reserves.
-func validName(name string) bool {
-	return name != "" && name != "." && name != ".." && !strings.Contains(name, "/")
-}
-
 func (d *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
-	entries, eno := d.list(ctx)
+	entries, _, eno := d.list(ctx, false)
 	if eno != 0 {
 		return nil, eno
 	}
@@ -168,12 +125,15 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 			return child, 0
 		}
 	}
-	d.mu.Lock()
-	fresh := d.entries != nil && time.Since(d.listed) < d.fsys.opts.DirTTL
-	e, found := d.entries[name]
-	d.mu.Unlock()
-	if !fresh {
-		var eno syscall.Errno
+	// A cold lookup lists the directory, if it is small, once for all
+	// its names: opening the files of a directory costs one LIST, then
+	// a GET each. Otherwise the name alone is probed.
+	entries, complete, eno := d.list(ctx, true)
+	if eno != 0 {
+		return nil, eno
+	}
+	e, found := entries[name]
+	if !complete {
 		e, found, eno = d.probe(ctx, name)
 		if eno != 0 {
 			return nil, eno
@@ -183,50 +143,6 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		return nil, syscall.ENOENT
 	}
 	return d.child(ctx, name, e, out), 0
-}
-
-// probe asks S3 about one name: a one-key listing for a prefix, then a
-// HEAD for an object. A prefix wins, as in list.
-func (d *dirNode) probe(ctx context.Context, name string) (entry, bool, syscall.Errno) {
-	key := d.key(name)
-	isDir, eno := d.fsys.nonEmpty(ctx, d.bucket, key+"/")
-	if eno != 0 {
-		return entry{}, false, eno
-	}
-	if isDir {
-		return entry{dir: true}, true, 0
-	}
-	info, err := d.fsys.client.StatObject(ctx, d.bucket, key, minio.StatObjectOptions{})
-	if err != nil {
-		if eno := errno(err); eno != syscall.ENOENT {
-			return entry{}, false, eno
-		}
-		return entry{}, false, 0
-	}
-	return entry{size: info.Size, mtime: info.LastModified}, true, 0
-}
-
-// nonEmpty reports whether any key starts with prefix.
-func (f *FS) nonEmpty(ctx context.Context, bucket, prefix string) (bool, syscall.Errno) {
-	keys, eno := f.firstKeys(ctx, bucket, prefix, 1)
-	return len(keys) > 0, eno
-}
-
-// firstKeys returns up to n keys under prefix, at any depth.
-func (f *FS) firstKeys(ctx context.Context, bucket, prefix string, n int) ([]string, syscall.Errno) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel() // stops the lister's pagination
-	var keys []string
-	for obj := range f.client.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true, MaxKeys: n}) {
-		if obj.Err != nil {
-			return nil, errno(obj.Err)
-		}
-		keys = append(keys, obj.Key)
-		if len(keys) == n {
-			break
-		}
-	}
-	return keys, 0
 }
 
 // child returns the inode for name, reusing the one the tree has when it
@@ -310,7 +226,7 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 // Create starts a new object; it exists in S3 once the file is closed.
 func (d *dirNode) Create(ctx context.Context, name string, flags, _ uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
 	f := &fileNode{fsys: d.fsys, bucket: d.bucket, key: d.key(name), mtime: time.Now(), parent: d}
-	w := f.startWrite(false) // a new node: no other writer, nothing to truncate
+	w := f.startWrite(false, false) // a new node: no other writer, nothing to truncate
 	f.attr(&out.Attr)
 	ino := d.NewInode(ctx, f, fs.StableAttr{Mode: syscall.S_IFREG})
 	return ino, w, fuse.FOPEN_DIRECT_IO, 0

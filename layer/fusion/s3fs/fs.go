@@ -23,6 +23,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/minio/minio-go/v7"
+	"golang.org/x/sync/singleflight"
 )
 
 // Options tune a file system; the zero value of each field means its default.
@@ -37,9 +38,16 @@ type Options struct {
 	// ReadAhead is how many chunks a sequential reader fetches ahead of
 	// the application (default 8).
 	ReadAhead int
-	// PartSize is the multipart upload part size (default 16 MiB); memory
-	// per open writer is twice that, for two parts in flight.
+	// ReadPart is the size of one ranged GET (default 8 MiB, a whole
+	// number of chunks), and ReadStreams how many a sequential reader
+	// runs at once (default 8): memory per such reader is their product.
+	ReadPart    int
+	ReadStreams int
+	// PartSize is the multipart upload part size (default 16 MiB).
 	PartSize uint64
+	// UploadParts is how many parts of one upload are sent at once
+	// (default 4); memory per open writer is PartSize times one more.
+	UploadParts int
 	// Logger receives what cannot be returned as an errno.
 	Logger *slog.Logger
 	// Debug logs every FUSE request (go-fuse's trace) on the standard
@@ -63,8 +71,20 @@ func (o Options) withDefaults() Options {
 	if o.ReadAhead == 0 {
 		o.ReadAhead = 8
 	}
+	if o.ReadPart == 0 {
+		o.ReadPart = 8 << 20
+	}
+	// Whole chunks: a part's last chunk would be short, and answered
+	// with a copy.
+	o.ReadPart = max(1, (o.ReadPart+o.ChunkSize-1)/o.ChunkSize) * o.ChunkSize
+	if o.ReadStreams == 0 {
+		o.ReadStreams = 8
+	}
 	if o.PartSize == 0 {
 		o.PartSize = 16 << 20
+	}
+	if o.UploadParts == 0 {
+		o.UploadParts = 4
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -82,6 +102,9 @@ type FS struct {
 	base    context.Context
 	mounted time.Time
 	pool    *bufPool
+	// lists shares one directory listing among the lookups that need it
+	// at once.
+	lists singleflight.Group
 }
 
 // NewRoot returns the root node of a file system that shows buckets.
@@ -165,6 +188,7 @@ var (
 	_ fs.NodeRmdirer   = (*rootNode)(nil)
 	_ fs.NodeUnlinker  = (*rootNode)(nil)
 	_ fs.NodeGetattrer = (*rootNode)(nil)
+	_ fs.NodeFsyncer   = (*rootNode)(nil)
 )
 
 func (r *rootNode) OnAdd(ctx context.Context) {
@@ -178,6 +202,9 @@ func (r *rootNode) Getattr(_ context.Context, _ fs.FileHandle, out *fuse.AttrOut
 	r.fsys.dirAttr(&out.Attr)
 	return 0
 }
+
+// Fsync of the root: nothing is pending there (see dirNode.Fsync).
+func (r *rootNode) Fsync(context.Context, fs.FileHandle, uint32) syscall.Errno { return 0 }
 
 func (r *rootNode) Statfs(_ context.Context, out *fuse.StatfsOut) syscall.Errno {
 	statfs(out)
@@ -211,14 +238,27 @@ func statfs(out *fuse.StatfsOut) {
 	out.NameLen = 1024
 }
 
+// The modes of every directory and file: S3 stores none.
+const (
+	dirMode  = 0o755
+	fileMode = 0o644
+)
+
+// sameMode accepts a chmod to the mode a node already has: git copies a
+// file's mode onto its lock file, and a no-op must not fail. Any other
+// mode cannot be stored.
+func sameMode(in *fuse.SetAttrIn, mode uint32) bool {
+	return in.Valid&fuse.FATTR_MODE == 0 || in.Mode&0o7777 == mode
+}
+
 func (f *FS) dirAttr(a *fuse.Attr) {
-	a.Mode = syscall.S_IFDIR | 0o755
+	a.Mode = syscall.S_IFDIR | dirMode
 	a.Nlink = 2
 	a.SetTimes(nil, &f.mounted, &f.mounted)
 }
 
 func (f *FS) fileAttr(a *fuse.Attr, size int64, mtime time.Time) {
-	a.Mode = syscall.S_IFREG | 0o644
+	a.Mode = syscall.S_IFREG | fileMode
 	a.Nlink = 1
 	a.Size = uint64(size)
 	a.Blksize = 1 << 20

@@ -3,7 +3,6 @@ package s3fs
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/minio/minio-go/v7"
 )
 
 // maxSkip is how far forward a read may jump and still be served by the
@@ -71,6 +69,20 @@ func (l *lentData) Size() int                          { return len(l.data) }
 func (l *lentData) Bytes([]byte) ([]byte, fuse.Status) { return l.data, fuse.OK }
 func (l *lentData) Done()                              { l.buf.release() }
 
+// Slices is what makes go-fuse keep the answer until it is written: with
+// splice disabled, go-fuse calls Bytes and then Done at once, before the
+// write to the kernel, for any answer without this method; the chunk
+// went back to the pool and the next GET overwrote it under the write
+// (the race detector caught it under git). With it, go-fuse writes the
+// slices with writev and calls Done after.
+func (l *lentData) Slices() ([][]byte, fuse.Status) { return [][]byte{l.data}, fuse.OK }
+
+// go-fuse's unexported interface for answers written with writev
+// (fuse.withSlice).
+var _ interface {
+	Slices() ([][]byte, fuse.Status)
+} = (*lentData)(nil)
+
 // reader serves reads of one open file from a ranged GET that runs ahead
 // of the application. A read far from where the stream is (a seek) starts
 // a new ranged GET from there.
@@ -86,6 +98,7 @@ type reader struct {
 var (
 	_ fs.FileReader   = (*reader)(nil)
 	_ fs.FileReleaser = (*reader)(nil)
+	_ fs.FileFsyncer  = (*reader)(nil)
 )
 
 func newReader(fsys *FS, bucket, key string, size int64) *reader {
@@ -106,13 +119,23 @@ type kept struct {
 	n   int
 }
 
-// stream is one ranged GET from an offset to the end of the object, read
-// into a bounded queue of chunks by its own goroutine.
+// stream reads the object from an offset to its end into a bounded queue
+// of chunks, with ranged GETs run by its own goroutines (see fill).
 type stream struct {
 	cancel context.CancelFunc
 	chunks chan chunk
 	pool   *bufPool
 	done   chan struct{}
+	// starved has a token when the reader, having read seqAfter bytes
+	// in order from start, found no chunk ready, and once when it got
+	// that far: one more GET in flight helps.
+	starved  chan struct{}
+	start    int64
+	seqAfter int64
+	seqSeen  bool
+	// rate is the last rate a GET of the stream read a chunk at, in
+	// bytes per second; 0 before the first.
+	rate atomic.Int64
 
 	pos    int64  // offset of cur[0]
 	cur    []byte // what is left of the chunk being consumed
@@ -121,67 +144,6 @@ type stream struct {
 	bufN   int
 	err    error
 	kept   []kept // oldest first
-}
-
-func (r *reader) startStream(off int64) *stream {
-	ctx, cancel := context.WithCancel(r.fsys.base)
-	st := &stream{
-		cancel: cancel,
-		chunks: make(chan chunk, r.fsys.opts.ReadAhead),
-		pool:   r.fsys.pool,
-		done:   make(chan struct{}),
-		pos:    off,
-	}
-	go st.fill(ctx, r.fsys, r.bucket, r.key, off)
-	return st
-}
-
-func (st *stream) fill(ctx context.Context, fsys *FS, bucket, key string, off int64) {
-	defer close(st.done)
-	defer close(st.chunks)
-	send := func(c chunk) bool {
-		select {
-		case st.chunks <- c:
-			return true
-		case <-ctx.Done():
-			if c.buf != nil {
-				c.buf.release()
-			}
-			return false
-		}
-	}
-	opts := minio.GetObjectOptions{}
-	if off > 0 {
-		if err := opts.SetRange(off, 0); err != nil {
-			send(chunk{err: err})
-			return
-		}
-	}
-	body, _, _, err := fsys.core.GetObject(ctx, bucket, key, opts)
-	if err != nil {
-		send(chunk{err: fmt.Errorf("get %s/%s from %d: %w", bucket, key, off, err)})
-		return
-	}
-	defer body.Close()
-	for {
-		buf := st.pool.get()
-		n, err := io.ReadFull(body, buf.b)
-		if n > 0 {
-			if !send(chunk{buf: buf, n: n}) {
-				return
-			}
-		} else {
-			buf.release()
-		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			send(chunk{err: io.EOF})
-			return
-		}
-		if err != nil {
-			send(chunk{err: fmt.Errorf("read %s/%s: %w", bucket, key, err)})
-			return
-		}
-	}
 }
 
 // next makes cur non-empty, or returns why it cannot.
@@ -198,23 +160,52 @@ func (st *stream) next(ctx context.Context) error {
 				st.kept = st.kept[1:]
 			}
 		}
-		select {
-		case c, ok := <-st.chunks:
-			if !ok {
-				st.err = io.EOF
-				continue
-			}
-			if c.err != nil {
-				st.err = c.err
-				continue
-			}
+		if !st.seqSeen && st.pos-st.start >= st.seqAfter {
+			st.seqSeen = true
+			st.starve()
+		}
+		c, ok, err := st.take(ctx)
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			st.err = io.EOF
+		case c.err != nil:
+			st.err = c.err
+		default:
 			st.buf, st.bufOff, st.bufN = c.buf, st.pos, c.n
 			st.cur = c.buf.b[:c.n]
-		case <-ctx.Done():
-			return ctx.Err()
 		}
 	}
 	return nil
+}
+
+// starve adds a token to st.starved once the reader has read on: the
+// first one says the reads are sequential.
+func (st *stream) starve() {
+	if st.pos-st.start >= st.seqAfter {
+		select {
+		case st.starved <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// take receives the next chunk; finding none ready, it tells the fetcher
+// that the reader waits (see fill).
+func (st *stream) take(ctx context.Context) (chunk, bool, error) {
+	select {
+	case c, ok := <-st.chunks:
+		return c, ok, nil
+	default:
+	}
+	st.starve()
+	select {
+	case c, ok := <-st.chunks:
+		return c, ok, nil
+	case <-ctx.Done():
+		return chunk{}, false, ctx.Err()
+	}
 }
 
 // readBack copies [off, off+len(dest)) from what the stream has already
@@ -346,3 +337,7 @@ func (r *reader) Release(context.Context) syscall.Errno {
 	}
 	return 0
 }
+
+// Fsync on a reader has nothing to make durable: editors and databases
+// fsync what they only read, and must not fail.
+func (r *reader) Fsync(context.Context, uint32) syscall.Errno { return 0 }

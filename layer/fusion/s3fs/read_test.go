@@ -3,6 +3,7 @@ package s3fs
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -18,17 +19,10 @@ func TestReaderOffsets(t *testing.T) {
 	srv := s3test.Start(t)
 	bucket := srv.Bucket(t, "reads")
 	const size = 6<<20 + 12345
-	data := make([]byte, size)
-	r := rand.New(rand.NewPCG(7, 7))
-	for i := range data {
-		data[i] = byte(r.Uint32())
-	}
-	srv.WriteObject(t, bucket, "obj", data)
+	data := randomObject(t, srv, bucket, 7, size)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	f := &FS{client: srv.Client, core: minio.Core{Client: srv.Client}, base: ctx, opts: Options{}.withDefaults()}
-	f.pool = newBufPool(f.opts.ChunkSize)
 	const mib = 1 << 20
 	tests := []struct {
 		name  string
@@ -42,23 +36,36 @@ func TestReaderOffsets(t *testing.T) {
 		{"far seek", [][2]int64{{0, 1000}, {6 * mib, 1000}, {100, 1000}}},
 		{"tail and past the end", [][2]int64{{size - 10, mib}, {size, 10}, {size + 5, 10}}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			rd := newReader(f, bucket, "obj", size)
-			defer rd.Release(ctx)
-			for _, rq := range tt.reads {
-				off, n := rq[0], rq[1]
-				res, eno := rd.Read(ctx, make([]byte, n), off)
-				if eno != 0 {
-					t.Fatalf("Read(%d, %d): %v", off, n, eno)
-				}
-				got, _ := res.Bytes(nil)
-				want := data[min(off, size):min(off+n, size)]
-				if !bytes.Equal(got, want) {
-					t.Fatalf("Read(%d, %d): %d bytes, want %d, content differs: %v", off, n, len(got), len(want), !bytes.Equal(got[:min(len(got), len(want))], want[:min(len(got), len(want))]))
-				}
-			}
-		})
+	// The defaults fetch this object with one GET; 1 MiB parts, three
+	// at a time, go parallel from the third MiB read in order.
+	for _, o := range []Options{{}, {ReadPart: mib, ReadStreams: 3}} {
+		f := &FS{client: srv.Client, core: minio.Core{Client: srv.Client}, base: ctx, opts: o.withDefaults()}
+		f.pool = newBufPool(f.opts.ChunkSize)
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%s, parts of %d MiB", tt.name, f.opts.ReadPart/mib), func(t *testing.T) {
+				readAll(t, ctx, newReader(f, bucket, "obj", size), data, tt.reads)
+			})
+		}
+	}
+}
+
+// readAll makes the reads and checks what they return against data.
+func readAll(t *testing.T, ctx context.Context, rd *reader, data []byte, reads [][2]int64) {
+	t.Helper()
+	size := int64(len(data))
+	defer rd.Release(ctx)
+	for _, rq := range reads {
+		off, n := rq[0], rq[1]
+		res, eno := rd.Read(ctx, make([]byte, n), off)
+		if eno != 0 {
+			t.Fatalf("Read(%d, %d): %v", off, n, eno)
+		}
+		got, _ := res.Bytes(nil)
+		want := data[min(off, size):min(off+n, size)]
+		if !bytes.Equal(got, want) {
+			t.Fatalf("Read(%d, %d): %d bytes, want %d, content differs: %v", off, n, len(got), len(want), !bytes.Equal(got[:min(len(got), len(want))], want[:min(len(got), len(want))]))
+		}
+		res.Done()
 	}
 }
 
@@ -69,12 +76,7 @@ func TestLentAnswers(t *testing.T) {
 	srv := s3test.Start(t)
 	bucket := srv.Bucket(t, "lent")
 	const mib, size = 1 << 20, 24 << 20
-	data := make([]byte, size)
-	r := rand.New(rand.NewPCG(8, 8))
-	for i := range data {
-		data[i] = byte(r.Uint32())
-	}
-	srv.WriteObject(t, bucket, "obj", data)
+	data := randomObject(t, srv, bucket, 8, size)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	f := &FS{client: srv.Client, core: minio.Core{Client: srv.Client}, base: ctx, opts: Options{}.withDefaults()}
@@ -97,4 +99,44 @@ func TestLentAnswers(t *testing.T) {
 		}
 		res.Done()
 	}
+}
+
+// TestReaderParallel: where one connection is slow (a relay holds each to
+// 8 MiB/s), a sequential reader runs several ranged GETs at once, and
+// still returns the object's bytes in order.
+func TestReaderParallel(t *testing.T) {
+	srv := s3test.Start(t)
+	bucket := srv.Bucket(t, "parallel")
+	const mib, size = 1 << 20, 24 << 20
+	data := randomObject(t, srv, bucket, 9, size)
+	relay := srv.Throttle(t, 8*mib)
+	client := relay.Client(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := &FS{client: client, core: minio.Core{Client: client}, base: ctx, opts: Options{ReadPart: 2 * mib, ReadStreams: 4}.withDefaults()}
+	f.pool = newBufPool(f.opts.ChunkSize)
+	var reads [][2]int64
+	for off := int64(0); off < size; off += mib {
+		reads = append(reads, [2]int64{off, mib})
+	}
+	readAll(t, ctx, newReader(f, bucket, "obj", size), data, reads)
+	// One GET at a time would show 2 at most: the next connection may
+	// open just before the relay sees the last one's end.
+	if got := relay.PeakConns(); got < 3 || got > f.opts.ReadStreams {
+		t.Errorf("%d connections at most at once, want 3 to %d", got, f.opts.ReadStreams)
+	} else {
+		t.Logf("%d connections at most at once", got)
+	}
+}
+
+// randomObject lays out bucket/obj: size random bytes from seed.
+func randomObject(t *testing.T, srv *s3test.Server, bucket string, seed uint64, size int) []byte {
+	t.Helper()
+	data := make([]byte, size)
+	r := rand.New(rand.NewPCG(seed, seed))
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	srv.WriteObject(t, bucket, "obj", data)
+	return data
 }

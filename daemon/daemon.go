@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync/atomic"
 	"time"
 
@@ -26,9 +24,9 @@ import (
 	"github.com/tower-reg/tower-reg/daemon/peer"
 	"github.com/tower-reg/tower-reg/daemon/proxy"
 	"github.com/tower-reg/tower-reg/daemon/public"
+	"github.com/tower-reg/tower-reg/daemon/reload"
 	"github.com/tower-reg/tower-reg/daemon/store"
 	"github.com/tower-reg/tower-reg/daemon/token"
-	"github.com/tower-reg/tower-reg/layer"
 )
 
 // Version is the daemon's version, set by the linker for releases.
@@ -82,12 +80,11 @@ type Daemon struct {
 	public      http.Handler
 	publicUser  string
 	publicFile  string // where the generated public password is, if it is
-	layers      *reloader
+	layers      *reload.Reloader
 	offload     *offloader // nil: no offload store
 	gc          *cacheGC
 	tokens      *tokens
 	registries  []*api.Registry
-	layerDir    string
 	tunnel      Tunnel // nil: off
 	tun         tunnelState
 	publicAddrs []string // what Serve serves the public handler on, besides the tunnel
@@ -125,24 +122,20 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	if o.Layer == nil && o.LayerDir != "" {
 		o.Layer = os.DirFS(o.LayerDir)
 	}
-	var fp [sha256.Size]byte
-	if o.LayerDir != "" {
-		// Before the pack, so that an edit during it shows as a change.
-		fp, _ = fingerprint(ctx, o.Layer)
-	}
-	gen, err := packLayer(ctx, o, st)
-	if err != nil {
-		return nil, err
-	}
 	off, err := newOffloader(ctx, o, st)
 	if err != nil {
 		return nil, err
 	}
-	layers := &reloader{st: st, src: o.Layer, source: o.LayerSource, bus: o.Bus, log: o.Log}
-	layers.start(gen, fp)
-	layers.afterSwap = func(ctx context.Context, g proxy.Generation) {
+	// Each new generation is the moment the store grows by a layer set,
+	// and the offload store's layers are due.
+	swapped := func(ctx context.Context, g proxy.Generation) {
 		collect(ctx, st, o.Config.CacheMaxBytes, g, o.Log)
 		off.generation(g)
+	}
+	layers, err := reload.New(ctx, reload.Options{Store: st, Layer: o.Layer, Source: o.LayerSource, Dir: o.LayerDir,
+		Bus: o.Bus, Log: o.Log, AfterSwap: swapped})
+	if err != nil {
+		return nil, err
 	}
 	kc := o.Keychain
 	if kc == nil {
@@ -173,7 +166,7 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = defaultIdleTimeout
 	}
-	d := &Daemon{cfg: o.Config, shutdown: o.ShutdownTimeout, idle: o.IdleTimeout, log: o.Log, bus: o.Bus, layers: layers, offload: off, layerDir: o.LayerDir,
+	d := &Daemon{cfg: o.Config, shutdown: o.ShutdownTimeout, idle: o.IdleTimeout, log: o.Log, bus: o.Bus, layers: layers, offload: off,
 		layerSource: o.LayerSource, started: time.Now(), counts: &counters{}, tunnel: o.Tunnel, gc: gc}
 	o.Bus.Observe(d.counts.add)
 	admin := api.NewAdmin(up, o.Bus, d.Status, d.Repack, o.Log)
@@ -202,7 +195,7 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	d.tokens.pinAll()
 	// The first GC runs once the live tokens pinned their blobs and
 	// generation records: before, it could collect them.
-	layers.afterSwap(ctx, gen)
+	swapped(ctx, layers.Current())
 	reg.SetTokens(d.tokens)
 	admin.SetTokens(d.tokens)
 
@@ -236,30 +229,6 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		d.publicUser, d.publicFile = login.Username, file
 	}
 	return d, nil
-}
-
-func packLayer(ctx context.Context, o Options, st *store.Store) (proxy.Generation, error) {
-	start := time.Now()
-	set, err := layer.PackSet(ctx, o.Layer, st)
-	ev := event.LayerPacked{Generation: 1, Source: o.LayerSource, Duration: time.Since(start)}
-	if err != nil {
-		ev.Err = err.Error()
-		o.Bus.Publish(withTime(o.Bus, ev))
-		return proxy.Generation{}, fmt.Errorf("pack layer %s: %w", o.LayerSource, err)
-	}
-	ev.TarDigest, ev.GzipDigest = set.Common.TarDigest.String(), set.Common.GzipDigest.String()
-	ev.GzipSize, ev.Files = set.Common.GzipSize, set.Common.Files
-	for p := range set.Platforms {
-		ev.Platforms = append(ev.Platforms, p)
-	}
-	sort.Strings(ev.Platforms)
-	o.Bus.Publish(withTime(o.Bus, ev))
-	return proxy.NewGeneration(1, set)
-}
-
-func withTime(b *event.Bus, e event.LayerPacked) event.LayerPacked {
-	e.Time = b.Now()
-	return e
 }
 
 // localHandler is what --listen serves: the registry API, the admin
@@ -299,7 +268,7 @@ func (d *Daemon) Handler() http.Handler { return d.handler }
 // changed, as a save would: a new generation if the digests changed. The
 // outcome is also published as a LayerReloaded event.
 func (d *Daemon) Repack(ctx context.Context) error {
-	return d.layers.repack(ctx)
+	return d.layers.Repack(ctx)
 }
 
 // Generation returns the layer generation being injected.
@@ -430,9 +399,7 @@ func (d *Daemon) Serve(ctx context.Context, local net.Listener, public ...net.Li
 		d.log.Info("shutting down", "in-flight limit", d.shutdown)
 		return nil
 	})
-	if d.layerDir != "" {
-		g.Go(func() error { return d.layers.watch(gctx, d.layerDir) })
-	}
+	g.Go(func() error { return d.layers.Watch(gctx) })
 	g.Go(func() error { return d.tokens.run(gctx) })
 	d.log.Info("ready", "listen", addr, "layer", d.Generation().Set.Common.GzipDigest.String(),
 		"try", "docker pull "+addr+"/library/busybox")
@@ -461,3 +428,6 @@ func (d *Daemon) WaitIdle() {
 		r.Wait()
 	}
 }
+
+// TriggerManual is the trigger of a reload asked for by Repack.
+const TriggerManual = reload.TriggerManual

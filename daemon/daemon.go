@@ -83,7 +83,8 @@ type Daemon struct {
 	layers      *reload.Reloader
 	offload     *offloader // nil: no offload store
 	gc          *cacheGC
-	tokens      *tokens
+	tokens      *token.Service
+	tokenStore  *token.Store
 	registries  []*api.Registry
 	tunnel      Tunnel // nil: off
 	tun         tunnelState
@@ -184,15 +185,16 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.tokens = &tokens{
-		store: ts, blobs: st, rw: rw, layers: layers, fetcher: fetch.New(fetch.Options{}),
-		ttl: o.Config.TokenTTL.Value(), defReg: o.Config.DefaultRegistry, host: d.tokenHost,
-		bus: o.Bus, log: o.Log, unpin: map[string]func(){},
-	}
+	var upload proxy.Uploader
 	if off != nil {
-		d.tokens.upload = off
+		upload = off
 	}
-	d.tokens.pinAll()
+	d.tokenStore = ts
+	d.tokens = token.NewService(token.ServiceOptions{
+		Store: ts, Blobs: st, Resolver: rw, Layers: layers, Fetcher: fetch.New(fetch.Options{}),
+		TTL: o.Config.TokenTTL.Value(), DefaultRegistry: o.Config.DefaultRegistry, Host: d.tokenHost,
+		Bus: o.Bus, Log: o.Log, Upload: upload,
+	})
 	// The first GC runs once the live tokens pinned their blobs and
 	// generation records: before, it could collect them.
 	swapped(ctx, layers.Current())
@@ -400,7 +402,7 @@ func (d *Daemon) Serve(ctx context.Context, local net.Listener, public ...net.Li
 		return nil
 	})
 	g.Go(func() error { return d.layers.Watch(gctx) })
-	g.Go(func() error { return d.tokens.run(gctx) })
+	g.Go(func() error { return d.tokens.Run(gctx) })
 	d.log.Info("ready", "listen", addr, "layer", d.Generation().Set.Common.GzipDigest.String(),
 		"try", "docker pull "+addr+"/library/busybox")
 	for _, a := range pubAddrs {
@@ -418,7 +420,7 @@ func (d *Daemon) Serve(ctx context.Context, local net.Listener, public ...net.Li
 	d.offload.stop()
 	d.gc.stop()
 	// Once no pull is in flight, so that the counts saved are final.
-	return errors.Join(err, d.tokens.flush(context.WithoutCancel(ctx)))
+	return errors.Join(err, d.tokens.Flush(context.WithoutCancel(ctx)))
 }
 
 // WaitIdle waits for the blob requests in flight and the work that

@@ -36,10 +36,6 @@ type (
 	ImageError = token.ImageError
 )
 
-// SetTokens has the registry serve container token routes (/v2/wt/...)
-// through t. Call it before serving.
-func (h *Registry) SetTokens(t Tokens) { h.tokens = t }
-
 // tokenPrefix starts the names of container token routes.
 const tokenPrefix = "wt/"
 

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/tower-reg/tower-reg/daemon/api"
+	"github.com/tower-reg/tower-reg/daemon/cachegc"
 	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/daemon/dialpolicy"
 	"github.com/tower-reg/tower-reg/daemon/event"
@@ -78,7 +79,7 @@ type Daemon struct {
 	publicFile  string // where the generated public password is, if it is
 	layers      *reload.Reloader
 	offload     *offloader // nil: no offload store
-	gc          *cacheGC
+	gc          *cachegc.GC
 	tokens      *token.Service
 	tokenStore  *token.Store
 	registries  []*api.Registry
@@ -118,7 +119,7 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	// Each new generation is the moment the store grows by a layer set,
 	// and the offload store's layers are due.
 	swapped := func(ctx context.Context, g proxy.Generation) {
-		collect(ctx, st, o.Config.CacheMaxBytes, g, o.Log)
+		cachegc.Collect(ctx, st, o.Config.CacheMaxBytes, g, o.Log)
 		off.generation(g)
 	}
 	layers, err := reload.New(ctx, reload.Options{Store: st, Layer: o.Layer, Source: o.LayerSource, Dir: o.LayerDir,
@@ -136,10 +137,10 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	gc := newCacheGC(ctx, st, layers, o.Config.CacheMaxBytes, o.Log)
+	gc := cachegc.New(ctx, st, layers, o.Config.CacheMaxBytes, o.Log)
 	// Set after the store is built, the one way round a true cycle: the
 	// GC trims the store, and the store's growth starts the GC.
-	st.OnWrite(gc.grew)
+	st.OnWrite(gc.Grew)
 	ss := newStacks(o.Config, st, layers, o.Bus, o.Log, met.transport)
 	d := &Daemon{cfg: o.Config, shutdown: o.ShutdownTimeout, idle: o.IdleTimeout, log: o.Log, bus: o.Bus, layers: layers, offload: off,
 		layerSource: o.LayerSource, started: time.Now(), counts: &counters{}, tunnel: o.Tunnel, gc: gc}

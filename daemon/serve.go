@@ -160,7 +160,7 @@ func (d *Daemon) Serve(ctx context.Context, local net.Listener, public ...net.Li
 	err := g.Wait()
 	d.WaitIdle()
 	d.offload.stop()
-	d.gc.stop()
+	d.gc.Stop()
 	// Once no pull is in flight, so that the counts saved are final.
 	return errors.Join(err, d.tokens.Flush(context.WithoutCancel(ctx)))
 }

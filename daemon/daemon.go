@@ -188,6 +188,9 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	return d, nil
 }
 
+// The token service is what the registry and admin handlers consume.
+var _ api.Tokens = (*token.Service)(nil)
+
 // withDefaults fills in what o leaves to the daemon.
 func (o Options) withDefaults() Options {
 	if o.Log == nil {

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	dockerconfig "github.com/docker/cli/cli/config"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -44,6 +45,8 @@ type audience struct {
 	// upload, in redirect mode, uploads the upstream blobs it streamed to
 	// the offload store (offload.upstream_blobs); nil means none.
 	upload proxy.Uploader
+	// tokens resolves its container token routes; nil means it has none.
+	tokens api.Tokens
 }
 
 // stack is what an audience pulls through.
@@ -76,10 +79,17 @@ func newStacks(cfg config.Config, st *store.Store, layers proxy.Layers, bus *eve
 	return s
 }
 
-// build returns the stack of a. Each audience has its own transport, and
-// so its own connections: a connection that one audience's policy let
-// through is never reused by another.
-func (s *stacks) build(a audience) stack {
+// upstream is the part of an audience's stack that fetches and rewrites.
+type upstream struct {
+	up    *proxy.Upstream
+	rw    *proxy.Rewriting
+	stall time.Duration // the client-side bound: the upstream's own
+}
+
+// newUpstream returns a's upstream and rewriting. Each audience has its
+// own transport, and so its own connections: a connection that one
+// audience's policy let through is never reused by another.
+func (s *stacks) newUpstream(a audience) upstream {
 	p := dialpolicy.New(a.name, a.private)
 	s.policies = append(s.policies, p)
 	o := upstreamOptions(s.cfg, p, s.log)
@@ -92,19 +102,26 @@ func (s *stacks) build(a audience) stack {
 		o.Locations = lp
 	}
 	up := proxy.NewUpstream(o)
-	rw := proxy.NewScopedRewriting(up, s.st, s.layers, a.scope)
-	reg := api.NewRegistry(rw, up, s.cfg.DefaultRegistry, s.bus, s.log)
-	reg.SetClientStall(o.StallTimeout)
-	blobs := proxy.NewBlobs(rw, up, a.blobs, s.log)
-	if a.offload != nil {
-		blobs.SetOffload(a.offload)
-	}
-	if a.upload != nil {
-		blobs.SetUploader(a.upload)
-	}
-	reg.SetBlobs(blobs)
-	return stack{up: up, rw: rw, reg: reg}
+	return upstream{up: up, rw: proxy.NewScopedRewriting(up, s.st, s.layers, a.scope), stall: o.StallTimeout}
 }
+
+// withRegistry completes u into a's stack: its blob source, with a's blob
+// mode, and its registry handler.
+func (s *stacks) withRegistry(a audience, u upstream) stack {
+	blobs := proxy.NewBlobs(u.rw, u.up, a.blobs, s.log, proxy.WithOffload(a.offload), proxy.WithUploader(a.upload))
+	opts := []api.RegistryOption{api.RegistryBlobs(blobs), api.RegistryClientStall(u.stall)}
+	if a.tokens != nil {
+		opts = append(opts, api.RegistryTokens(a.tokens))
+	}
+	reg := api.NewRegistry(u.rw, u.up, s.cfg.DefaultRegistry, s.bus, s.log, opts...)
+	return stack{up: u.up, rw: u.rw, reg: reg}
+}
+
+// newAudience returns the stack of a. The developer's is built in its two
+// steps instead (newUpstream, then withRegistry): the token service
+// resolves images through the developer's rewriting, and the developer's
+// registry serves that service's tokens.
+func (s *stacks) newAudience(a audience) stack { return s.withRegistry(a, s.newUpstream(a)) }
 
 // publicStacks are the public handler's audiences.
 type publicStacks struct {
@@ -120,15 +137,13 @@ type publicStacks struct {
 // routes are the developer's stack's, and keep blobs.local.
 func (s *stacks) buildPublic(kc authn.Keychain, anon *api.Anonymous, pub publicBlobs, tokens api.Tokens) publicStacks {
 	named := namedHosts(s.cfg, anon)
-	ps := publicStacks{
-		loggedIn: s.build(pub.of(audience{name: "logged-in", scope: "login", keychain: kc,
+	return publicStacks{
+		loggedIn: s.newAudience(pub.of(audience{name: "logged-in", scope: "login", keychain: kc,
 			private: dialpolicy.Named(named...)})),
-		anonymous: s.build(pub.of(audience{name: "anonymous", scope: "anonymous", keychain: authn.NewMultiKeychain(),
+		anonymous: s.newAudience(pub.of(audience{name: "anonymous", scope: "anonymous", keychain: authn.NewMultiKeychain(),
 			private: dialpolicy.Named(anon.Hosts()...)})),
-		token: s.build(tokenAudience(kc, named, pub)),
+		token: s.newAudience(tokenAudience(kc, named, pub, tokens)),
 	}
-	ps.token.reg.SetTokens(tokens)
-	return ps
 }
 
 // tokenAudience is who pulls through a container token on the public
@@ -145,9 +160,9 @@ func (s *stacks) buildPublic(kc authn.Keychain, anon *api.Anonymous, pub publicB
 // the image. Its redirects are checked like a logged-in client's: a
 // private target only on a host the developer named, or the token's
 // registry itself (see proxy.Upstream.CheckLocation).
-func tokenAudience(kc authn.Keychain, named []string, pub publicBlobs) audience {
+func tokenAudience(kc authn.Keychain, named []string, pub publicBlobs, tokens api.Tokens) audience {
 	return pub.of(audience{name: "token", keychain: kc, private: dialpolicy.AnyHost,
-		locations: dialpolicy.Named(named...)})
+		locations: dialpolicy.Named(named...), tokens: tokens})
 }
 
 // publicBlobs is how the public handler's audiences get their blobs: the

@@ -2,33 +2,28 @@ package daemon
 
 import (
 	"context"
-	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/tower-reg/tower-reg/daemon/api"
+	"github.com/tower-reg/tower-reg/daemon/cachegc"
 	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/daemon/dialpolicy"
 	"github.com/tower-reg/tower-reg/daemon/event"
 	"github.com/tower-reg/tower-reg/daemon/fetch"
-	"github.com/tower-reg/tower-reg/daemon/peer"
 	"github.com/tower-reg/tower-reg/daemon/proxy"
 	"github.com/tower-reg/tower-reg/daemon/public"
+	"github.com/tower-reg/tower-reg/daemon/reload"
 	"github.com/tower-reg/tower-reg/daemon/store"
 	"github.com/tower-reg/tower-reg/daemon/token"
-	"github.com/tower-reg/tower-reg/layer"
 )
 
 // Version is the daemon's version, set by the linker for releases.
@@ -82,12 +77,12 @@ type Daemon struct {
 	public      http.Handler
 	publicUser  string
 	publicFile  string // where the generated public password is, if it is
-	layers      *reloader
+	layers      *reload.Reloader
 	offload     *offloader // nil: no offload store
-	gc          *cacheGC
-	tokens      *tokens
+	gc          *cachegc.GC
+	tokens      *token.Service
+	tokenStore  *token.Store
 	registries  []*api.Registry
-	layerDir    string
 	tunnel      Tunnel // nil: off
 	tun         tunnelState
 	publicAddrs []string // what Serve serves the public handler on, besides the tunnel
@@ -107,12 +102,7 @@ const defaultIdleTimeout = 90 * time.Second
 // New builds a daemon: it opens the store and packs the layer, so a broken
 // layer directory or cache fails here, before anything listens.
 func New(ctx context.Context, o Options) (*Daemon, error) {
-	if o.Log == nil {
-		o.Log = slog.New(slog.DiscardHandler)
-	}
-	if o.Bus == nil {
-		o.Bus = event.NewBus(nil)
-	}
+	o = o.withDefaults()
 	// Every short name resolves against the default registry: a bad one
 	// would fail each pull, so the daemon does not start with it.
 	if _, err := proxy.ParseRepo("library/busybox", o.Config.DefaultRegistry); err != nil {
@@ -122,35 +112,24 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.Layer == nil && o.LayerDir != "" {
-		o.Layer = os.DirFS(o.LayerDir)
-	}
-	var fp [sha256.Size]byte
-	if o.LayerDir != "" {
-		// Before the pack, so that an edit during it shows as a change.
-		fp, _ = fingerprint(ctx, o.Layer)
-	}
-	gen, err := packLayer(ctx, o, st)
-	if err != nil {
-		return nil, err
-	}
 	off, err := newOffloader(ctx, o, st)
 	if err != nil {
 		return nil, err
 	}
-	layers := &reloader{st: st, src: o.Layer, source: o.LayerSource, bus: o.Bus, log: o.Log}
-	layers.start(gen, fp)
-	layers.afterSwap = func(ctx context.Context, g proxy.Generation) {
-		collect(ctx, st, o.Config.CacheMaxBytes, g, o.Log)
+	// Each new generation is the moment the store grows by a layer set,
+	// and the offload store's layers are due.
+	swapped := func(ctx context.Context, g proxy.Generation) {
+		cachegc.Collect(ctx, st, o.Config.CacheMaxBytes, g, o.Log)
 		off.generation(g)
 	}
-	kc := o.Keychain
-	if kc == nil {
-		ckc, err := o.Config.Keychain()
-		if err != nil {
-			return nil, err
-		}
-		kc = authn.NewMultiKeychain(ckc, authn.DefaultKeychain)
+	layers, err := reload.New(ctx, reload.Options{Store: st, Layer: o.Layer, Source: o.LayerSource, Dir: o.LayerDir,
+		Bus: o.Bus, Log: o.Log, AfterSwap: swapped})
+	if err != nil {
+		return nil, err
+	}
+	kc, err := keychain(o)
+	if err != nil {
+		return nil, err
 	}
 	met := newMetrics()
 	o.Bus.Observe(met.observe)
@@ -158,53 +137,36 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	gc := newCacheGC(ctx, st, layers, o.Config.CacheMaxBytes, o.Log)
-	st.OnWrite(gc.grew)
+	gc := cachegc.New(ctx, st, layers, o.Config.CacheMaxBytes, o.Log)
+	// Set after the store is built, the one way round a true cycle: the
+	// GC trims the store, and the store's growth starts the GC.
+	st.OnWrite(gc.Grew)
 	ss := newStacks(o.Config, st, layers, o.Bus, o.Log, met.transport)
-	// The developer (the local handler, and its container token routes)
-	// reaches any address but the daemon's own listeners, with their
-	// credentials.
-	dev := ss.build(audience{name: "local", keychain: kc, private: dialpolicy.AnyHost,
-		blobs: proxy.BlobMode(o.Config.Blobs.Local)})
-	up, rw, reg := dev.up, dev.rw, dev.reg
-	if o.ShutdownTimeout <= 0 {
-		o.ShutdownTimeout = defaultShutdownTimeout
-	}
-	if o.IdleTimeout <= 0 {
-		o.IdleTimeout = defaultIdleTimeout
-	}
-	d := &Daemon{cfg: o.Config, shutdown: o.ShutdownTimeout, idle: o.IdleTimeout, log: o.Log, bus: o.Bus, layers: layers, offload: off, layerDir: o.LayerDir,
+	d := &Daemon{cfg: o.Config, shutdown: o.ShutdownTimeout, idle: o.IdleTimeout, log: o.Log, bus: o.Bus, layers: layers, offload: off,
 		layerSource: o.LayerSource, started: time.Now(), counts: &counters{}, tunnel: o.Tunnel, gc: gc}
 	o.Bus.Observe(d.counts.add)
-	admin := api.NewAdmin(up, o.Bus, d.Status, d.Repack, o.Log)
-	admin.SetTokenRate(o.Config.Limits.TokenRequestsPerMinute)
+
+	// The developer (the local handler, and its container token routes)
+	// reaches any address but the daemon's own listeners, with their
+	// credentials. Their stack is built in two steps, around the token
+	// service that resolves through it and that its registry serves.
+	devAudience := audience{name: "local", keychain: kc, private: dialpolicy.AnyHost,
+		blobs: proxy.BlobMode(o.Config.Blobs.Local)}
+	devUp := ss.newUpstream(devAudience)
+	if d.tokenStore, d.tokens, err = openTokens(ctx, o, st, devUp.rw, layers, off, d.tokenHost); err != nil {
+		return nil, err
+	}
+	// The first GC runs once the live tokens pinned their blobs and
+	// generation records: before, it could collect them.
+	swapped(ctx, layers.Current())
+	devAudience.tokens = d.tokens
+	dev := ss.withRegistry(devAudience, devUp)
+	admin := api.NewAdmin(dev.up, o.Bus, d.Status, d.Repack, o.Log,
+		api.AdminTokens(d.tokens), api.AdminTokenRate(o.Config.Limits.TokenRequestsPerMinute))
 	// The --listen host and the machine's configured names, besides
 	// localhost and loopback addresses: any other Host is a rebound name.
 	hosts := append([]string{o.Config.Listen}, o.Config.Local.Hosts...)
-	d.handler = api.AllowHosts(hosts, api.LimitURL(localHandler(reg, admin, met.handler())))
-
-	stateDir := o.StateDir
-	if stateDir == "" {
-		stateDir = filepath.Join(o.CacheDir, "state")
-	}
-	ts, err := token.Open(ctx, filepath.Join(stateDir, "tokens"), token.Options{Now: o.Bus.Now, Log: o.Log})
-	if err != nil {
-		return nil, err
-	}
-	d.tokens = &tokens{
-		store: ts, blobs: st, rw: rw, layers: layers, fetcher: fetch.New(fetch.Options{}),
-		ttl: o.Config.TokenTTL.Value(), defReg: o.Config.DefaultRegistry, host: d.tokenHost,
-		bus: o.Bus, log: o.Log, unpin: map[string]func(){},
-	}
-	if off != nil {
-		d.tokens.upload = off
-	}
-	d.tokens.pinAll()
-	// The first GC runs once the live tokens pinned their blobs and
-	// generation records: before, it could collect them.
-	layers.afterSwap(ctx, gen)
-	reg.SetTokens(d.tokens)
-	admin.SetTokens(d.tokens)
+	d.handler = api.AllowHosts(hosts, api.LimitURL(localHandler(dev.reg, admin, met.handler())))
 
 	// The public handler's audiences (see buildPublic): each sees only
 	// what was linked for it.
@@ -217,13 +179,81 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		pub.upload = off
 	}
 	ps := ss.buildPublic(kc, anon, pub, d.tokens)
-	loggedIn, anonymous, tok := ps.loggedIn, ps.anonymous, ps.token
-	d.registries = []*api.Registry{reg, loggedIn.reg, anonymous.reg, tok.reg}
+	d.registries = []*api.Registry{dev.reg, ps.loggedIn.reg, ps.anonymous.reg, ps.token.reg}
 	d.policies = ss.policies
+	d.public = publicHandler(ps, login, anon, o)
+	if login.Password != "" {
+		d.publicUser, d.publicFile = login.Username, file
+	}
+	return d, nil
+}
+
+// The token service is what the registry and admin handlers consume.
+var _ api.Tokens = (*token.Service)(nil)
+
+// withDefaults fills in what o leaves to the daemon.
+func (o Options) withDefaults() Options {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Bus == nil {
+		o.Bus = event.NewBus(nil)
+	}
+	if o.Layer == nil && o.LayerDir != "" {
+		o.Layer = os.DirFS(o.LayerDir)
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = defaultShutdownTimeout
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = defaultIdleTimeout
+	}
+	return o
+}
+
+// keychain is o's, or else the config's registries, then the Docker
+// config's.
+func keychain(o Options) (authn.Keychain, error) {
+	if o.Keychain != nil {
+		return o.Keychain, nil
+	}
+	ckc, err := o.Config.Keychain()
+	if err != nil {
+		return nil, err
+	}
+	return authn.NewMultiKeychain(ckc, authn.DefaultKeychain), nil
+}
+
+// openTokens opens the token store under the state directory and starts
+// the token service over it, resolving images through rw.
+func openTokens(ctx context.Context, o Options, st *store.Store, rw token.Resolver, layers proxy.Layers,
+	off *offloader, host func() string) (*token.Store, *token.Service, error) {
+	stateDir := o.StateDir
+	if stateDir == "" {
+		stateDir = filepath.Join(o.CacheDir, "state")
+	}
+	ts, err := token.Open(ctx, filepath.Join(stateDir, "tokens"), token.Options{Now: o.Bus.Now, Log: o.Log})
+	if err != nil {
+		return nil, nil, err
+	}
+	var upload proxy.Uploader
+	if off != nil {
+		upload = off
+	}
+	return ts, token.NewService(token.ServiceOptions{
+		Store: ts, Blobs: st, Resolver: rw, Layers: layers, Fetcher: fetch.New(fetch.Options{}),
+		TTL: o.Config.TokenTTL.Value(), DefaultRegistry: o.Config.DefaultRegistry, Host: host,
+		Bus: o.Bus, Log: o.Log, Upload: upload,
+	}), nil
+}
+
+// publicHandler is what the tunnel and --public-listen serve: the public
+// audiences' registries behind the public login.
+func publicHandler(ps publicStacks, login public.Credential, anon *api.Anonymous, o Options) http.Handler {
 	po := public.Options{
-		Full:       publicChallenge(tok.reg),
-		LoggedIn:   publicChallenge(loggedIn.reg),
-		Anonymous:  publicChallenge(anonymous.reg),
+		Full:       publicChallenge(ps.token.reg),
+		LoggedIn:   publicChallenge(ps.loggedIn.reg),
+		Anonymous:  publicChallenge(ps.anonymous.reg),
 		Login:      login,
 		TokenRoute: api.IsTokenPath,
 		Log:        o.Log,
@@ -231,35 +261,7 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	if o.Config.Public.AnonymousOn() {
 		po.AnonymousAccess = anon.Allow
 	}
-	d.public = api.LimitURL(public.New(po))
-	if login.Password != "" {
-		d.publicUser, d.publicFile = login.Username, file
-	}
-	return d, nil
-}
-
-func packLayer(ctx context.Context, o Options, st *store.Store) (proxy.Generation, error) {
-	start := time.Now()
-	set, err := layer.PackSet(ctx, o.Layer, st)
-	ev := event.LayerPacked{Generation: 1, Source: o.LayerSource, Duration: time.Since(start)}
-	if err != nil {
-		ev.Err = err.Error()
-		o.Bus.Publish(withTime(o.Bus, ev))
-		return proxy.Generation{}, fmt.Errorf("pack layer %s: %w", o.LayerSource, err)
-	}
-	ev.TarDigest, ev.GzipDigest = set.Common.TarDigest.String(), set.Common.GzipDigest.String()
-	ev.GzipSize, ev.Files = set.Common.GzipSize, set.Common.Files
-	for p := range set.Platforms {
-		ev.Platforms = append(ev.Platforms, p)
-	}
-	sort.Strings(ev.Platforms)
-	o.Bus.Publish(withTime(o.Bus, ev))
-	return proxy.NewGeneration(1, set)
-}
-
-func withTime(b *event.Bus, e event.LayerPacked) event.LayerPacked {
-	e.Time = b.Now()
-	return e
+	return api.LimitURL(public.New(po))
 }
 
 // localHandler is what --listen serves: the registry API, the admin
@@ -299,165 +301,8 @@ func (d *Daemon) Handler() http.Handler { return d.handler }
 // changed, as a save would: a new generation if the digests changed. The
 // outcome is also published as a LayerReloaded event.
 func (d *Daemon) Repack(ctx context.Context) error {
-	return d.layers.repack(ctx)
+	return d.layers.Repack(ctx)
 }
 
 // Generation returns the layer generation being injected.
 func (d *Daemon) Generation() proxy.Generation { return d.layers.Current() }
-
-// Run listens on the configured addresses (the local one, and the public
-// one if configured) and serves until ctx ends, then shuts down gracefully.
-func (d *Daemon) Run(ctx context.Context) error {
-	ln, pub, err := Listen(d.cfg)
-	if err != nil {
-		return err
-	}
-	return d.Serve(ctx, ln, pub...)
-}
-
-// Listen opens the listeners cfg asks for, for Serve: the local one, and
-// the public one if configured. Run is Listen then Serve; a caller that
-// must know the addresses before serving (to publish them), or that wants
-// a taken port to fail before the layer is packed, calls both.
-func Listen(cfg config.Config) (local net.Listener, public []net.Listener, err error) {
-	if err := checkLoopback(cfg.Listen); err != nil {
-		return nil, nil, err
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, nil, fmt.Errorf("listen on %s: %w (is another towerreg-dev or registry running? choose another address with --listen)", cfg.Listen, err)
-	}
-	if a := cfg.Public.Listen; a != "" {
-		pl, err := net.Listen("tcp", a)
-		if err != nil {
-			ln.Close()
-			return nil, nil, fmt.Errorf("listen on %s: %w (choose another address with --public-listen)", a, err)
-		}
-		public = append(public, pl)
-	}
-	return ln, public, nil
-}
-
-// checkLoopback refuses a local address that other machines could reach:
-// the local handler pulls with the developer's registry credentials and
-// serves the admin API, so it is for this machine only.
-func checkLoopback(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("--listen %q: %w", addr, err)
-	}
-	if !dialpolicy.Loopback(host) {
-		return fmt.Errorf("--listen %s is not a loopback address: the local handler uses your registry credentials and serves the admin API, so it listens on this machine only (for example 127.0.0.1:9090); to serve other machines, use --public-listen or the tunnel", addr)
-	}
-	return nil
-}
-
-// Serve serves the local handler on local, and the public handler on each
-// of public and on the tunnel, until ctx ends.
-func (d *Daemon) Serve(ctx context.Context, local net.Listener, public ...net.Listener) error {
-	// Before any server or the tunnel starts: a token issued, or a tunnel
-	// state reported, at once already needs the address.
-	addr := local.Addr().String()
-	d.addr.Store(addr)
-	own := []net.Addr{local.Addr()}
-	for _, ln := range public {
-		own = append(own, ln.Addr())
-	}
-	for _, p := range d.policies {
-		p.SetOwn(own...)
-	}
-	// Requests run on their own context, cancelled only when the shutdown
-	// gives up waiting: a stop lets in-flight pulls finish, within a bound.
-	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelBase()
-	g, gctx := errgroup.WithContext(ctx)
-	newServer := func(h http.Handler) *http.Server {
-		return &http.Server{
-			Handler:           h,
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       d.idle,
-			MaxHeaderBytes:    64 << 10,
-			ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
-			BaseContext:       func(net.Listener) context.Context { return base },
-		}
-	}
-	shutdown := func(srv *http.Server, name string) {
-		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), d.shutdown)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			// Pulls still running are cut: their clients see a broken
-			// transfer and retry, which beats a daemon that never stops.
-			d.log.Warn("in-flight requests did not finish in time; closing them", "listener", name, "after", d.shutdown)
-			cancelBase()
-			srv.Close()
-		}
-	}
-	serve := func(ln net.Listener, h http.Handler) {
-		srv := newServer(h)
-		g.Go(func() error {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("serve %s: %w", ln.Addr(), err)
-			}
-			return nil
-		})
-		g.Go(func() error {
-			shutdown(srv, ln.Addr().String())
-			return nil
-		})
-	}
-	serve(local, d.handler)
-	var pubAddrs []string
-	perClient := publicPerClient(d.cfg.Limits)
-	for _, ln := range public {
-		serve(peer.LimitConns(ln, perClient, d.log), d.public)
-		pubAddrs = append(pubAddrs, ln.Addr().String())
-	}
-	d.tun.mu.Lock()
-	d.publicAddrs = pubAddrs
-	d.tun.mu.Unlock()
-	if d.tunnel != nil {
-		g.Go(func() error {
-			// The tunnel's connections are its agent's: the client is the
-			// address its edge forwards, trusted on this server only, and
-			// the bound is on that client's requests.
-			d.runTunnel(gctx, newServer(peer.Forwarded(peer.LimitRequests(perClient, d.public))), shutdown)
-			return nil
-		})
-	}
-	g.Go(func() error {
-		<-gctx.Done()
-		d.log.Info("shutting down", "in-flight limit", d.shutdown)
-		return nil
-	})
-	if d.layerDir != "" {
-		g.Go(func() error { return d.layers.watch(gctx, d.layerDir) })
-	}
-	g.Go(func() error { return d.tokens.run(gctx) })
-	d.log.Info("ready", "listen", addr, "layer", d.Generation().Set.Common.GzipDigest.String(),
-		"try", "docker pull "+addr+"/library/busybox")
-	for _, a := range pubAddrs {
-		attrs := []any{"listen", a, "login", "none configured: anonymous and container-token pulls only"}
-		if d.publicUser != "" {
-			attrs = []any{"listen", a, "login", "docker login " + a + " -u " + d.publicUser}
-		}
-		if d.publicFile != "" {
-			attrs = append(attrs, "password", "in "+d.publicFile)
-		}
-		d.log.Info("public handler ready", attrs...)
-	}
-	err := g.Wait()
-	d.WaitIdle()
-	d.offload.stop()
-	d.gc.stop()
-	// Once no pull is in flight, so that the counts saved are final.
-	return errors.Join(err, d.tokens.flush(context.WithoutCancel(ctx)))
-}
-
-// WaitIdle waits for the blob requests in flight and the work that
-// outlives them: blobs being committed to the cache.
-func (d *Daemon) WaitIdle() {
-	for _, r := range d.registries {
-		r.Wait()
-	}
-}

@@ -32,11 +32,11 @@ func TestServeReturnsFlushError(t *testing.T) {
 	}
 	rec := token.Record{Image: token.Upstream{Registry: "127.0.0.1:5000", Repository: "app", Reference: "v1", Digest: digest},
 		Generation: "g1"}
-	tok, _, err := d.tokens.store.Issue(t.Context(), rec, time.Hour)
+	tok, _, err := d.tokenStore.Issue(t.Context(), rec, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.tokens.store.CountPull(string(tok)); err != nil {
+	if _, err := d.tokenStore.CountPull(string(tok)); err != nil {
 		t.Fatal(err)
 	}
 	// The count can no longer reach the disk.

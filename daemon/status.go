@@ -89,7 +89,7 @@ func (d *Daemon) Status() admin.Status {
 	sort.Strings(platforms)
 	listen, _ := d.addr.Load().(string)
 	counts := d.counts.snapshot()
-	counts.Tokens = int64(d.tokens.store.Live())
+	counts.Tokens = int64(d.tokenStore.Live())
 	return admin.Status{
 		Version:         Version,
 		Listen:          listen,

@@ -39,14 +39,25 @@ type Admin struct {
 // NewAdmin returns the admin routes' handler. status gives the document
 // that GET /_towerreg/status answers; repack packs the layer directory
 // again for POST /_towerreg/reload.
-func NewAdmin(up *proxy.Upstream, bus *event.Bus, status func() admin.Status, repack func(context.Context) error, log *slog.Logger) *Admin {
+func NewAdmin(up *proxy.Upstream, bus *event.Bus, status func() admin.Status, repack func(context.Context) error, log *slog.Logger, opts ...AdminOption) *Admin {
 	a := &Admin{up: up, bus: bus, status: status, repack: repack, log: log}
-	a.SetTokenRate(0)
+	a.setTokenRate(0)
+	for _, o := range opts {
+		o(a)
+	}
 	return a
 }
 
-// SetTokens has POST /container-token issue tokens through t.
-func (a *Admin) SetTokens(t Tokens) { a.tokens = t }
+// AdminOption is an optional part of the admin routes' handler.
+type AdminOption func(*Admin)
+
+// AdminTokens has POST /container-token issue tokens through t.
+func AdminTokens(t Tokens) AdminOption { return func(a *Admin) { a.tokens = t } }
+
+// AdminTokenRate bounds POST /container-token to perMinute requests a
+// minute, in bursts of as many; zero means the default, a negative value
+// no limit.
+func AdminTokenRate(perMinute int) AdminOption { return func(a *Admin) { a.setTokenRate(perMinute) } }
 
 // Register adds the admin routes to mux.
 func (a *Admin) Register(mux *http.ServeMux) {

@@ -55,10 +55,8 @@ func LimitURL(h http.Handler) http.Handler {
 // in a loop should be told to slow down before it fills the disk.
 const DefaultTokenRequestsPerMinute = 60
 
-// SetTokenRate bounds POST /container-token to perMinute requests a
-// minute, in bursts of as many; zero means the default, a negative value
-// no limit.
-func (a *Admin) SetTokenRate(perMinute int) {
+// setTokenRate is AdminTokenRate.
+func (a *Admin) setTokenRate(perMinute int) {
 	if perMinute == 0 {
 		perMinute = DefaultTokenRequestsPerMinute
 	}

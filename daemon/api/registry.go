@@ -23,25 +23,36 @@ type Registry struct {
 	defaultRegistry string
 	bus             *event.Bus
 	log             *slog.Logger
-	stall           time.Duration // see SetClientStall
+	stall           time.Duration // see RegistryClientStall
 	sizes           *blobSizes    // of the blobs the manifests served name
 }
 
-// SetClientStall cuts a blob's client that takes nothing for d: the bound
-// that upstream.stall_timeout sets on the upstream side, on the client's.
-// Zero means no bound.
-func (h *Registry) SetClientStall(d time.Duration) { h.stall = d }
-
 // NewRegistry returns the registry handler. defaultRegistry is where names
 // without a host live (docker.io unless configured).
-func NewRegistry(rw *proxy.Rewriting, up *proxy.Upstream, defaultRegistry string, bus *event.Bus, log *slog.Logger) *Registry {
-	return &Registry{rw: rw, up: up, blobs: proxy.NewBlobs(rw, up, proxy.BlobStream, log),
+func NewRegistry(rw *proxy.Rewriting, up *proxy.Upstream, defaultRegistry string, bus *event.Bus, log *slog.Logger, opts ...RegistryOption) *Registry {
+	h := &Registry{rw: rw, up: up, blobs: proxy.NewBlobs(rw, up, proxy.BlobStream, log),
 		defaultRegistry: defaultRegistry, bus: bus, log: log, sizes: newBlobSizes()}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
 }
 
-// SetBlobs replaces the blob source, which streams every upstream blob
-// unless set: the audience's, with its blob mode.
-func (h *Registry) SetBlobs(b BlobSource) { h.blobs = b }
+// RegistryOption is an optional part of a registry handler.
+type RegistryOption func(*Registry)
+
+// RegistryBlobs replaces the blob source, which streams every upstream
+// blob unless given: the audience's, with its blob mode.
+func RegistryBlobs(b BlobSource) RegistryOption { return func(h *Registry) { h.blobs = b } }
+
+// RegistryClientStall cuts a blob's client that takes nothing for d: the
+// bound that upstream.stall_timeout sets on the upstream side, on the
+// client's. Zero means no bound.
+func RegistryClientStall(d time.Duration) RegistryOption { return func(h *Registry) { h.stall = d } }
+
+// RegistryTokens has the registry serve container token routes (/v2/wt/...)
+// through t; without it they answer NAME_UNKNOWN.
+func RegistryTokens(t Tokens) RegistryOption { return func(h *Registry) { h.tokens = t } }
 
 // Wait waits until the blob requests in flight are answered and the blobs
 // being kept in the cache are committed: a daemon that stops, or a test

@@ -29,30 +29,12 @@ type Tokens interface {
 	CountPull(tok string)
 }
 
-// TokenImage is what a container token pulls: one upstream image, by
-// digest, rewritten by a recipe.
-type TokenImage struct {
-	Short  string
-	Repo   proxy.Repo
-	Digest v1.Hash
-	Recipe proxy.Recipe
-}
-
-// ImageError is a token request whose image could not be resolved.
-type ImageError struct {
-	Image string
-	Err   error
-}
-
-func (e *ImageError) Error() string {
-	return fmt.Sprintf("containerImage %s: %v", e.Image, e.Err)
-}
-
-func (e *ImageError) Unwrap() error { return e.Err }
-
-// SetTokens has the registry serve container token routes (/v2/wt/...)
-// through t. Call it before serving.
-func (h *Registry) SetTokens(t Tokens) { h.tokens = t }
+// TokenImage and ImageError are the token service's own types, which the
+// handlers name by their old names.
+type (
+	TokenImage = token.Image
+	ImageError = token.ImageError
+)
 
 // tokenPrefix starts the names of container token routes.
 const tokenPrefix = "wt/"

@@ -69,23 +69,31 @@ type Blobs struct {
 
 // NewBlobs returns the blob source of an audience's Rewriting and
 // Upstream. An empty mode streams.
-func NewBlobs(rw *Rewriting, up *Upstream, mode BlobMode, log *slog.Logger) *Blobs {
+func NewBlobs(rw *Rewriting, up *Upstream, mode BlobMode, log *slog.Logger, opts ...BlobsOption) *Blobs {
 	if mode == "" {
 		mode = BlobStream
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Blobs{rw: rw, up: up, mode: mode, log: log}
+	b := &Blobs{rw: rw, up: up, mode: mode, log: log}
+	for _, o := range opts {
+		o(b)
+	}
+	return b
 }
 
-// SetOffload has the blobs the store holds for a repository, in redirect
-// mode, answered by a redirect to the offload store once they are there.
-func (b *Blobs) SetOffload(o Offload) { b.offload = o }
+// BlobsOption is an optional part of a blob source.
+type BlobsOption func(*Blobs)
 
-// SetUploader has the upstream blobs that streamed, in redirect mode,
-// uploaded to the offload store once kept.
-func (b *Blobs) SetUploader(u Uploader) { b.upload = u }
+// WithOffload has the blobs the store holds for a repository, in redirect
+// mode, answered by a redirect to the offload store once they are there.
+// A nil o is none.
+func WithOffload(o Offload) BlobsOption { return func(b *Blobs) { b.offload = o } }
+
+// WithUploader has the upstream blobs that streamed, in redirect mode,
+// uploaded to the offload store once kept. A nil u is none.
+func WithUploader(u Uploader) BlobsOption { return func(b *Blobs) { b.upload = u } }
 
 // Wait waits until the answers given are closed and the blobs being kept
 // in the store are committed: a daemon that stops, or a test that removes

@@ -62,7 +62,7 @@ func hostOf(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http:
 
 // blobsFor is a blob source over a fresh store, for an audience whose dial
 // policy is p.
-func blobsFor(t *testing.T, p *dialpolicy.Policy, mode proxy.BlobMode) (*proxy.Blobs, *proxy.Rewriting) {
+func blobsFor(t *testing.T, p *dialpolicy.Policy, mode proxy.BlobMode, opts ...proxy.BlobsOption) (*proxy.Blobs, *proxy.Rewriting) {
 	t.Helper()
 	st, err := store.Open(t.TempDir())
 	if err != nil {
@@ -70,7 +70,7 @@ func blobsFor(t *testing.T, p *dialpolicy.Policy, mode proxy.BlobMode) (*proxy.B
 	}
 	up := proxy.NewUpstream(proxy.Options{Policy: p})
 	rw := proxy.NewRewriting(up, st, proxy.StaticLayers{})
-	b := proxy.NewBlobs(rw, up, mode, nil)
+	b := proxy.NewBlobs(rw, up, mode, nil, opts...)
 	t.Cleanup(b.Wait)
 	return b, rw
 }

@@ -64,9 +64,8 @@ func TestBlobsUploadKept(t *testing.T) {
 				u.pushBlob("test/img", blob)
 				repo = u.repo("test/img")
 			}
-			b, _ := blobsFor(t, p, tt.mode)
 			up := &uploads{}
-			b.SetUploader(up)
+			b, _ := blobsFor(t, p, tt.mode, proxy.WithUploader(up))
 			if _, _, err := get(t, b, repo, d, tt.method, tt.rng); err != nil {
 				t.Fatal(err)
 			}

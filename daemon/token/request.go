@@ -53,6 +53,16 @@ type ContainerConfig struct {
 	WorkingDir string        `json:"workingDir,omitempty"`
 }
 
+// Change is the config change c asks for, nil for none: the request
+// keeps its own spelling on the wire (omitted lists), the token and the
+// rewrite hold it as a layer.Change.
+func (c *ContainerConfig) Change() *layer.Change {
+	if c == nil || (c.Entrypoint == nil && c.Cmd == nil && c.Env == nil && c.WorkingDir == "") {
+		return nil
+	}
+	return &layer.Change{Entrypoint: c.Entrypoint, Cmd: c.Cmd, Env: c.Env, WorkingDir: c.WorkingDir}
+}
+
 // Response is the answer to POST /container-token.
 type Response struct {
 	ContainerToken string `json:"containerToken"`

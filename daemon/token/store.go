@@ -58,14 +58,6 @@ type Upstream struct {
 	Digest v1.Hash `json:"digest"`
 }
 
-// Overrides are the config changes of a token.
-type Overrides struct {
-	Entrypoint []string `json:"entrypoint,omitempty"`
-	Cmd        []string `json:"cmd,omitempty"`
-	Env        []string `json:"env,omitempty"`
-	WorkingDir string   `json:"workingDir,omitempty"`
-}
-
 // Record is what a token stands for.
 type Record struct {
 	// Short is the token's short form, for messages and the dashboard.
@@ -75,9 +67,12 @@ type Record struct {
 	// Generation is the ID of the daemon layer generation the token pins.
 	Layers     []layer.Built `json:"layers,omitempty"`
 	Generation string        `json:"generation,omitempty"`
-	Config     *Overrides    `json:"config,omitempty"`
-	Created    time.Time     `json:"created"`
-	Expires    time.Time     `json:"expires"`
+	// Config is the token's change to its image's config, nil for none.
+	// Records saved before it was a layer.Change omit its empty fields,
+	// which read back as the same nil lists.
+	Config  *layer.Change `json:"config,omitempty"`
+	Created time.Time     `json:"created"`
+	Expires time.Time     `json:"expires"`
 	// Pulls counts CountPull calls. It is saved by Flush and Purge, so a
 	// crash can lose the latest counts, never a token.
 	Pulls int64 `json:"pulls"`

@@ -52,7 +52,7 @@ func layersRecord() Record {
 	return Record{
 		Image:  Upstream{Registry: "quay.io", Repository: "nextflow/bash", Reference: "latest", Digest: digest("manifest")},
 		Layers: []layer.Built{{TarDigest: digest("tar"), GzipDigest: digest("gzip"), GzipSize: 42, HasEntry: true, Files: 3}},
-		Config: &Overrides{Entrypoint: []string{"/bin/sh"}, Cmd: []string{"-c", "true"}, Env: []string{"SECRET=hunter2"}, WorkingDir: "/work"},
+		Config: &layer.Change{Entrypoint: []string{"/bin/sh"}, Cmd: []string{"-c", "true"}, Env: []string{"SECRET=hunter2"}, WorkingDir: "/work"},
 	}
 }
 

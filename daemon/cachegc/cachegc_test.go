@@ -1,4 +1,4 @@
-package daemon
+package cachegc
 
 import (
 	"context"
@@ -14,8 +14,8 @@ import (
 	"github.com/tower-reg/tower-reg/layer"
 )
 
-// TestCacheGCStop: a run that the store's growth started is over when stop
-// returns (it has logged its outcome), and growth after stop starts none.
+// TestCacheGCStop: a run that the store's growth started is over when Stop
+// returns (it has logged its outcome), and growth after Stop starts none.
 func TestCacheGCStop(t *testing.T) {
 	st, err := store.Open(filepath.Join(t.TempDir(), "store"))
 	if err != nil {
@@ -32,15 +32,15 @@ func TestCacheGCStop(t *testing.T) {
 	var logs syncbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	const limit = 1 // bytes: any store is over it, and its fresh blobs are spared
-	gc := newCacheGC(t.Context(), st, proxy.StaticLayers{Gen: gen}, limit, log)
-	gc.grew(limit)
-	gc.stop()
+	gc := New(t.Context(), st, proxy.StaticLayers{Gen: gen}, limit, log)
+	gc.Grew(limit)
+	gc.Stop()
 	const ran = "cache over its limit after gc"
 	if n := strings.Count(logs.String(), ran); n != 1 {
 		t.Fatalf("after stop the log has %d runs, want 1:\n%s", n, logs.String())
 	}
-	gc.grew(limit)
-	gc.stop()
+	gc.Grew(limit)
+	gc.Stop()
 	if n := strings.Count(logs.String(), ran); n != 1 {
 		t.Errorf("growth after stop started a run:\n%s", logs.String())
 	}

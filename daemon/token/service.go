@@ -1,4 +1,4 @@
-package daemon
+package token
 
 import (
 	"context"
@@ -11,12 +11,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/tower-reg/tower-reg/daemon/api"
 	"github.com/tower-reg/tower-reg/daemon/event"
 	"github.com/tower-reg/tower-reg/daemon/fetch"
 	"github.com/tower-reg/tower-reg/daemon/proxy"
 	"github.com/tower-reg/tower-reg/daemon/store"
-	"github.com/tower-reg/tower-reg/daemon/token"
 	"github.com/tower-reg/tower-reg/layer"
 )
 
@@ -27,12 +25,42 @@ const recGeneration = "generation"
 // purgeEvery is how often expired tokens are purged and pull counts saved.
 const purgeEvery = time.Minute
 
-// tokens is the container token service: it issues tokens (resolving the
+// Resolver finds the digest of an upstream image: the developer's
+// rewriting proxy, which also caches what it found.
+type Resolver interface {
+	Resolve(ctx context.Context, repo proxy.Repo, ref proxy.Ref) (v1.Descriptor, error)
+}
+
+// ServiceOptions are what a Service is built from.
+type ServiceOptions struct {
+	// Store keeps the tokens; Blobs keeps their layers and the layer
+	// generations they pin.
+	Store *Store
+	Blobs *store.Store
+	// Resolver resolves a request's image; Layers gives the generation a
+	// token without layers pins.
+	Resolver Resolver
+	Layers   proxy.Layers
+	Fetcher  *fetch.Fetcher
+	TTL      time.Duration
+	// DefaultRegistry completes an image named without a registry.
+	DefaultRegistry string
+	// Host is the host of a token's targetImage, asked at each issue.
+	Host func() string
+	Bus  *event.Bus
+	Log  *slog.Logger
+	// Upload takes a token's layers to the offload store: they are blobs
+	// the daemon serves itself, as the injected layers are. Nil means no
+	// offload store.
+	Upload proxy.Uploader
+}
+
+// Service is the container token service: it issues tokens (resolving the
 // image, fetching the layers) and resolves them for the registry.
-type tokens struct {
-	store   *token.Store
+type Service struct {
+	store   *Store
 	blobs   *store.Store
-	rw      *proxy.Rewriting
+	rw      Resolver
 	layers  proxy.Layers
 	fetcher *fetch.Fetcher
 	ttl     time.Duration
@@ -40,23 +68,52 @@ type tokens struct {
 	host    func() string
 	bus     *event.Bus
 	log     *slog.Logger
-	// upload takes a token's layers to the offload store: they are blobs
-	// the daemon serves itself, as the injected layers are. Nil means no
-	// offload store.
-	upload proxy.Uploader
+	upload  proxy.Uploader
 
 	mu    sync.Mutex
 	unpin map[string]func() // by a token's short form and expiry: its blobs kept from GC
 }
 
-var _ api.Tokens = (*tokens)(nil)
+// NewService returns the service of o.Store's tokens, with the blobs of
+// every live one pinned, and their layers on their way to the offload
+// store: the store's GC may run as soon as it returns.
+func NewService(o ServiceOptions) *Service {
+	t := &Service{
+		store: o.Store, blobs: o.Blobs, rw: o.Resolver, layers: o.Layers, fetcher: o.Fetcher,
+		ttl: o.TTL, defReg: o.DefaultRegistry, host: o.Host, bus: o.Bus, log: o.Log, upload: o.Upload,
+		unpin: map[string]func(){},
+	}
+	t.pinAll()
+	return t
+}
+
+// Image is what a container token pulls: one upstream image, by digest,
+// rewritten by a recipe.
+type Image struct {
+	Short  string
+	Repo   proxy.Repo
+	Digest v1.Hash
+	Recipe proxy.Recipe
+}
+
+// ImageError is a token request whose image could not be resolved.
+type ImageError struct {
+	Image string
+	Err   error
+}
+
+func (e *ImageError) Error() string {
+	return fmt.Sprintf("containerImage %s: %v", e.Image, e.Err)
+}
+
+func (e *ImageError) Unwrap() error { return e.Err }
 
 // pinKey identifies a record for unpinning; the short form alone may be
 // shared by two tokens.
-func pinKey(r token.Record) string { return r.Short + " " + r.Expires.String() }
+func pinKey(r Record) string { return r.Short + " " + r.Expires.String() }
 
 // pinAll keeps the blobs of every live token through GC.
-func (t *tokens) pinAll() {
+func (t *Service) pinAll() {
 	for _, r := range t.store.List() {
 		if r.Expires.After(t.bus.Now()) {
 			t.pin(r)
@@ -67,7 +124,7 @@ func (t *tokens) pinAll() {
 	}
 }
 
-func (t *tokens) pin(r token.Record) {
+func (t *Service) pin(r Record) {
 	var hs []v1.Hash
 	for _, l := range r.Layers {
 		hs = append(hs, l.GzipDigest)
@@ -101,7 +158,7 @@ func (t *tokens) pin(r token.Record) {
 // offload starts uploading r's own layers to the offload store, in the
 // background: until they are there, public pulls stream them. A token of
 // a layer generation has none; the generation's are uploaded with it.
-func (t *tokens) offload(r token.Record) {
+func (t *Service) offload(r Record) {
 	if t.upload == nil || len(r.Layers) == 0 {
 		return
 	}
@@ -112,36 +169,36 @@ func (t *tokens) offload(r token.Record) {
 	t.upload.Upload(ds...)
 }
 
-// Issue implements api.Tokens.
-func (t *tokens) Issue(ctx context.Context, req token.Request) (token.Response, error) {
+// Issue resolves the request's image, fetches its layers and issues a
+// token; a request refused for one field is a *FieldError, an image that
+// does not resolve an *ImageError.
+func (t *Service) Issue(ctx context.Context, req Request) (Response, error) {
 	ref, err := name.ParseReference(req.ContainerImage, name.WithDefaultRegistry(t.defReg))
 	if err != nil {
-		return token.Response{}, &token.FieldError{Field: "containerImage", Err: err}
+		return Response{}, &FieldError{Field: "containerImage", Err: err}
 	}
 	repo, err := proxy.ParseRepo(ref.Context().RegistryStr()+"/"+ref.Context().RepositoryStr(), t.defReg)
 	if err != nil {
-		return token.Response{}, &token.FieldError{Field: "containerImage", Err: err}
+		return Response{}, &FieldError{Field: "containerImage", Err: err}
 	}
 	pref, err := proxy.ParseRef(ref.Identifier())
 	if err != nil {
-		return token.Response{}, &token.FieldError{Field: "containerImage", Err: err}
+		return Response{}, &FieldError{Field: "containerImage", Err: err}
 	}
 	desc, err := t.rw.Resolve(ctx, repo, pref)
 	if err != nil {
-		return token.Response{}, &api.ImageError{Image: req.ContainerImage, Err: err}
+		return Response{}, &ImageError{Image: req.ContainerImage, Err: err}
 	}
-	rec := token.Record{Image: token.Upstream{
+	rec := Record{Image: Upstream{
 		Registry: repo.Registry, Repository: repo.Path, Reference: ref.Identifier(), Digest: desc.Digest,
 	}}
 	cc := req.ContainerConfig
-	if cc != nil && (cc.Entrypoint != nil || cc.Cmd != nil || cc.Env != nil || cc.WorkingDir != "") {
-		rec.Config = &token.Overrides{Entrypoint: cc.Entrypoint, Cmd: cc.Cmd, Env: cc.Env, WorkingDir: cc.WorkingDir}
-	}
+	rec.Config = cc.Change()
 	if cc != nil && len(cc.Layers) > 0 {
 		for i, l := range cc.Layers {
 			b, err := t.fetcher.Fetch(ctx, l, t.blobs)
 			if err != nil {
-				return token.Response{}, &token.FieldError{Field: fmt.Sprintf("containerConfig.layers[%d]", i), Err: err}
+				return Response{}, &FieldError{Field: fmt.Sprintf("containerConfig.layers[%d]", i), Err: err}
 			}
 			rec.Layers = append(rec.Layers, b)
 		}
@@ -150,46 +207,47 @@ func (t *tokens) Issue(ctx context.Context, req token.Request) (token.Response, 
 		// name keeps pulling the same layer after a reload.
 		g := t.layers.Current()
 		if err := t.blobs.PutRecord(ctx, recGeneration, g.ID, g.Set); err != nil {
-			return token.Response{}, err
+			return Response{}, err
 		}
 		rec.Generation = g.ID
 	}
 	tok, rec, err := t.store.Issue(ctx, rec, t.ttl)
 	if err != nil {
-		return token.Response{}, err
+		return Response{}, err
 	}
 	t.pin(rec)
 	t.offload(rec)
-	resp := token.NewResponse(t.host(), tok, rec)
+	resp := NewResponse(t.host(), tok, rec)
 	gen := 0
 	if rec.Generation != "" {
 		gen = t.layers.Current().Number
 	}
 	t.bus.Publish(event.TokenIssued{Meta: event.Meta{Time: t.bus.Now()}, Token: tok.String(),
-		Image: req.ContainerImage, TargetImage: token.TargetImage(t.host(), token.Token(tok.String()), rec.Image.Repository, rec.Image.Reference),
+		Image: req.ContainerImage, TargetImage: TargetImage(t.host(), Token(tok.String()), rec.Image.Repository, rec.Image.Reference),
 		Expires: rec.Expires, Layers: len(rec.Layers), Generation: gen})
 	return resp, nil
 }
 
-// Resolve implements api.Tokens.
-func (t *tokens) Resolve(tok string) (api.TokenImage, error) {
+// Resolve finds what a token pulls; a token that is unknown or expired is
+// ErrUnknown or ErrExpired.
+func (t *Service) Resolve(tok string) (Image, error) {
 	rec, err := t.store.Lookup(tok)
 	if err != nil {
-		return api.TokenImage{}, err
+		return Image{}, err
 	}
-	img := api.TokenImage{
+	img := Image{
 		Short:  rec.Short,
 		Repo:   proxy.Repo{Registry: rec.Image.Registry, Path: rec.Image.Repository},
 		Digest: rec.Image.Digest,
 	}
 	var ch layer.Change
-	if c := rec.Config; c != nil {
-		ch = layer.Change{Entrypoint: c.Entrypoint, Cmd: c.Cmd, Env: c.Env, WorkingDir: c.WorkingDir}
+	if rec.Config != nil {
+		ch = *rec.Config
 	}
 	if rec.Generation != "" {
 		var set layer.Set
 		if err := t.blobs.GetRecord(recGeneration, rec.Generation, &set); err != nil {
-			return api.TokenImage{}, fmt.Errorf("container token %s: its layer generation is gone: %w", rec.Short, err)
+			return Image{}, fmt.Errorf("container token %s: its layer generation is gone: %w", rec.Short, err)
 		}
 		r := proxy.Generation{ID: rec.Generation, Set: set}.Recipe()
 		if rec.Config != nil {
@@ -197,7 +255,7 @@ func (t *tokens) Resolve(tok string) (api.TokenImage, error) {
 			// its own, cached apart from the plain generation's.
 			r, err = proxy.NewRecipeForSet(set, ch)
 			if err != nil {
-				return api.TokenImage{}, err
+				return Image{}, err
 			}
 		}
 		img.Recipe = r
@@ -207,21 +265,21 @@ func (t *tokens) Resolve(tok string) (api.TokenImage, error) {
 	return img, err
 }
 
-// CountPull implements api.Tokens.
-func (t *tokens) CountPull(tok string) {
-	if _, err := t.store.CountPull(tok); err != nil && !errors.Is(err, token.ErrUnknown) && !errors.Is(err, token.ErrExpired) {
+// CountPull counts a pull through a token.
+func (t *Service) CountPull(tok string) {
+	if _, err := t.store.CountPull(tok); err != nil && !errors.Is(err, ErrUnknown) && !errors.Is(err, ErrExpired) {
 		t.log.Warn("count a token pull", "error", err)
 	}
 }
 
-// run purges expired tokens and saves pull counts until ctx ends.
-func (t *tokens) run(ctx context.Context) error {
+// Run purges expired tokens and saves pull counts until ctx ends.
+func (t *Service) Run(ctx context.Context) error {
 	tick := time.NewTicker(purgeEvery)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			// Serve saves the counts once more with flush, once the
+			// The daemon saves the counts once more with Flush, once the
 			// pulls in flight are done.
 			return nil
 		case <-tick.C:
@@ -230,15 +288,15 @@ func (t *tokens) run(ctx context.Context) error {
 	}
 }
 
-// flush saves the pull counts, on the daemon's way out.
-func (t *tokens) flush(ctx context.Context) error {
+// Flush saves the pull counts, on the daemon's way out.
+func (t *Service) Flush(ctx context.Context) error {
 	if err := t.store.Flush(ctx); err != nil {
 		return fmt.Errorf("save token pull counts: %w", err)
 	}
 	return nil
 }
 
-func (t *tokens) purge(ctx context.Context) {
+func (t *Service) purge(ctx context.Context) {
 	expired, err := t.store.Purge(ctx)
 	if err != nil {
 		t.log.Warn("purge expired tokens", "error", err)

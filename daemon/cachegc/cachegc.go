@@ -1,4 +1,8 @@
-package daemon
+// Package cachegc is the cache's GC policy: the store is trimmed to its
+// limit when a new layer generation starts and each time it has grown by an
+// eighth of that limit, keeping the current generation's layers and what
+// was used in the last ten minutes.
+package cachegc
 
 import (
 	"context"
@@ -13,15 +17,15 @@ import (
 	"github.com/tower-reg/tower-reg/daemon/store"
 )
 
-// gcGrace spares blobs used recently from GC, whatever the size: a client
+// grace spares blobs used recently from GC, whatever the size: a client
 // that got a manifest a moment ago is about to fetch its config and layers,
 // and a reload must not pull them from under it.
-const gcGrace = 10 * time.Minute
+const grace = 10 * time.Minute
 
-// collect trims the store to maxBytes, keeping the layers of the current
+// Collect trims the store to maxBytes, keeping the layers of the current
 // generation. It runs when the daemon starts and after each new generation,
 // the moments when the store grows by a layer set.
-func collect(ctx context.Context, st *store.Store, maxBytes int64, gen proxy.Generation, log *slog.Logger) {
+func Collect(ctx context.Context, st *store.Store, maxBytes int64, gen proxy.Generation, log *slog.Logger) {
 	if maxBytes == 0 {
 		maxBytes = config.DefaultCacheMaxBytes
 	}
@@ -29,7 +33,7 @@ func collect(ctx context.Context, st *store.Store, maxBytes int64, gen proxy.Gen
 	for _, b := range gen.Set.Platforms {
 		current[b.GzipDigest] = true
 	}
-	stats, err := st.GC(ctx, maxBytes, gcGrace, func(h v1.Hash) bool { return current[h] })
+	stats, err := st.GC(ctx, maxBytes, grace, func(h v1.Hash) bool { return current[h] })
 	if err != nil {
 		log.Warn("cache gc", "error", err)
 		return
@@ -42,12 +46,12 @@ func collect(ctx context.Context, st *store.Store, maxBytes int64, gen proxy.Gen
 	}
 }
 
-// cacheGC trims the store as it grows, whatever grows it (cached upstream
-// blobs, rewritten manifests and configs, records): it runs collect once
+// GC trims the store as it grows, whatever grows it (cached upstream
+// blobs, rewritten manifests and configs, records): it runs Collect once
 // the store has grown by an eighth of its limit since the last run, in the
-// background, one run at a time, under the daemon's lifetime: stop ends
+// background, one run at a time, under the daemon's lifetime: Stop ends
 // the run in flight and waits for it, so none outlives the daemon.
-type cacheGC struct {
+type GC struct {
 	st       *store.Store
 	layers   proxy.Layers
 	maxBytes int64
@@ -62,12 +66,16 @@ type cacheGC struct {
 	runs    sync.WaitGroup
 }
 
-func newCacheGC(ctx context.Context, st *store.Store, layers proxy.Layers, maxBytes int64, log *slog.Logger) *cacheGC {
+// New returns the GC of st, which keeps the layers of layers' current
+// generation; ctx bounds its runs along with Stop.
+func New(ctx context.Context, st *store.Store, layers proxy.Layers, maxBytes int64, log *slog.Logger) *GC {
 	ctx, cancel := context.WithCancel(ctx)
-	return &cacheGC{st: st, layers: layers, maxBytes: maxBytes, log: log, ctx: ctx, cancel: cancel}
+	return &GC{st: st, layers: layers, maxBytes: maxBytes, log: log, ctx: ctx, cancel: cancel}
 }
 
-func (g *cacheGC) grew(n int64) {
+// Grew counts n bytes written to the store, and starts a run once they
+// add up to an eighth of the limit; the store's OnWrite.
+func (g *GC) Grew(n int64) {
 	limit := g.maxBytes
 	if limit == 0 {
 		limit = config.DefaultCacheMaxBytes
@@ -82,21 +90,21 @@ func (g *cacheGC) grew(n int64) {
 		return
 	}
 	g.grown, g.running = 0, true
-	// Under mu: stop, which sets stopped under it, then waits after
+	// Under mu: Stop, which sets stopped under it, then waits after
 	// every Add.
 	g.runs.Add(1)
 	g.mu.Unlock()
 	go func() {
 		defer g.runs.Done()
-		collect(g.ctx, g.st, g.maxBytes, g.layers.Current(), g.log)
+		Collect(g.ctx, g.st, g.maxBytes, g.layers.Current(), g.log)
 		g.mu.Lock()
 		g.running = false
 		g.mu.Unlock()
 	}()
 }
 
-// stop ends the run in flight, if any, waits for it, and starts no more.
-func (g *cacheGC) stop() {
+// Stop ends the run in flight, if any, waits for it, and starts no more.
+func (g *GC) Stop() {
 	g.mu.Lock()
 	g.stopped = true
 	g.mu.Unlock()

@@ -1,4 +1,4 @@
-package daemon
+package reload
 
 import (
 	"errors"
@@ -59,7 +59,7 @@ func TestReloadHalfWritten(t *testing.T) {
 	bus := event.NewBus(nil)
 	sub := bus.Subscribe(8)
 	defer sub.Close()
-	r := &reloader{st: st, src: writingFS{os.DirFS(dir), dir, t}, source: dir, bus: bus, log: slog.New(slog.DiscardHandler)}
+	r := &Reloader{st: st, src: writingFS{os.DirFS(dir), dir, t}, source: dir, bus: bus, log: slog.New(slog.DiscardHandler)}
 	r.start(gen, [32]byte{})
 
 	got, changed, err := r.reload(t.Context(), "a.txt")

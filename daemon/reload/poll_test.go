@@ -1,4 +1,4 @@
-package daemon
+package reload
 
 import (
 	"context"
@@ -107,12 +107,12 @@ func TestReloadPollFallback(t *testing.T) {
 				t.Fatal(err)
 			}
 			warns := &warnings{}
-			r := &reloader{st: st, src: src, source: dir, bus: event.NewBus(nil), log: slog.New(warns),
-				newWatcher: tt.open, pollEvery: 20 * time.Millisecond}
+			r := &Reloader{st: st, src: src, source: dir, bus: event.NewBus(nil), log: slog.New(warns),
+				dir: dir, newWatcher: tt.open, pollEvery: 20 * time.Millisecond}
 			r.start(gen, fp)
 			ctx, cancel := context.WithCancel(t.Context())
 			done := make(chan error, 1)
-			go func() { done <- r.watch(ctx, dir) }()
+			go func() { done <- r.Watch(ctx) }()
 			defer func() { cancel(); <-done }()
 
 			if tt.already {

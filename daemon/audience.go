@@ -93,8 +93,6 @@ func (s *stacks) build(a audience) stack {
 	}
 	up := proxy.NewUpstream(o)
 	rw := proxy.NewScopedRewriting(up, s.st, s.layers, a.scope)
-	reg := api.NewRegistry(rw, up, s.cfg.DefaultRegistry, s.bus, s.log)
-	reg.SetClientStall(o.StallTimeout)
 	blobs := proxy.NewBlobs(rw, up, a.blobs, s.log)
 	if a.offload != nil {
 		blobs.SetOffload(a.offload)
@@ -102,7 +100,8 @@ func (s *stacks) build(a audience) stack {
 	if a.upload != nil {
 		blobs.SetUploader(a.upload)
 	}
-	reg.SetBlobs(blobs)
+	reg := api.NewRegistry(rw, blobs, up, s.cfg.DefaultRegistry, s.bus, s.log)
+	reg.SetClientStall(o.StallTimeout)
 	return stack{up: up, rw: rw, reg: reg}
 }
 

@@ -9,7 +9,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/tower-reg/tower-reg/daemon/event"
-	"github.com/tower-reg/tower-reg/daemon/proxy"
 )
 
 // Registry serves the OCI distribution read API through the rewriting
@@ -18,8 +17,8 @@ type Registry struct {
 	tokens          Tokens
 	closures        closureCache // what each token image holds, for token routes
 	blobs           BlobSource
-	rw              *proxy.Rewriting
-	up              *proxy.Upstream
+	rw              ManifestSource
+	tagSource       TagSource
 	defaultRegistry string
 	bus             *event.Bus
 	log             *slog.Logger
@@ -32,16 +31,14 @@ type Registry struct {
 // Zero means no bound.
 func (h *Registry) SetClientStall(d time.Duration) { h.stall = d }
 
-// NewRegistry returns the registry handler. defaultRegistry is where names
-// without a host live (docker.io unless configured).
-func NewRegistry(rw *proxy.Rewriting, up *proxy.Upstream, defaultRegistry string, bus *event.Bus, log *slog.Logger) *Registry {
-	return &Registry{rw: rw, up: up, blobs: proxy.NewBlobs(rw, up, proxy.BlobStream, log),
+// NewRegistry returns the registry handler: manifests from rw, blobs from
+// blobs (the audience's, with its blob mode), tag lists from tags.
+// defaultRegistry is where names without a host live (docker.io unless
+// configured).
+func NewRegistry(rw ManifestSource, blobs BlobSource, tags TagSource, defaultRegistry string, bus *event.Bus, log *slog.Logger) *Registry {
+	return &Registry{rw: rw, blobs: blobs, tagSource: tags,
 		defaultRegistry: defaultRegistry, bus: bus, log: log, sizes: newBlobSizes()}
 }
-
-// SetBlobs replaces the blob source, which streams every upstream blob
-// unless set: the audience's, with its blob mode.
-func (h *Registry) SetBlobs(b BlobSource) { h.blobs = b }
 
 // Wait waits until the blob requests in flight are answered and the blobs
 // being kept in the cache are committed: a daemon that stops, or a test

@@ -72,7 +72,7 @@ func TestBlobCache(t *testing.T) {
 		t.Fatalf("first pull: %v", err)
 	}
 	e.d.WaitIdle()
-	e.count.reset()
+	e.count.Reset()
 	img, err = remote.Image(ref)
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +80,7 @@ func TestBlobCache(t *testing.T) {
 	if err := validate.Image(img); err != nil {
 		t.Fatalf("second pull: %v", err)
 	}
-	if n := e.count.get("GET blob"); n != 0 {
+	if n := e.count.Get("GET blob"); n != 0 {
 		t.Errorf("the second pull fetched %d blobs upstream, want 0: all are cached", n)
 	}
 	for _, d := range []v1.Hash{d0, d1} {

@@ -6,6 +6,7 @@ package regtest
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -233,4 +234,38 @@ func (k FixedKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
 		return a, nil
 	}
 	return authn.Anonymous, nil
+}
+
+// AuthRegistry is an in-memory registry that takes only user:pass, by
+// Basic auth (scheme "Basic") or by a Bearer token from its own realm
+// (scheme "Bearer").
+func AuthRegistry(t *testing.T, scheme, user, pass string) *httptest.Server {
+	t.Helper()
+	reg := Registry()
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, basicOK := r.BasicAuth()
+		basicOK = basicOK && u == user && p == pass
+		switch {
+		case scheme == "Bearer" && r.URL.Path == "/token":
+			if !basicOK {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			fmt.Fprint(w, `{"token":"tok"}`)
+			return
+		case scheme == "Bearer" && r.Header.Get("Authorization") == "Bearer tok",
+			scheme == "Basic" && basicOK:
+			reg.ServeHTTP(w, r)
+			return
+		}
+		if scheme == "Bearer" {
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s/token",service="test"`, srv.URL))
+		} else {
+			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+		}
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
 }

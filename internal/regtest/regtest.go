@@ -30,9 +30,10 @@ import (
 	"github.com/tower-reg/tower-reg/layer"
 )
 
-// Registry is ggcr's in-memory registry, without its request log.
-func Registry() http.Handler {
-	return registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+// Registry is ggcr's in-memory registry with opts, without its request
+// log.
+func Registry(opts ...registry.Option) http.Handler {
+	return registry.New(append([]registry.Option{registry.Logger(log.New(io.Discard, "", 0))}, opts...)...)
 }
 
 // Layer is a small layer directory: a common file, and an "entry" for

@@ -27,6 +27,7 @@ type stack struct {
 	upstream *httptest.Server
 	count    *regtest.Counter
 	proxy    *httptest.Server
+	reg      *api.Registry
 	storeDir string
 	gen      proxy.Generation
 }
@@ -68,10 +69,10 @@ func (s *stack) start(t *testing.T, kc authn.Keychain) {
 	up := proxy.NewUpstream(o)
 	rw := proxy.NewRewriting(up, st, proxy.StaticLayers{Gen: s.gen})
 	blobs := proxy.NewBlobs(rw, up, proxy.BlobStream, log)
-	reg := api.NewRegistry(rw, blobs, up, "docker.io", event.NewBus(time.Now), log)
-	s.proxy = httptest.NewServer(reg)
+	s.reg = api.NewRegistry(rw, blobs, up, "docker.io", event.NewBus(time.Now), log)
+	s.proxy = httptest.NewServer(s.reg)
 	t.Cleanup(s.proxy.Close)
-	t.Cleanup(reg.Wait) // before the store's directory is removed
+	t.Cleanup(s.reg.Wait) // before the store's directory is removed
 }
 
 // push writes img to the upstream under repo:tag and returns its digest.

@@ -1,12 +1,15 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -109,5 +112,57 @@ func TestValidateCreds(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("GET /validate-creds: %d, want 405", resp.StatusCode)
+	}
+}
+
+// fakeCreds is a CredsChecker that records what it was asked.
+type fakeCreds struct {
+	ok    bool
+	err   error
+	asked []string
+}
+
+func (f *fakeCreds) ValidateCreds(_ context.Context, registry, user, password string) (bool, error) {
+	f.asked = append(f.asked, registry+" "+user+" "+password)
+	return f.ok, f.err
+}
+
+// TestValidateCredsFake: the route hands the login to its CredsChecker as
+// given, answers its verdict as JSON, and makes an unreachable registry a
+// gateway's error, never false.
+func TestValidateCredsFake(t *testing.T) {
+	const body = `{"userName":"alice","password":"pw","registry":"reg.example"}`
+	tests := []struct {
+		name   string
+		creds  fakeCreds
+		status int
+		want   string // the body, or the OCI error's code
+	}{
+		{"good", fakeCreds{ok: true}, 200, "true"},
+		{"bad", fakeCreds{}, 200, "false"},
+		{"unreachable", fakeCreds{err: fmt.Errorf("dial reg.example: %w", proxy.ErrUnavailable)}, 502, "UNAVAILABLE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mux := http.NewServeMux()
+			api.NewAdmin(&tt.creds, event.NewBus(time.Now), nil, nil, slog.New(slog.DiscardHandler)).Register(mux)
+			w := httptest.NewRecorder()
+			r := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/validate-creds", strings.NewReader(body))
+			r.Header.Set("Content-Type", "application/json")
+			mux.ServeHTTP(w, r)
+			if w.Code != tt.status {
+				t.Fatalf("status %d (%s), want %d", w.Code, w.Body, tt.status)
+			}
+			if want := []string{"reg.example alice pw"}; !slices.Equal(tt.creds.asked, want) {
+				t.Errorf("asked %q, want %q", tt.creds.asked, want)
+			}
+			if tt.status == 200 {
+				if got := strings.TrimSpace(w.Body.String()); got != tt.want {
+					t.Errorf("answer %s, want %s", got, tt.want)
+				}
+				return
+			}
+			checkOCIError(t, answer{ResponseRecorder: w}, tt.want)
+		})
 	}
 }

@@ -3,9 +3,6 @@ package daemon_test
 import (
 	"bufio"
 	"encoding/json"
-	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -20,113 +17,13 @@ import (
 
 	"github.com/tower-reg/tower-reg/daemon/admin"
 	"github.com/tower-reg/tower-reg/daemon/event"
+	"github.com/tower-reg/tower-reg/internal/regtest"
 )
 
-// authRegistry is a registry that takes only user:pass, by Basic auth or
-// by a Bearer token from its own realm.
+// authRegistry is regtest's registry that takes only user:pass, by Basic
+// auth or by a Bearer token from its own realm.
 func authRegistry(t *testing.T, scheme, user, pass string) *httptest.Server {
-	t.Helper()
-	reg := registry.New(registry.Logger(quiet))
-	var srv *httptest.Server
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u, p, basicOK := r.BasicAuth()
-		basicOK = basicOK && u == user && p == pass
-		switch {
-		case scheme == "Bearer" && r.URL.Path == "/token":
-			if !basicOK {
-				w.WriteHeader(http.StatusUnauthorized)
-				return
-			}
-			fmt.Fprint(w, `{"token":"tok"}`)
-			return
-		case scheme == "Bearer" && r.Header.Get("Authorization") == "Bearer tok",
-			scheme == "Basic" && basicOK:
-			reg.ServeHTTP(w, r)
-			return
-		}
-		if scheme == "Bearer" {
-			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s/token",service="test"`, srv.URL))
-		} else {
-			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-		}
-		w.WriteHeader(http.StatusUnauthorized)
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
-
-func TestValidateCreds(t *testing.T) {
-	e := newEnv(t, registry.New(registry.Logger(quiet))) // an open registry
-	bearer := authRegistry(t, "Bearer", "alice", "s3cret")
-	basic := authRegistry(t, "Basic", "bob", "hunter2")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := ln.Addr().String() // nothing listens there once closed
-	ln.Close()
-
-	creds := func(user, pass, reg string) string {
-		b, _ := json.Marshal(map[string]string{"userName": user, "password": pass, "registry": reg})
-		return string(b)
-	}
-	tests := []struct {
-		name   string
-		body   string
-		status int
-		want   string // the body, or a substring of the error message
-	}{
-		{"bearer, right", creds("alice", "s3cret", host(bearer)), 200, "true"},
-		{"bearer, wrong password", creds("alice", "nope", host(bearer)), 200, "false"},
-		{"basic, right", creds("bob", "hunter2", host(basic)), 200, "true"},
-		{"basic, wrong user", creds("eve", "hunter2", host(basic)), 200, "false"},
-		{"open registry", creds("anyone", "x", host(e.upstream)), 200, "true"},
-		{"unreachable", creds("alice", "s3cret", closed), 502, closed},
-		{"bad registry name", creds("alice", "s3cret", "Not A Host"), 400, "not a registry host"},
-		{"missing fields", `{"password":"x"}`, 400, "missing userName, registry"},
-		{"not JSON", `userName=alice`, 400, "not the expected JSON"},
-		{"unknown field", `{"userName":"a","registry":"r.io","token":"x"}`, 400, "unknown field"},
-		{"two values", creds("a", "b", "r.io") + `{}`, 400, "more than one"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			resp, err := http.Post(e.proxy.URL+"/validate-creds", "application/json", strings.NewReader(tt.body))
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != tt.status {
-				t.Fatalf("status %d (%s), want %d", resp.StatusCode, b, tt.status)
-			}
-			if tt.status == 200 {
-				if got := strings.TrimSpace(string(b)); got != tt.want {
-					t.Fatalf("answer %s, want %s", got, tt.want)
-				}
-				return
-			}
-			var body struct {
-				Errors []struct{ Code, Message string }
-			}
-			if err := json.Unmarshal(b, &body); err != nil || len(body.Errors) != 1 {
-				t.Fatalf("error body %s: %v", b, err)
-			}
-			if !strings.Contains(body.Errors[0].Message, tt.want) {
-				t.Errorf("message %q lacks %q", body.Errors[0].Message, tt.want)
-			}
-			if strings.Contains(string(b), "s3cret") {
-				t.Errorf("the password is in the answer: %s", b)
-			}
-		})
-	}
-	resp, err := http.Get(e.proxy.URL + "/validate-creds")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusMethodNotAllowed {
-		t.Errorf("GET /validate-creds: %d, want 405", resp.StatusCode)
-	}
+	return regtest.AuthRegistry(t, scheme, user, pass)
 }
 
 // TestStatusAndEvents pulls an image while a client follows the event

@@ -109,11 +109,11 @@ func (s *stacks) newUpstream(a audience) upstream {
 // mode, and its registry handler.
 func (s *stacks) withRegistry(a audience, u upstream) stack {
 	blobs := proxy.NewBlobs(u.rw, u.up, a.blobs, s.log, proxy.WithOffload(a.offload), proxy.WithUploader(a.upload))
-	opts := []api.RegistryOption{api.RegistryBlobs(blobs), api.RegistryClientStall(u.stall)}
+	opts := []api.RegistryOption{api.RegistryClientStall(u.stall)}
 	if a.tokens != nil {
 		opts = append(opts, api.RegistryTokens(a.tokens))
 	}
-	reg := api.NewRegistry(u.rw, u.up, s.cfg.DefaultRegistry, s.bus, s.log, opts...)
+	reg := api.NewRegistry(u.rw, blobs, u.up, s.cfg.DefaultRegistry, s.bus, s.log, opts...)
 	return stack{up: u.up, rw: u.rw, reg: reg}
 }
 

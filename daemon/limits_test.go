@@ -19,6 +19,7 @@ import (
 
 	"github.com/tower-reg/tower-reg/daemon"
 	"github.com/tower-reg/tower-reg/daemon/config"
+	"github.com/tower-reg/tower-reg/internal/regtest"
 )
 
 // serveDaemon runs d on real loopback listeners, the local one and a
@@ -184,7 +185,7 @@ func TestUpstreamMaxConns(t *testing.T) {
 			// connections are the daemon's only.
 			pushSrv := httptest.NewServer(reg)
 			t.Cleanup(pushSrv.Close)
-			e := &env{upstream: pushSrv, count: newCounter(reg), cacheDir: t.TempDir()}
+			e := &env{upstream: pushSrv, count: regtest.NewCounter(reg), cacheDir: t.TempDir()}
 			img, err := random.Image(1024, 12)
 			if err != nil {
 				t.Fatal(err)

@@ -29,6 +29,7 @@ import (
 	"github.com/tower-reg/tower-reg/daemon"
 	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/internal/faults"
+	"github.com/tower-reg/tower-reg/internal/regtest"
 )
 
 // loadClients is how many clients pull at once.
@@ -77,7 +78,7 @@ func TestLoad(t *testing.T) {
 
 	reg := registry.New(registry.Logger(quiet))
 	upstream := httptest.NewServer(reg)
-	e := &env{upstream: upstream, count: newCounter(reg), cacheDir: t.TempDir()}
+	e := &env{upstream: upstream, count: regtest.NewCounter(reg), cacheDir: t.TempDir()}
 	const images = 4
 	for i := range images {
 		img := randomImageFor(t, "amd64", types.DockerManifestSchema2, v1.Config{Cmd: []string{strconv.Itoa(i)}})
@@ -249,7 +250,7 @@ func TestColdPullSingleflight(t *testing.T) {
 	t.Cleanup(upstream.Close)
 	pushSrv := httptest.NewServer(reg)
 	t.Cleanup(pushSrv.Close)
-	e := &env{upstream: pushSrv, count: newCounter(reg), cacheDir: t.TempDir()}
+	e := &env{upstream: pushSrv, count: regtest.NewCounter(reg), cacheDir: t.TempDir()}
 	amd := randomImage(t, types.OCIManifestSchema1, v1.Config{})
 	arm := randomImageFor(t, "arm64", types.OCIManifestSchema1, v1.Config{})
 	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),

@@ -29,6 +29,7 @@ import (
 	"github.com/tower-reg/tower-reg/daemon/admin"
 	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/daemon/event"
+	"github.com/tower-reg/tower-reg/internal/regtest"
 )
 
 // live is a daemon serving a layer directory on disk, with its watcher,
@@ -115,23 +116,15 @@ func startLive(t testing.TB, files map[string]string, opts ...func(*daemon.Optio
 	return l
 }
 
+// push writes img to the upstream as repo, "name:tag".
 func (l *live) push(t testing.TB, repo string, img remote.Taggable) {
 	t.Helper()
-	ref := mustRef(t, strings.TrimPrefix(l.upstream.URL, "http://")+"/"+repo)
-	var err error
-	switch x := img.(type) {
-	case v1.Image:
-		err = remote.Write(ref, x)
-	case v1.ImageIndex:
-		err = remote.WriteIndex(ref, x)
-	}
-	if err != nil {
-		t.Fatalf("push %s: %v", ref, err)
-	}
+	name, tag, _ := strings.Cut(repo, ":")
+	regtest.Push(t, host(l.upstream), name, tag, img)
 }
 
 func (l *live) ref(repo string) string {
-	return l.addr + "/" + strings.Replace(strings.TrimPrefix(l.upstream.URL, "http://"), ":", "_", 1) + "/" + repo
+	return l.addr + "/" + pathHost(l.upstream) + "/" + repo
 }
 
 // headTag resolves repo:tag through the proxy, as the first request of a

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +25,7 @@ import (
 	"github.com/tower-reg/tower-reg/daemon"
 	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/daemon/event"
+	"github.com/tower-reg/tower-reg/internal/regtest"
 	"github.com/tower-reg/tower-reg/layer"
 )
 
@@ -53,7 +55,7 @@ func (c *testClock) add(d time.Duration) {
 func newTokenEnv(t *testing.T) *tokenEnv {
 	t.Helper()
 	te := &tokenEnv{
-		env:   &env{count: newCounter(registry.New(registry.Logger(quiet))), cacheDir: t.TempDir()},
+		env:   &env{count: regtest.NewCounter(registry.New(registry.Logger(quiet))), cacheDir: t.TempDir()},
 		clock: &testClock{t: time.Now()},
 		files: map[string][]byte{},
 	}
@@ -180,7 +182,7 @@ func TestContainerToken(t *testing.T) {
 	}
 	cf, _ := img.ConfigFile()
 	c := cf.Config
-	if !equal(c.Entrypoint, []string{"/opt/tool/run"}) || !equal(c.Cmd, []string{"go"}) || c.WorkingDir != "/work" || !equal(c.Env, []string{"A=1", "B=2"}) {
+	if !slices.Equal(c.Entrypoint, []string{"/opt/tool/run"}) || !slices.Equal(c.Cmd, []string{"go"}) || c.WorkingDir != "/work" || !slices.Equal(c.Env, []string{"A=1", "B=2"}) {
 		t.Errorf("config %+v", c)
 	}
 	// Any tag of the repository names the token's image.

@@ -15,7 +15,6 @@ import (
 
 	"github.com/tower-reg/tower-reg/daemon/admin"
 	"github.com/tower-reg/tower-reg/daemon/event"
-	"github.com/tower-reg/tower-reg/daemon/proxy"
 )
 
 // codeBadRequest is the admin API's code for a request it cannot read.
@@ -29,7 +28,7 @@ const maxAdminBody = 1 << 20
 type Admin struct {
 	tokens    Tokens
 	tokenRate *rate.Limiter // nil: no limit
-	up        *proxy.Upstream
+	creds     CredsChecker
 	bus       *event.Bus
 	status    func() admin.Status
 	repack    func(context.Context) error
@@ -38,9 +37,9 @@ type Admin struct {
 
 // NewAdmin returns the admin routes' handler. status gives the document
 // that GET /_towerreg/status answers; repack packs the layer directory
-// again for POST /_towerreg/reload.
-func NewAdmin(up *proxy.Upstream, bus *event.Bus, status func() admin.Status, repack func(context.Context) error, log *slog.Logger, opts ...AdminOption) *Admin {
-	a := &Admin{up: up, bus: bus, status: status, repack: repack, log: log}
+// again for POST /_towerreg/reload; creds checks POST /validate-creds.
+func NewAdmin(creds CredsChecker, bus *event.Bus, status func() admin.Status, repack func(context.Context) error, log *slog.Logger, opts ...AdminOption) *Admin {
+	a := &Admin{creds: creds, bus: bus, status: status, repack: repack, log: log}
 	a.setTokenRate(0)
 	for _, o := range opts {
 		o(a)
@@ -174,7 +173,7 @@ func (a *Admin) validateCreds(w http.ResponseWriter, r *http.Request) error {
 	if len(missing) > 0 {
 		return newError(http.StatusBadRequest, codeBadRequest, "missing "+strings.Join(missing, ", "))
 	}
-	ok, err := a.up.ValidateCreds(r.Context(), req.Registry, req.UserName, req.Password)
+	ok, err := a.creds.ValidateCreds(r.Context(), req.Registry, req.UserName, req.Password)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"time"
@@ -13,12 +12,6 @@ import (
 	"github.com/tower-reg/tower-reg/daemon/proxy"
 	"github.com/tower-reg/tower-reg/daemon/token"
 )
-
-// BlobSource decides how each blob request is answered: proxy.Blobs.
-type BlobSource interface {
-	Open(ctx context.Context, repo proxy.Repo, d v1.Hash, method, rangeHdr string) (*proxy.BlobAnswer, error)
-	Wait()
-}
 
 // blob answers a blob request; allow refuses digests the route may not
 // serve (a container token's route serves its image's blobs only), and tok

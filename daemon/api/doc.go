@@ -7,4 +7,8 @@
 // the status and OCI code of every error, with rows of their own for the
 // routes where an error means something else. So no handler picks a
 // status code for a failure on its own.
+//
+// The handlers hold the proxy behind the small interfaces of sources.go
+// (manifests, blobs, tags, credentials), declared here where they are
+// consumed: the handlers' tests answer them with fakes.
 package api

@@ -9,7 +9,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/tower-reg/tower-reg/daemon/event"
-	"github.com/tower-reg/tower-reg/daemon/proxy"
 )
 
 // Registry serves the OCI distribution read API through the rewriting
@@ -18,8 +17,8 @@ type Registry struct {
 	tokens          Tokens
 	closures        closureCache // what each token image holds, for token routes
 	blobs           BlobSource
-	rw              *proxy.Rewriting
-	up              *proxy.Upstream
+	rw              ManifestSource
+	tagSource       TagSource
 	defaultRegistry string
 	bus             *event.Bus
 	log             *slog.Logger
@@ -27,10 +26,12 @@ type Registry struct {
 	sizes           *blobSizes    // of the blobs the manifests served name
 }
 
-// NewRegistry returns the registry handler. defaultRegistry is where names
-// without a host live (docker.io unless configured).
-func NewRegistry(rw *proxy.Rewriting, up *proxy.Upstream, defaultRegistry string, bus *event.Bus, log *slog.Logger, opts ...RegistryOption) *Registry {
-	h := &Registry{rw: rw, up: up, blobs: proxy.NewBlobs(rw, up, proxy.BlobStream, log),
+// NewRegistry returns the registry handler: manifests from rw, blobs from
+// blobs (the audience's, with its blob mode), tag lists from tags.
+// defaultRegistry is where names without a host live (docker.io unless
+// configured).
+func NewRegistry(rw ManifestSource, blobs BlobSource, tags TagSource, defaultRegistry string, bus *event.Bus, log *slog.Logger, opts ...RegistryOption) *Registry {
+	h := &Registry{rw: rw, blobs: blobs, tagSource: tags,
 		defaultRegistry: defaultRegistry, bus: bus, log: log, sizes: newBlobSizes()}
 	for _, o := range opts {
 		o(h)
@@ -40,10 +41,6 @@ func NewRegistry(rw *proxy.Rewriting, up *proxy.Upstream, defaultRegistry string
 
 // RegistryOption is an optional part of a registry handler.
 type RegistryOption func(*Registry)
-
-// RegistryBlobs replaces the blob source, which streams every upstream
-// blob unless given: the audience's, with its blob mode.
-func RegistryBlobs(b BlobSource) RegistryOption { return func(h *Registry) { h.blobs = b } }
 
 // RegistryClientStall cuts a blob's client that takes nothing for d: the
 // bound that upstream.stall_timeout sets on the upstream side, on the

@@ -18,7 +18,7 @@ func (h *Registry) tags(w http.ResponseWriter, r *http.Request, rt route) error 
 	if err != nil {
 		return err
 	}
-	resp, err := h.up.Tags(r.Context(), repo, r.URL.RawQuery)
+	resp, err := h.tagSource.Tags(r.Context(), repo, r.URL.RawQuery)
 	if err != nil {
 		return err
 	}

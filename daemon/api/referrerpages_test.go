@@ -1,4 +1,7 @@
-package daemon_test
+package api_test
+
+// Paged referrers lists through the registry handler over the real proxy:
+// moved down from daemon/, where they went through daemon.New.
 
 import (
 	"bytes"
@@ -15,6 +18,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/tower-reg/tower-reg/internal/regtest"
 )
 
 // pager answers the referrers API of the registry it wraps one descriptor
@@ -86,16 +91,16 @@ func TestReferrersPages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := &pager{next: registry.New(registry.Logger(quiet), registry.WithReferrersSupport(true)), link: tt.link}
+			p := &pager{next: regtest.Registry(registry.WithReferrersSupport(true)), link: tt.link}
 			if p.endless = tt.link == nil; p.endless {
 				p.link = relative
 			}
-			e := newEnv(t, p)
-			f := pushReferrers(t, e)
-			img := rewrittenDigest(t, e, "img")
+			e := newStack(t, p)
+			f := regtest.PushReferrers(t, regtest.Host(e.upstream))
+			img := regtest.HeadDigest(t, e.through("test/ref")+":img")
 			p.pages.Store(0)
-			for _, d := range []v1.Hash{f.image, img} {
-				url := e.proxy.URL + "/v2/" + pathHost(e.upstream) + "/test/ref/referrers/" + d.String()
+			for _, d := range []v1.Hash{f.Image, img} {
+				url := e.proxy.URL + "/v2/" + regtest.PathHost(e.upstream) + "/test/ref/referrers/" + d.String()
 				resp, err := http.Get(url)
 				if err != nil {
 					t.Fatal(err)
@@ -116,7 +121,7 @@ func TestReferrersPages(t *testing.T) {
 				for _, m := range im.Manifests {
 					got = append(got, m.Digest)
 				}
-				if want := sorted(f.sig, f.sbom); fmt.Sprint(sorted(got...)) != fmt.Sprint(want) {
+				if want := regtest.Sorted(f.Sig, f.Sbom); fmt.Sprint(regtest.Sorted(got...)) != fmt.Sprint(want) {
 					t.Errorf("referrers of %s: %v, want both pages: %v", d, got, want)
 				}
 				if resp.Header.Get("Link") != "" {

@@ -1,4 +1,4 @@
-package daemon_test
+package api_test
 
 import (
 	"bytes"
@@ -8,21 +8,23 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/tower-reg/tower-reg/internal/regtest"
 )
 
 // TestBlobCache: a base layer streamed once is kept, checked, in the
 // store, and the next pull of it does not reach the upstream; a blob that
-// did not match its digest is never kept.
+// did not match its digest is never kept. (Moved down from daemon/, where
+// it went through daemon.New: the same assertions.)
 func TestBlobCache(t *testing.T) {
-	reg := registry.New(registry.Logger(quiet))
+	reg := regtest.Registry()
 	var corrupt atomic.Value // digest path whose next GET is corrupted
 	corrupt.Store("")
-	e := newEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	e := newStack(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p := corrupt.Load().(string); p != "" && r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, p) {
 			corrupt.Store("")
 			rec := &capture{header: http.Header{}}
@@ -38,14 +40,14 @@ func TestBlobCache(t *testing.T) {
 		}
 		reg.ServeHTTP(w, r)
 	}))
-	base := randomImage(t, types.OCIManifestSchema1, v1.Config{})
+	base := regtest.RandomImage(t, "amd64", types.OCIManifestSchema1, v1.Config{})
 	e.push(t, "test/img", "latest", base)
-	ref := mustRef(t, e.through("test/img")+":latest")
+	ref := regtest.MustRef(t, e.through("test/img")+":latest")
 	ls, _ := base.Layers()
 	d0, _ := ls[0].Digest()
 	d1, _ := ls[1].Digest()
 	blobURL := func(d v1.Hash) string {
-		return e.proxy.URL + "/v2/" + pathHost(e.upstream) + "/test/img/blobs/" + d.String()
+		return e.proxy.URL + "/v2/" + regtest.PathHost(e.upstream) + "/test/img/blobs/" + d.String()
 	}
 
 	// The first layer comes corrupted once: the client gets an error (an
@@ -62,7 +64,7 @@ func TestBlobCache(t *testing.T) {
 	if err == nil && status == http.StatusOK {
 		t.Fatal("a corrupted blob was served whole")
 	}
-	e.d.WaitIdle()
+	e.reg.Wait()
 
 	img, err := remote.Image(ref)
 	if err != nil {
@@ -71,8 +73,8 @@ func TestBlobCache(t *testing.T) {
 	if err := validate.Image(img); err != nil {
 		t.Fatalf("first pull: %v", err)
 	}
-	e.d.WaitIdle()
-	e.count.reset()
+	e.reg.Wait()
+	e.count.Reset()
 	img, err = remote.Image(ref)
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +82,7 @@ func TestBlobCache(t *testing.T) {
 	if err := validate.Image(img); err != nil {
 		t.Fatalf("second pull: %v", err)
 	}
-	if n := e.count.get("GET blob"); n != 0 {
+	if n := e.count.Get("GET blob"); n != 0 {
 		t.Errorf("the second pull fetched %d blobs upstream, want 0: all are cached", n)
 	}
 	for _, d := range []v1.Hash{d0, d1} {

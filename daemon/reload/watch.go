@@ -67,7 +67,7 @@ func (r *Reloader) Watch(ctx context.Context) error {
 			return r.poll(ctx)
 		case c := <-w.C():
 			r.reload(ctx, c.Trigger)
-			r.edits.reloaded(c.Bursts)
+			r.edits.done(c.Bursts)
 		}
 	}
 }

@@ -21,7 +21,10 @@ import (
 
 // Timeouts. They bound a hung tool; none is expected to come close.
 const (
-	startTimeout   = 30 * time.Second // a server answering GET /v2/
+	// A server answering GET /v2/. The daemon answers once it has packed
+	// its layer, which a -race build on two loaded cores took over 30 s
+	// to do.
+	startTimeout   = 2 * time.Minute
 	commandTimeout = 3 * time.Minute  // one client command
 	stopTimeout    = 15 * time.Second // a server exiting after SIGTERM
 )

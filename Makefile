@@ -12,7 +12,7 @@ VERSITYGW_VERSION   ?= v1.8.0
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO_SOURCES := $(shell find . -name '*.go' -not -path './bin/*')
 
-.PHONY: all build layer run pack test test-short bench lint cross release tools ci clean fuzz soak
+.PHONY: all build layer run pack test test-short bench bench-peers lint cross release tools ci clean fuzz soak
 
 all: build
 
@@ -58,6 +58,25 @@ test-short: layer
 
 bench: layer tools
 	$(GO) test -run '^$$' -bench . -benchtime 5x -count 1 -timeout 30m ./...
+
+# `make bench-peers` measures the FUSE client against s3fs and rclone
+# mount, Debian's, on the same versitygw in one run (issue 17), PEER_ROUNDS
+# rounds. It needs root: it installs the missing peers with apt-get, mounts
+# FUSE file systems and drops the page cache. A missing peer fails it.
+PEER_ROUNDS ?= 5
+PEER_PACKAGES := s3fs:s3fs rclone:rclone fusermount:fuse3
+
+bench-peers: tools
+	@set -e; missing=; for tp in $(PEER_PACKAGES); do \
+		command -v $${tp%%:*} >/dev/null 2>&1 || missing="$$missing $${tp#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ]; then echo "bench-peers: run as root, to install$$missing with apt-get"; exit 1; fi; \
+		echo "apt-get install$$missing"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q$$missing; \
+	fi; \
+	s3fs --version | sed -n 1p; rclone version | sed -n 1p
+	TOWERREG_BENCH_PEERS=1 TOWERREG_E2E=require $(GO) test -run '^$$' -bench '^BenchmarkPeers$$' -benchtime $(PEER_ROUNDS)x -count 1 -timeout 60m ./layer/fusion/
 
 lint: layer $(BIN)/staticcheck
 	@unformatted=$$(gofmt -l $(GO_SOURCES)); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi

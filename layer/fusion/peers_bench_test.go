@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -30,7 +29,8 @@ const (
 // mounted does it through m, on a mount made for it alone. Both return
 // only the time of the work, not the set-up.
 type peerWorkload struct {
-	name    string
+	name    string // the row's title
+	id      string // the row in metric names
 	direct  func(ctx context.Context, tb testing.TB, r *peerRun) time.Duration
 	mounted func(ctx context.Context, tb testing.TB, r *peerRun, m *peerMount) time.Duration
 	// startup: no direct loop; the row is the time from the client's
@@ -104,8 +104,10 @@ func BenchmarkPeers(b *testing.B) {
 		rounds++
 	}
 	b.StopTimer()
-	b.Logf("%d rounds; load average %s before, %s after; page caches %s", rounds, loadBefore, loadAverage(), r.drop.state())
-	b.Logf("\n%s", peerTable(b, times))
+	// b.Log would do, but go test keeps only 10 lines of a benchmark's log.
+	fmt.Printf("\nBenchmarkPeers, %s: %d rounds; load average %s before, %s after; page caches %s\n\n%s\n%s\n",
+		time.Now().UTC().Format(time.DateOnly), rounds, loadBefore, loadAverage(), r.drop.state(),
+		peerRatios(times, b.ReportMetric), peerMedians(times))
 }
 
 func peerNames() []string {
@@ -154,14 +156,14 @@ func (r *peerRun) measure(ctx context.Context, tb testing.TB, w peerWorkload, c 
 }
 
 var peerWorkloads = []peerWorkload{
-	{name: "sequential read, 256 MiB", direct: directRead, mounted: mountedRead},
-	{name: "`ls` of 5,000 keys", direct: directList, mounted: mountedList(false)},
-	{name: "`ls -l` of 5,000 keys", direct: directList, mounted: mountedList(true)},
-	{name: "500 × 4 KiB files, cold mount", direct: directSmall, mounted: mountedSmall(false)},
-	{name: "500 × 4 KiB files, after `ls -l`", direct: directSmall, mounted: mountedSmall(true)},
-	{name: "write 256 MiB, until visible in S3", direct: directWrite, mounted: mountedWrite},
-	{name: "start-up to the first `ls`", startup: true, warm: true},
-	{name: "start-up to the first `ls`, caches dropped", startup: true},
+	{name: "sequential read, 256 MiB", id: "read", direct: directRead, mounted: mountedRead},
+	{name: "`ls` of 5,000 keys", id: "ls", direct: directList, mounted: mountedList(false)},
+	{name: "`ls -l` of 5,000 keys", id: "ls-l", direct: directList, mounted: mountedList(true)},
+	{name: "500 × 4 KiB files, cold mount", id: "small-cold", direct: directSmall, mounted: mountedSmall(false)},
+	{name: "500 × 4 KiB files, after `ls -l`", id: "small-listed", direct: directSmall, mounted: mountedSmall(true)},
+	{name: "write 256 MiB, until visible in S3", id: "write", direct: directWrite, mounted: mountedWrite},
+	{name: "start-up to the first `ls`", id: "startup", startup: true, warm: true},
+	{name: "start-up to the first `ls`, caches dropped", id: "startup-dropped", startup: true},
 }
 
 func smallKey(i int) string { return fmt.Sprintf("small/f-%03d", i) }
@@ -356,54 +358,4 @@ func (r *peerRun) remove(ctx context.Context, tb testing.TB, key string) {
 	if err := r.srv.Client.RemoveObject(ctx, r.bucket, key, minio.RemoveObjectOptions{}); err != nil {
 		tb.Errorf("remove %s: %v", key, err)
 	}
-}
-
-// peerTable is the Markdown table of the medians: a ratio to the direct
-// loop's median, and the medians themselves, and reports each ratio as a
-// metric.
-func peerTable(b *testing.B, times map[string]map[string][]time.Duration) string {
-	var sb strings.Builder
-	names := peerNames()
-	sb.WriteString("| workload (median, × a direct S3 request loop) | direct |")
-	for _, n := range names {
-		sb.WriteString(" " + n + " |")
-	}
-	sb.WriteString("\n|---|---|" + strings.Repeat("---|", len(names)) + "\n")
-	for i, w := range peerWorkloads {
-		row := times[w.name]
-		if w.startup {
-			sb.WriteString("| " + w.name + " | |")
-			for _, n := range names {
-				ms := float64(median(row[n])) / float64(time.Millisecond)
-				fmt.Fprintf(&sb, " %.0f ms |", ms)
-				b.ReportMetric(ms, fmt.Sprintf("ms-%d-%s", i+1, n))
-			}
-			sb.WriteString("\n")
-			continue
-		}
-		d := median(row["direct"])
-		fmt.Fprintf(&sb, "| %s | %s |", w.name, d.Round(time.Millisecond))
-		for _, n := range names {
-			m := median(row[n])
-			ratio := float64(m) / float64(d)
-			fmt.Fprintf(&sb, " %.2f (%s) |", ratio, m.Round(time.Millisecond))
-			b.ReportMetric(ratio, fmt.Sprintf("x-%d-%s", i+1, n))
-		}
-		sb.WriteString("\n")
-	}
-	return sb.String()
-}
-
-// loadAverage is the 1, 5 and 15 minute load averages, for the report:
-// the machine is shared.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown (" + err.Error() + ")"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return strings.TrimSpace(string(b))
-	}
-	return strings.Join(f[:3], " ")
 }

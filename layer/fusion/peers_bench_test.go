@@ -56,9 +56,11 @@ type peerRun struct {
 // client (the entry binary, as a container runs it), s3fs, and rclone mount
 // with --vfs-cache-mode off and full, all against one versitygw on
 // loopback, each as a ratio to the same work done with direct S3 requests
-// in the same run. Every measurement gets a new mount, and the page cache
-// is dropped before it; each round interleaves the clients, starting from
-// a different one; the table gives the medians of the rounds.
+// in the same run, and the start-up of each client to its first ls, with
+// its program in the page cache and without. Every measurement gets a new
+// mount, and the caches are dropped before it (but for the warm start-up);
+// each round interleaves the clients, starting from a different one; the
+// table gives the medians of the rounds.
 //
 // It runs only with TOWERREG_BENCH_PEERS=1, and then fails, never skips,
 // when a peer is missing:

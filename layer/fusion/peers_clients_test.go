@@ -177,20 +177,21 @@ func peerEnviron() []string {
 
 // peerMount is one running mount of a peer.
 type peerMount struct {
-	name   string
-	stays  bool
-	base   string // the mount point and the scratch directory
-	dir    string // the mount point
-	bucket string // where the keys are
-	cmd    *exec.Cmd
-	out    *syncbuf.Buffer
-	exited chan struct{}
-	waitEr error
+	name    string
+	stays   bool
+	base    string // the mount point and the scratch directory
+	dir     string // the mount point
+	bucket  string // where the keys are
+	cmd     *exec.Cmd
+	out     *syncbuf.Buffer
+	exited  chan struct{}
+	waitErr error
 }
 
 // mount starts p on a fresh mount point and returns once the kernel has
 // the mount, with the time that took from the start of the process.
-// close must be called, also on failure paths: defer it.
+// Close it once measured, so that mounts and caches do not pile up over a
+// run; tb's cleanup closes it too, after a failure.
 func (p peer) mount(tb testing.TB, s *peerSetup) (*peerMount, time.Duration) {
 	tb.Helper()
 	base, err := os.MkdirTemp("", "towerreg-peer-")
@@ -215,13 +216,13 @@ func (p peer) mount(tb testing.TB, s *peerSetup) (*peerMount, time.Duration) {
 		os.RemoveAll(base)
 		tb.Fatalf("%s: %v", p.name, err)
 	}
-	go func() { m.waitEr = m.cmd.Wait(); close(m.exited) }()
+	go func() { m.waitErr = m.cmd.Wait(); close(m.exited) }()
 	tb.Cleanup(func() { m.close(tb) })
 	deadline := time.Now().Add(30 * time.Second)
 	for !isMountPoint(tb, dir) {
 		select {
 		case <-m.exited:
-			tb.Fatalf("%s exited (%v) before it mounted:\n%s", p.name, m.waitEr, m.out)
+			tb.Fatalf("%s exited (%v) before it mounted:\n%s", p.name, m.waitErr, m.out)
 		case <-time.After(time.Millisecond):
 		}
 		if time.Now().After(deadline) {

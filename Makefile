@@ -72,12 +72,24 @@ test-short: layer
 bench: layer tools
 	$(GO) test -run '^$$' -bench . -benchtime 5x -count 1 -timeout 30m ./...
 
-# The FUSE client against the mounts a user would otherwise use, s3fs and
-# rclone, installed from Debian (as root, as the FUSE tests run): the
-# table of layer/fusion/README.md.
+# `make bench-peers` measures the FUSE client against s3fs and rclone
+# mount, Debian's, on the same versitygw in one run (issue 17), PEER_ROUNDS
+# rounds. It needs root: it installs the missing peers with apt-get, mounts
+# FUSE file systems and drops the page cache. A missing peer fails it.
+PEER_ROUNDS ?= 5
+PEER_PACKAGES := s3fs:s3fs rclone:rclone fusermount:fuse3
+
 bench-peers: tools
-	apt-get install -y s3fs rclone fuse3
-	TOWERREG_E2E=require $(GO) test -run '^$$' -bench Peers -benchtime 3x -count 1 -timeout 30m ./layer/fusion/
+	@set -e; missing=; for tp in $(PEER_PACKAGES); do \
+		command -v $${tp%%:*} >/dev/null 2>&1 || missing="$$missing $${tp#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ]; then echo "bench-peers: run as root, to install$$missing with apt-get"; exit 1; fi; \
+		echo "apt-get install$$missing"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q$$missing; \
+	fi; \
+	s3fs --version | sed -n 1p; rclone version | sed -n 1p
+	TOWERREG_BENCH_PEERS=1 TOWERREG_E2E=require $(GO) test -run '^$$' -bench '^BenchmarkPeers$$' -benchtime $(PEER_ROUNDS)x -count 1 -timeout 60m ./layer/fusion/
 
 lint: layer $(BIN)/staticcheck
 	@unformatted=$$(gofmt -l $(GO_SOURCES)); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/tower-reg/tower-reg/internal/regtest"
 )
 
 // unpagedTags is an upstream like distribution 2.8: tags/list ignores n
@@ -58,14 +59,7 @@ func TestTagsListPages(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				defer resp.Body.Close()
-				var list struct {
-					Name string   `json:"name"`
-					Tags []string `json:"tags"`
-				}
-				if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
-					t.Fatal(err)
-				}
+				list := regtest.DecodeTags(t, resp.Body)
 				if resp.StatusCode != http.StatusOK || list.Name != name || list.Tags == nil || !slices.Equal(list.Tags, tt.want) {
 					t.Errorf("%d %+v, want name %q and tags %q", resp.StatusCode, list, name, tt.want)
 				}

@@ -186,14 +186,7 @@ func TestTagsList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var list struct {
-		Name string   `json:"name"`
-		Tags []string `json:"tags"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
-		t.Fatal(err)
-	}
+	list := regtest.DecodeTags(t, resp.Body)
 	if resp.StatusCode != 200 || list.Name != name || !slices.Equal(list.Tags, []string{"v1", "v2"}) {
 		t.Fatalf("tags/list: %d %+v, want name %q and tags [v1 v2]", resp.StatusCode, list, name)
 	}

@@ -39,7 +39,7 @@ func (u *Upstream) ValidateCreds(ctx context.Context, registry, user, password s
 		if refused(err) {
 			return false, nil
 		}
-		return false, classify(repo, err)
+		return false, upstreamFailure(repo, err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s://%s/v2/", reg.Scheme(), repo.Host()), nil)
 	if err != nil {
@@ -47,7 +47,7 @@ func (u *Upstream) ValidateCreds(ctx context.Context, registry, user, password s
 	}
 	resp, err := (&http.Client{Transport: rt, CheckRedirect: checkRedirect}).Do(req)
 	if err != nil {
-		return false, classify(repo, err)
+		return false, upstreamFailure(repo, err)
 	}
 	resp.Body.Close()
 	switch {
@@ -56,7 +56,7 @@ func (u *Upstream) ValidateCreds(ctx context.Context, registry, user, password s
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		return false, nil
 	}
-	return false, classify(repo, transport.CheckError(resp, http.StatusOK))
+	return false, upstreamFailure(repo, transport.CheckError(resp, http.StatusOK))
 }
 
 // refused reports whether err is a registry's no to credentials.

@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -41,14 +40,7 @@ func TestUpstreamTags(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer resp.Body.Close()
-			var list struct {
-				Name string   `json:"name"`
-				Tags []string `json:"tags"`
-			}
-			if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
-				t.Fatal(err)
-			}
+			list := regtest.DecodeTags(t, resp.Body)
 			if list.Name != "test/img" || !slices.Equal(list.Tags, tt.want) {
 				t.Fatalf("tags/list?%s: %+v, want test/img %v", tt.query, list, tt.want)
 			}

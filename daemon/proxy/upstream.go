@@ -226,7 +226,7 @@ func (u *Upstream) dial(ctx context.Context, repo Repo) (http.RoundTripper, erro
 	scope := reg.Repo(repo.Path).Scope(transport.PullScope)
 	rt, err := transport.NewWithContext(ctx, reg, auth, u.base, []string{scope})
 	if err != nil {
-		return nil, classify(repo, err)
+		return nil, upstreamFailure(repo, err)
 	}
 	return rt, nil
 }
@@ -242,10 +242,13 @@ func (u *Upstream) forget(repo Repo, rt http.RoundTripper) {
 	}
 }
 
-// classify wraps errors that are not the registry's own answers as
+// upstreamFailure wraps errors that are not the registry's own answers as
 // ErrUnavailable, so the API can tell "the registry said no" from "the
-// registry could not be asked".
-func classify(repo Repo, err error) error {
+// registry could not be asked". It is the step below api's classify: it
+// turns the transport's errors into the proxy's sentinels, which api's
+// table then turns into statuses, so api never sees a transport error
+// that is not a registry's answer.
+func upstreamFailure(repo Repo, err error) error {
 	var te *transport.Error
 	if errors.As(err, &te) && te.StatusCode < 500 {
 		err = fmt.Errorf("%s: %w", repo.Registry, registryError{err, te})
@@ -309,7 +312,7 @@ func (u *Upstream) doBounded(ctx context.Context, repo Repo, method, url string,
 	resp, err := (&http.Client{Transport: rt, CheckRedirect: checkRedirect}).Do(req)
 	if err != nil {
 		b.release()
-		return nil, classify(repo, b.err(err))
+		return nil, upstreamFailure(repo, b.err(err))
 	}
 	if err := transport.CheckError(resp, ok...); err != nil {
 		resp.Body.Close()
@@ -317,7 +320,7 @@ func (u *Upstream) doBounded(ctx context.Context, repo Repo, method, url string,
 		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 			u.forget(repo, rt)
 		}
-		return nil, withRetryAfter(resp, classify(repo, err), time.Now())
+		return nil, withRetryAfter(resp, upstreamFailure(repo, err), time.Now())
 	}
 	if stream {
 		u.watchStall(resp, b, what)

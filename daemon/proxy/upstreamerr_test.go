@@ -15,7 +15,7 @@ import (
 
 // TestClassifyTexts: a registry's error answer reads without Go dumps of
 // its details, and a 401 names the registry that wants credentials.
-func TestClassifyTexts(t *testing.T) {
+func TestUpstreamFailureTexts(t *testing.T) {
 	req := &http.Request{Method: http.MethodGet, URL: &url.URL{Scheme: "https", Host: "reg.example", Path: "/v2/x/manifests/latest", RawQuery: "token=secret"}}
 	repo := Repo{Registry: "reg.example", Path: "x"}
 	for _, tc := range []struct {
@@ -36,7 +36,7 @@ func TestClassifyTexts(t *testing.T) {
 			"reg.example: wrapped: DENIED: no; DENIED: still no", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := classify(repo, fmt.Errorf("wrapped: %w", tc.te))
+			err := upstreamFailure(repo, fmt.Errorf("wrapped: %w", tc.te))
 			if got := err.Error(); got != tc.want {
 				t.Errorf("text %q\nwant %q", got, tc.want)
 			}
@@ -56,18 +56,18 @@ func TestClassifyTexts(t *testing.T) {
 // policy's refusal (403 in the API), not an unavailable upstream (503).
 func TestRealmRefusedIsPolicy(t *testing.T) {
 	repo := Repo{Registry: "reg.example", Path: "x"}
-	err := classify(repo, errors.New(`invalid realm in www-authenticate: realm scheme "http" not allowed for a secure registry; use https`))
+	err := upstreamFailure(repo, errors.New(`invalid realm in www-authenticate: realm scheme "http" not allowed for a secure registry; use https`))
 	if !errors.Is(err, dialpolicy.ErrRefused) || errors.Is(err, ErrUnavailable) {
 		t.Errorf("%v: want ErrRefused, not ErrUnavailable", err)
 	}
-	if err := classify(repo, errors.New("connection refused")); errors.Is(err, dialpolicy.ErrRefused) {
+	if err := upstreamFailure(repo, errors.New("connection refused")); errors.Is(err, dialpolicy.ErrRefused) {
 		t.Errorf("%v: a dead upstream is no policy refusal", err)
 	}
 	// The dial policy's own refusal, of the token realm or of the registry,
 	// as ggcr and net/http wrap it: a refusal, and not said to be an outage.
 	dial := fmt.Errorf(`Get "http://localhost:5001/token": dial tcp 127.0.0.1:5001: %w`,
 		fmt.Errorf("%w: localhost:5001 resolves to 127.0.0.1, a loopback address, which logged-in clients may not reach", dialpolicy.ErrRefused))
-	err = classify(repo, dial)
+	err = upstreamFailure(repo, dial)
 	if !errors.Is(err, dialpolicy.ErrRefused) || errors.Is(err, ErrUnavailable) || strings.Contains(err.Error(), "unavailable") {
 		t.Errorf("%v: want ErrRefused, not ErrUnavailable", err)
 	}

@@ -270,3 +270,20 @@ func AuthRegistry(t *testing.T, scheme, user, pass string) *httptest.Server {
 	t.Cleanup(srv.Close)
 	return srv
 }
+
+// TagList is a tags/list answer.
+type TagList struct {
+	Name string   `json:"name"`
+	Tags []string `json:"tags"`
+}
+
+// DecodeTags reads a tags/list answer's body, and closes it.
+func DecodeTags(t testing.TB, body io.ReadCloser) TagList {
+	t.Helper()
+	defer body.Close()
+	var list TagList
+	if err := json.NewDecoder(body).Decode(&list); err != nil {
+		t.Fatalf("tags/list answer: %v", err)
+	}
+	return list
+}

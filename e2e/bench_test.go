@@ -169,9 +169,7 @@ func BenchmarkPublicPull(b *testing.B) {
 			if m.offload {
 				// The daemon uploads its layer in the background and
 				// streams it until then: time the pulls that follow.
-				for _, l := range ownLayers(manifestAt(b, d.url("/v2/"+hostPath(u.Host)+"/"+strings.TrimSuffix(repo, ":latest")+"/manifests/latest")), base) {
-					store.waitUploaded(b, l)
-				}
+				store.waitOwnUploaded(b, d, hostPath(u.Host)+"/"+strings.TrimSuffix(repo, ":latest"), base)
 			}
 			direct, public := u.ref(repo), r.Addr+"/"+hostPath(u.Host)+"/"+repo
 			// One pull each first, the daemon's past the relay's limit: the

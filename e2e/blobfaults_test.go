@@ -119,9 +119,7 @@ func TestPublicBlobFaults(t *testing.T) {
 		// closes: the store is down.
 		front := startRelay(t, o.s3.Host, 0)
 		d, r := startPublic(t, publicRedirectConfig(u)+offloadYAML(o.bucket, "http://"+front.Addr, "  recheck: 1s\n"), 0)
-		for _, l := range ownLayers(manifestAt(t, d.url("/v2/"+name+"/manifests/latest")), base) {
-			o.waitUploaded(t, l)
-		}
+		o.waitOwnUploaded(t, d, name, base)
 		down, dir := relayPull(t, r, ref, noAuth(t))
 		mc, _, _ := checkPulled(t, dir, img)
 		if down > mc+headerBudget {
@@ -141,10 +139,7 @@ func TestPublicBlobFaults(t *testing.T) {
 	t.Run("expired presigned URL", func(t *testing.T) {
 		o := startOffloadStore(t)
 		d, r := startPublic(t, publicRedirectConfig(u)+o.yaml("  presign_ttl: 2s\n"), 0)
-		own := ownLayers(manifestAt(t, d.url("/v2/"+name+"/manifests/latest")), base)
-		for _, l := range own {
-			o.waitUploaded(t, l)
-		}
+		own := o.waitOwnUploaded(t, d, name, base)
 		// The pull links the layers to the repository for its audience.
 		relayPull(t, r, ref, noAuth(t))
 		l := own[0].Digest
@@ -203,10 +198,7 @@ func TestPublicBlobFaults(t *testing.T) {
 					t.Fatalf("reload: %s: %s", resp.Status, body)
 				}
 			}
-			own := ownLayers(manifestAt(t, d.url("/v2/"+name+"/manifests/latest")), base)
-			for _, l := range own {
-				o.waitUploaded(t, l)
-			}
+			o.waitOwnUploaded(t, d, name, base)
 			down, dir := relayPull(t, r, ref, noAuth(t))
 			mc, n, last := checkPulled(t, dir, img)
 			if last == prev {

@@ -66,6 +66,18 @@ func (o offloadStore) waitUploaded(tb testing.TB, l v1.Descriptor) {
 	}
 }
 
+// waitOwnUploaded waits until the layers the daemon d serves itself for
+// name:latest (those not in base) are in the store, and returns them: the
+// daemon uploads in the background, and streams until then.
+func (o offloadStore) waitOwnUploaded(tb testing.TB, d *towerreg, name string, base map[v1.Hash]int64) []v1.Descriptor {
+	tb.Helper()
+	own := ownLayers(manifestAt(tb, d.url("/v2/"+name+"/manifests/latest")), base)
+	for _, l := range own {
+		o.waitUploaded(tb, l)
+	}
+	return own
+}
+
 // manifestAt GETs the image manifest at url.
 func manifestAt(tb testing.TB, url string) *v1.Manifest {
 	tb.Helper()
@@ -231,9 +243,7 @@ func TestPublicLoginAndTokenMoveNoLayers(t *testing.T) {
 	}
 
 	t.Run("login", func(t *testing.T) {
-		for _, l := range ownLayers(manifestAt(t, d.url("/v2/"+hostPath(u.Host)+"/"+repo+"/manifests/latest")), base) {
-			o.waitUploaded(t, l)
-		}
+		o.waitOwnUploaded(t, d, hostPath(u.Host)+"/"+repo, base)
 		down, dir := relayPull(t, r, ref, publicLoginAuth(t, d, r.Addr))
 		budget(t, down, dir)
 	})
@@ -284,9 +294,7 @@ func TestPublicUpstreamBlobsOffloaded(t *testing.T) {
 	yml := "public:\n  anonymous_registries: [" + u.Host + "]\n" + o.yaml("  upstream_blobs: true\n")
 	d, r := startPublic(t, yml, 0)
 	name := hostPath(u.Host) + "/" + repo
-	for _, l := range ownLayers(manifestAt(t, d.url("/v2/"+name+"/manifests/latest")), base) {
-		o.waitUploaded(t, l)
-	}
+	o.waitOwnUploaded(t, d, name, base)
 
 	down, _ := relayPull(t, r, name+":latest", noAuth(t))
 	if down < baseTotal {

@@ -157,13 +157,7 @@ func TestPublicPullMovesNoLayers(t *testing.T) {
 	t.Run("redirect", func(t *testing.T) {
 		down, dir := publicPull(t, publicRedirectConfig(u), ref)
 		mc, injected := pulled(t, dir)
-		budget := mc + injected + headerBudget
-		t.Logf("base layers %d bytes, manifest and config %d, injected layers %d: budget %d, sent %d", baseTotal, mc, injected, budget, down)
-		if down > budget {
-			t.Errorf("the daemon sent %d bytes for a public pull, more than the manifest and config (%d), its own layers (%d) and %d of headers: "+
-				"%d bytes of the %d of base layers went through it instead of the upstream's redirect",
-				down, mc, injected, headerBudget, down-mc-injected, baseTotal)
-		}
+		checkRedirected(t, "skopeo", down, mc, injected, baseTotal)
 	})
 
 	// podman pulls as skopeo does, through containers/image, but it is a
@@ -185,13 +179,7 @@ func TestPublicPullMovesNoLayers(t *testing.T) {
 		// config and injected layer sizes to hold podman's bytes to.
 		_, dir := anonymousPull(t, r, ref)
 		mc, injected := pulled(t, dir)
-		budget := mc + injected + headerBudget
-		t.Logf("podman: base layers %d bytes, manifest and config %d, injected layers %d: budget %d, sent %d", baseTotal, mc, injected, budget, down)
-		if down > budget {
-			t.Errorf("the daemon sent %d bytes for podman's public pull, more than the manifest and config (%d), its own layers (%d) and %d of headers: "+
-				"%d bytes of the %d of base layers went through it instead of the upstream's redirect",
-				down, mc, injected, headerBudget, down-mc-injected, baseTotal)
-		}
+		checkRedirected(t, "podman", down, mc, injected, baseTotal)
 	})
 
 	t.Run("offload", func(t *testing.T) {
@@ -204,10 +192,7 @@ func TestPublicPullMovesNoLayers(t *testing.T) {
 		// The daemon's layers for this image, from the local handler, and
 		// their upload: content-addressed under the prefix, in the
 		// background, so wait for it (until then the daemon streams).
-		m := manifestAt(t, d.url("/v2/"+hostPath(u.Host)+"/"+repo+"/manifests/latest"))
-		for _, l := range ownLayers(m, base) {
-			store.waitUploaded(t, l)
-		}
+		store.waitOwnUploaded(t, d, hostPath(u.Host)+"/"+repo, base)
 
 		down, dir := anonymousPull(t, r, ref)
 		mc, injected := pulled(t, dir)
@@ -218,4 +203,19 @@ func TestPublicPullMovesNoLayers(t *testing.T) {
 				"its own layers (%d bytes) or the base layers (%d) went through it", down, mc, headerBudget, injected, baseTotal)
 		}
 	})
+}
+
+// checkRedirected fails t when a public pull by who made the daemon send
+// more than the manifest and config (mc), its own layers and headers: base
+// layers (baseTotal bytes in all) went through it instead of the
+// upstream's redirect.
+func checkRedirected(t *testing.T, who string, down, mc, injected, baseTotal int64) {
+	t.Helper()
+	budget := mc + injected + headerBudget
+	t.Logf("%s: base layers %d bytes, manifest and config %d, injected layers %d: budget %d, sent %d", who, baseTotal, mc, injected, budget, down)
+	if down > budget {
+		t.Errorf("the daemon sent %d bytes for %s's public pull, more than the manifest and config (%d), its own layers (%d) and %d of headers: "+
+			"%d bytes of the %d of base layers went through it instead of the upstream's redirect",
+			down, who, mc, injected, headerBudget, down-mc-injected, baseTotal)
+	}
 }

@@ -20,11 +20,7 @@ func TestReloadPodmanRun(t *testing.T) {
 	pm := newPodman(t)
 	u, _ := startUpstreamWithImages(t)
 
-	dir := t.TempDir()
-	entry, err := os.ReadFile(filepath.Join(repoRoot(t), entryPayload))
-	if err != nil {
-		t.Fatalf("the amd64 entry (run `make layer`): %v", err)
-	}
+	dir := amd64EntryLayer(t)
 	writeLayer := func(name string, data []byte, mode os.FileMode) {
 		t.Helper()
 		p := filepath.Join(dir, filepath.FromSlash(name))
@@ -40,7 +36,6 @@ func TestReloadPodmanRun(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	writeLayer(".platforms/linux_amd64/.towerreg/entry", entry, 0o755)
 	writeLayer("foo.txt", []byte("before the edit\n"), 0o644)
 	d := startDaemon(t, "--default-registry", u.Host, "--layer", dir)
 
@@ -102,17 +97,7 @@ func TestReloadDevLoop(t *testing.T) {
 	pm := newPodman(t)
 	u, _ := startUpstreamWithImages(t)
 
-	dir := t.TempDir()
-	entry, err := os.ReadFile(filepath.Join(repoRoot(t), entryPayload))
-	if err != nil {
-		t.Fatalf("the amd64 entry (run `make layer`): %v", err)
-	}
-	if err := os.MkdirAll(filepath.Join(dir, ".platforms/linux_amd64/.towerreg"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, ".platforms/linux_amd64/.towerreg/entry"), entry, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := amd64EntryLayer(t)
 	pad := make([]byte, 9<<20)
 	if _, err := rand.Read(pad); err != nil {
 		t.Fatal(err)
@@ -166,4 +151,20 @@ func TestReloadDevLoop(t *testing.T) {
 	slices.Sort(times)
 	t.Logf("the developer's loop, build written to new build printed: median %v, min %v, max %v over %d builds, every first run the new build",
 		times[builds/2].Round(time.Millisecond), times[0].Round(time.Millisecond), times[builds-1].Round(time.Millisecond), builds)
+}
+
+// amd64EntryLayer is a new layer directory holding the amd64 entry, built
+// by `make layer`, and nothing else.
+func amd64EntryLayer(t *testing.T) string {
+	t.Helper()
+	entry, err := os.ReadFile(filepath.Join(repoRoot(t), entryPayload))
+	if err != nil {
+		t.Fatalf("the amd64 entry (run `make layer`): %v", err)
+	}
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, ".platforms/linux_amd64/.towerreg/entry"), string(entry))
+	if err := os.Chmod(filepath.Join(dir, ".platforms/linux_amd64/.towerreg/entry"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

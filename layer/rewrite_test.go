@@ -588,17 +588,22 @@ func TestEntryChain(t *testing.T) {
 		{"entry without variable", `{"Entrypoint":["/.towerreg/entry"]}`,
 			`{"Entrypoint":["/.towerreg/entry"],"Env":["TOWERREG_ENTRYPOINT=[]"]}`},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			o, err := parseObject([]byte(tc.in))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := injectEntry(o); err != nil {
-				t.Fatal(err)
-			}
-			if got, _ := marshal(o); string(got) != tc.want {
-				t.Errorf("\n got %s\nwant %s", got, tc.want)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { checkEdit(t, injectEntry, tc.in, tc.want) })
+	}
+}
+
+// checkEdit applies edit to the JSON object in and checks the result
+// against want, byte for byte.
+func checkEdit(t *testing.T, edit func(*object) error, in, want string) {
+	t.Helper()
+	o, err := parseObject([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := edit(o); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := marshal(o); string(got) != want {
+		t.Errorf("\n got %s\nwant %s", got, want)
 	}
 }

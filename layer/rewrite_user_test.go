@@ -32,18 +32,7 @@ func TestEntryUser(t *testing.T) {
 		{"similar name", `{"User":"app","Env":["TOWERREG_USER_X=1"]}`,
 			`{"User":"0:0","Env":["TOWERREG_USER_X=1","TOWERREG_USER=app"]}`},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			o, err := parseObject([]byte(tc.in))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := injectUser(o); err != nil {
-				t.Fatal(err)
-			}
-			if got, _ := marshal(o); string(got) != tc.want {
-				t.Errorf("\n got %s\nwant %s", got, tc.want)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { checkEdit(t, injectUser, tc.in, tc.want) })
 	}
 }
 

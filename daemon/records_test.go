@@ -1,11 +1,8 @@
 package daemon_test
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io/fs"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
+	"github.com/tower-reg/tower-reg/internal/regtest"
 )
 
 // countFiles counts the regular files under dir.
@@ -38,25 +36,7 @@ func countFiles(t testing.TB, dir string) int {
 // ("" for its digest) and returns its descriptor.
 func (e *env) putManifest(t *testing.T, repo, ref string, mt types.MediaType, v any) v1.Descriptor {
 	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, _, _ := v1.SHA256(bytes.NewReader(b))
-	if ref == "" {
-		ref = d.String()
-	}
-	req, _ := http.NewRequest(http.MethodPut, e.upstream.URL+"/v2/"+repo+"/manifests/"+ref, bytes.NewReader(b))
-	req.Header.Set("Content-Type", string(mt))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("PUT %s:%s: %s", repo, ref, resp.Status)
-	}
-	return v1.Descriptor{MediaType: mt, Digest: d, Size: int64(len(b))}
+	return regtest.PutManifest(t, e.upstream.URL, repo, ref, mt, v)
 }
 
 // pushAttestedIndex tags as repo:latest an index of img for linux/amd64

@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/tower-reg/tower-reg/daemon/proxy"
 	"github.com/tower-reg/tower-reg/daemon/store"
+	"github.com/tower-reg/tower-reg/internal/regtest"
 	"github.com/tower-reg/tower-reg/layer"
 )
 
@@ -48,25 +48,7 @@ func (u *upstream) repo(path string) proxy.Repo {
 // digest) and returns its descriptor.
 func (u *upstream) put(path, ref string, mt types.MediaType, v any) v1.Descriptor {
 	u.t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		u.t.Fatal(err)
-	}
-	d, _, _ := v1.SHA256(bytes.NewReader(b))
-	if ref == "" {
-		ref = d.String()
-	}
-	req, _ := http.NewRequest(http.MethodPut, u.srv.URL+"/v2/"+path+"/manifests/"+ref, bytes.NewReader(b))
-	req.Header.Set("Content-Type", string(mt))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		u.t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		u.t.Fatalf("PUT %s:%s: %s", path, ref, resp.Status)
-	}
-	return v1.Descriptor{MediaType: mt, Digest: d, Size: int64(len(b))}
+	return regtest.PutManifest(u.t, u.srv.URL, path, ref, mt, v)
 }
 
 func blobDesc(mt types.MediaType, s string) v1.Descriptor {

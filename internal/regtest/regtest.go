@@ -5,6 +5,7 @@
 package regtest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -286,4 +287,29 @@ func DecodeTags(t testing.TB, body io.ReadCloser) TagList {
 		t.Fatalf("tags/list answer: %v", err)
 	}
 	return list
+}
+
+// PutManifest writes v, as JSON, to the registry at baseURL as a manifest
+// of repo under ref ("" for its digest), and returns its descriptor.
+func PutManifest(t testing.TB, baseURL, repo, ref string, mt types.MediaType, v any) v1.Descriptor {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _, _ := v1.SHA256(bytes.NewReader(b))
+	if ref == "" {
+		ref = d.String()
+	}
+	req, _ := http.NewRequest(http.MethodPut, baseURL+"/v2/"+repo+"/manifests/"+ref, bytes.NewReader(b))
+	req.Header.Set("Content-Type", string(mt))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT %s:%s: %s", repo, ref, resp.Status)
+	}
+	return v1.Descriptor{MediaType: mt, Digest: d, Size: int64(len(b))}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/tower-reg/tower-reg/daemon/admin"
 	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/daemon/event"
+	"github.com/tower-reg/tower-reg/daemon/reload"
 )
 
 // TestRepackRoute drives POST /_towerreg/reload, the dashboard's `r` over
@@ -51,8 +52,8 @@ func TestRepackRoute(t *testing.T) {
 			t.Fatalf("%s: POST %s: %d %s", tt.name, admin.ReloadPath, rec.Code, rec.Body)
 		}
 		ev := nextReload(t, sub)
-		if ev.Trigger != daemon.TriggerManual || ev.Changed != tt.changed || ev.Generation != tt.gen || ev.Err != "" {
-			t.Errorf("%s: %+v, want trigger %q, changed %v, generation %d", tt.name, ev, daemon.TriggerManual, tt.changed, tt.gen)
+		if ev.Trigger != reload.TriggerManual || ev.Changed != tt.changed || ev.Generation != tt.gen || ev.Err != "" {
+			t.Errorf("%s: %+v, want trigger %q, changed %v, generation %d", tt.name, ev, reload.TriggerManual, tt.changed, tt.gen)
 		}
 		if got := d.Status().Layer.Generation; got != tt.gen {
 			t.Errorf("%s: status generation %d, want %d", tt.name, got, tt.gen)

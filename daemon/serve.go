@@ -12,7 +12,6 @@ import (
 	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/daemon/dialpolicy"
 	"github.com/tower-reg/tower-reg/daemon/peer"
-	"github.com/tower-reg/tower-reg/daemon/reload"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -172,6 +171,3 @@ func (d *Daemon) WaitIdle() {
 		r.Wait()
 	}
 }
-
-// TriggerManual is the trigger of a reload asked for by Repack.
-const TriggerManual = reload.TriggerManual

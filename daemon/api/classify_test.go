@@ -18,7 +18,7 @@ import (
 func TestClassifyRoutes(t *testing.T) {
 	unavailable := fmt.Errorf("%w: quay.io: dial tcp: connection refused", proxy.ErrUnavailable)
 	timedOut := fmt.Errorf("%w: quay.io: %w", proxy.ErrUnavailable, proxy.ErrTimeout)
-	image := func(err error) error { return &ImageError{Image: "quay.io/a/b:c", Err: err} }
+	image := func(err error) error { return &token.ImageError{Image: "quay.io/a/b:c", Err: err} }
 	refused := func(status int) error {
 		return fmt.Errorf("quay.io: %w", &transport.Error{StatusCode: status})
 	}

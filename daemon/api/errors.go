@@ -101,10 +101,10 @@ var classifyTable = []classifyRow{
 	// the field, the image's are the status of what the registry said,
 	// and a registry that cannot be reached is a 424.
 	{kindContainerToken, imageRegistryAnswer, imageAnswer},
-	{kindContainerToken, both(isAs[*ImageError], either(is(proxy.ErrNameInvalid), is(proxy.ErrDigestInvalid))),
+	{kindContainerToken, both(isAs[*token.ImageError], either(is(proxy.ErrNameInvalid), is(proxy.ErrDigestInvalid))),
 		whole(http.StatusBadRequest, codeNameInvalid)},
-	{kindContainerToken, isAs[*ImageError], func(err error, _ kind) (int, []errcode.Entry) {
-		ie, _ := errors.AsType[*ImageError](err)
+	{kindContainerToken, isAs[*token.ImageError], func(err error, _ kind) (int, []errcode.Entry) {
+		ie, _ := errors.AsType[*token.ImageError](err)
 		return http.StatusFailedDependency, []errcode.Entry{{Code: codeUnavailable,
 			Message: "containerImage " + ie.Image + ": the registry could not be reached: " + ie.Err.Error()}}
 	}},
@@ -175,13 +175,13 @@ func whole(status int, code string) func(error, kind) (int, []errcode.Entry) {
 // refused (a 4xx): the answer is the registry's.
 func imageRegistryAnswer(err error) bool {
 	te, ok := errors.AsType[*transport.Error](err)
-	return isAs[*ImageError](err) && ok && te.StatusCode < 500
+	return isAs[*token.ImageError](err) && ok && te.StatusCode < 500
 }
 
 // imageAnswer passes a 404, 401, 403 or 429 of the image's registry on,
 // with its code, and makes any other refusal a 400.
 func imageAnswer(err error, _ kind) (int, []errcode.Entry) {
-	ie, _ := errors.AsType[*ImageError](err)
+	ie, _ := errors.AsType[*token.ImageError](err)
 	te, _ := errors.AsType[*transport.Error](err)
 	status, code, msg := te.StatusCode, statusCode(te.StatusCode, kindManifest), err.Error()
 	switch status {

@@ -8,6 +8,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/tower-reg/tower-reg/daemon/proxy"
+	"github.com/tower-reg/tower-reg/daemon/token"
 )
 
 // referrers answers GET /v2/<name>/referrers/<digest>, the OCI 1.1
@@ -47,7 +48,7 @@ func (h *Registry) referrers(w http.ResponseWriter, r *http.Request, rt route, a
 
 // tokenSubject allows the referrers of the token image's own manifests
 // only: the token grants that image, not its repository.
-func (h *Registry) tokenSubject(r *http.Request, img TokenImage) func(v1.Hash) error {
+func (h *Registry) tokenSubject(r *http.Request, img token.Image) func(v1.Hash) error {
 	return func(d v1.Hash) error {
 		root, err := h.rw.Rewrite(r.Context(), img.Repo, proxy.Ref{Digest: img.Digest}, img.Recipe)
 		if err != nil {

@@ -24,17 +24,10 @@ type Tokens interface {
 	Issue(ctx context.Context, req token.Request) (token.Response, error)
 	// Resolve finds what a token pulls; a token that is unknown or expired
 	// is a *token.UnknownError or *token.ExpiredError.
-	Resolve(tok string) (TokenImage, error)
+	Resolve(tok string) (token.Image, error)
 	// CountPull counts a pull through a token.
 	CountPull(tok string)
 }
-
-// TokenImage and ImageError are the token service's own types, which the
-// handlers name by their old names.
-type (
-	TokenImage = token.Image
-	ImageError = token.ImageError
-)
 
 // tokenPrefix starts the names of container token routes.
 const tokenPrefix = "wt/"
@@ -96,7 +89,7 @@ func (h *Registry) tokenRoute(x *exchange) error {
 
 // tokenManifest answers a manifest request of a token's route: any tag is
 // the token's image; a digest must be one of its manifests.
-func (h *Registry) tokenManifest(r *http.Request, rt route, img TokenImage) (servedManifest, error) {
+func (h *Registry) tokenManifest(r *http.Request, rt route, img token.Image) (servedManifest, error) {
 	ref, err := proxy.ParseRef(rt.ref)
 	if err != nil {
 		return servedManifest{}, err
@@ -125,7 +118,7 @@ func (h *Registry) tokenManifest(r *http.Request, rt route, img TokenImage) (ser
 
 // tokenBlob refuses blobs that are not the token's image's: a token
 // authorizes its own image only, not the rest of the repository.
-func (h *Registry) tokenBlob(ctx context.Context, img TokenImage, d v1.Hash) error {
+func (h *Registry) tokenBlob(ctx context.Context, img token.Image, d v1.Hash) error {
 	root, err := h.rw.Rewrite(ctx, img.Repo, proxy.Ref{Digest: img.Digest}, img.Recipe)
 	if err != nil {
 		return err
@@ -144,7 +137,7 @@ func (h *Registry) tokenBlob(ctx context.Context, img TokenImage, d v1.Hash) err
 // tokenDigests lists every manifest and blob of a token's rewritten image:
 // the root, and for an index each child with its config and layers. It is
 // kept per rewritten root, which never changes.
-func (h *Registry) tokenDigests(ctx context.Context, img TokenImage, root proxy.Served) (map[v1.Hash]bool, error) {
+func (h *Registry) tokenDigests(ctx context.Context, img token.Image, root proxy.Served) (map[v1.Hash]bool, error) {
 	if ds, ok := h.closures.get(root.Digest); ok {
 		return ds, nil
 	}
@@ -210,7 +203,7 @@ func (c *closureCache) put(root v1.Hash, ds map[v1.Hash]bool) {
 }
 
 // tokenTags lists the one tag a token's image has.
-func (h *Registry) tokenTags(w http.ResponseWriter, r *http.Request, rt route, img TokenImage) {
+func (h *Registry) tokenTags(w http.ResponseWriter, r *http.Request, rt route, img token.Image) {
 	tag := proxy.DigestTagPrefix + img.Digest.Hex
 	body, _ := json.Marshal(struct {
 		Name string   `json:"name"`

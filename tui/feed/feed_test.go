@@ -12,6 +12,7 @@ import (
 	"github.com/tower-reg/tower-reg/daemon"
 	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/daemon/event"
+	"github.com/tower-reg/tower-reg/daemon/reload"
 	"github.com/tower-reg/tower-reg/internal/syncbuf"
 	"github.com/tower-reg/tower-reg/tui/internal/replay"
 )
@@ -130,7 +131,7 @@ func TestStatusAndRepack(t *testing.T) {
 	if err := c.Repack(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if e, ok := next(t, c).(event.LayerReloaded); !ok || e.Trigger != daemon.TriggerManual {
+	if e, ok := next(t, c).(event.LayerReloaded); !ok || e.Trigger != reload.TriggerManual {
 		t.Errorf("after a re-pack: %#v, want a manual LayerReloaded", e)
 	}
 }

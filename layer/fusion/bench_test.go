@@ -60,20 +60,7 @@ func BenchmarkList(b *testing.B) {
 	for i := range n {
 		srv.WriteObject(b, bucket, fmt.Sprintf("p/obj-%05d", i), []byte("x"))
 	}
-	direct := func() time.Duration {
-		start := time.Now()
-		count := 0
-		for obj := range srv.Client.ListObjects(b.Context(), bucket, minio.ListObjectsOptions{Prefix: "p/"}) {
-			if obj.Err != nil {
-				b.Fatal(obj.Err)
-			}
-			count++
-		}
-		if count != n {
-			b.Fatalf("listed %d, want %d", count, n)
-		}
-		return time.Since(start)
-	}
+	direct := func() time.Duration { return timedList(b.Context(), b, srv.Client, bucket, "p/", n) }
 	ls := func(long bool) time.Duration {
 		m := mountOn(b, srv, nil, bucket)
 		start := time.Now()
@@ -118,6 +105,24 @@ func timedRead(b *testing.B, open func() (io.ReadCloser, error), size int64, buf
 	r.Close()
 	if err != nil || n != size {
 		b.Fatalf("read: %d bytes, %v; want %d", n, err, size)
+	}
+	return time.Since(start)
+}
+
+// timedList lists prefix with ListObjectsV2, checks that it holds want
+// keys, and returns how long that took.
+func timedList(ctx context.Context, tb testing.TB, client *minio.Client, bucket, prefix string, want int) time.Duration {
+	tb.Helper()
+	start := time.Now()
+	n := 0
+	for obj := range client.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: prefix}) {
+		if obj.Err != nil {
+			tb.Fatal(obj.Err)
+		}
+		n++
+	}
+	if n != want {
+		tb.Fatalf("direct list of %s: %d keys, want %d", prefix, n, want)
 	}
 	return time.Since(start)
 }

@@ -215,18 +215,7 @@ func readAll(src io.Reader, buf []byte) (int64, error) {
 }
 
 func directList(ctx context.Context, tb testing.TB, r *peerRun) time.Duration {
-	start := time.Now()
-	n := 0
-	for obj := range r.srv.Client.ListObjects(ctx, r.bucket, minio.ListObjectsOptions{Prefix: "list/"}) {
-		if obj.Err != nil {
-			tb.Fatal(obj.Err)
-		}
-		n++
-	}
-	if n != peerListKeys {
-		tb.Fatalf("direct list: %d keys, want %d", n, peerListKeys)
-	}
-	return time.Since(start)
+	return timedList(ctx, tb, r.srv.Client, r.bucket, "list/", peerListKeys)
 }
 
 // mountedList is `ls` (the names, as getdents gives them) or, long,

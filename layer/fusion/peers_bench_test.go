@@ -171,31 +171,11 @@ var peerWorkloads = []peerWorkload{
 func smallKey(i int) string { return fmt.Sprintf("small/f-%03d", i) }
 
 func directRead(ctx context.Context, tb testing.TB, r *peerRun) time.Duration {
-	start := time.Now()
-	body, _, _, err := r.core.GetObject(ctx, r.bucket, "big.bin", minio.GetObjectOptions{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	n, err := readAll(body, r.buf)
-	body.Close()
-	if err != nil || n != peerBigSize {
-		tb.Fatalf("direct GET: %d bytes, %v", n, err)
-	}
-	return time.Since(start)
+	return timedRead(tb, "direct GET", getter(ctx, r.core, r.bucket, "big.bin"), peerBigSize, r.buf)
 }
 
 func mountedRead(_ context.Context, tb testing.TB, r *peerRun, m *peerMount) time.Duration {
-	start := time.Now()
-	f, err := os.Open(filepath.Join(m.bucket, "big.bin"))
-	if err != nil {
-		tb.Fatalf("%s: %v", m.name, err)
-	}
-	n, err := readAll(f, r.buf)
-	f.Close()
-	if err != nil || n != peerBigSize {
-		tb.Fatalf("%s: read %d bytes, %v", m.name, n, err)
-	}
-	return time.Since(start)
+	return timedRead(tb, m.name, opener(filepath.Join(m.bucket, "big.bin")), peerBigSize, r.buf)
 }
 
 // readAll reads src to the end in len(buf) reads. io.Copy to io.Discard

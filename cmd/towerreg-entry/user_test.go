@@ -52,9 +52,7 @@ func runEntry(t *testing.T, env []string, args ...string) (stdout, stderr string
 // needUserSwitch fails or skips unless the entry can switch users here.
 func needUserSwitch(t *testing.T) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		prereq.Missing(t, "switching users needs root", "run the tests as root (CI does)")
-	}
+	prereq.Root(t, "switching users")
 	if _, err := user.LookupId("4242"); err == nil {
 		t.Fatal("uid 4242, which the tests take to be unknown here, is in /etc/passwd")
 	}

@@ -35,6 +35,15 @@ func Missing(tb testing.TB, what, how string) {
 	tb.Skipf("SKIPPED: %s; %s; CI does not skip this", what, how)
 }
 
+// Root skips tb, or fails it where the tests are required, unless it runs
+// as root; what says what needs root.
+func Root(tb testing.TB, what string) {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		Missing(tb, what+" needs root", "run the tests as root (CI does)")
+	}
+}
+
 // Gate skips a test that needs more than Go (real tools, servers, mounts)
 // in -short mode and with TOWERREG_E2E=off: both are the explicit choice
 // of whoever runs the tests. needs says what the test needs.

@@ -54,9 +54,7 @@ type Server struct {
 func NeedFUSE(tb testing.TB) {
 	tb.Helper()
 	prereq.Gate(tb, "a real S3 server")
-	if os.Geteuid() != 0 {
-		prereq.Missing(tb, "mounting FUSE with mount(2) needs root", "run the tests as root (CI does)")
-	}
+	prereq.Root(tb, "mounting FUSE with mount(2)")
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		prereq.Missing(tb, "no /dev/fuse", "modprobe fuse, or run where /dev/fuse exists")
 	}

@@ -126,9 +126,7 @@ func stderrOf(err error) string {
 // and CAP_SETPCAP, what the entry has in a container run for FUSE.
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		prereq.Missing(t, "switching users and dropping capabilities need root", "run the tests as root (CI does)")
-	}
+	prereq.Root(t, "switching users and dropping capabilities")
 	for _, c := range []int{unix.CAP_SYS_ADMIN, unix.CAP_SETPCAP} {
 		if in, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0); err != nil || in != 1 {
 			prereq.Missing(t, fmt.Sprintf("capability %d is not in the bounding set", c), "run the tests as root with the default capabilities")

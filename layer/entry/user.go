@@ -49,14 +49,22 @@ func ImageUser(root, spec string, euid int) (*User, error) {
 	if spec == "" || euid != 0 {
 		return nil, nil
 	}
-	u, err := ResolveUser(root, spec)
-	if err != nil {
+	fail := func(err error) (*User, error) {
 		return nil, &Error{Code: exitCannotRun, Err: fmt.Errorf("%s=%q: %w", UserEnv, spec, err)}
 	}
-	// What the runtime resolved for the "0:0" the proxy gave it.
-	started, err := ResolveUser(root, "0:0")
+	// The files are read once for both lookups: this runs at every start.
+	db, err := readUserDB(root)
 	if err != nil {
-		return nil, &Error{Code: exitCannotRun, Err: err}
+		return fail(err)
+	}
+	u, err := db.lookup(spec)
+	if err != nil {
+		return fail(err)
+	}
+	// What the runtime resolved for the "0:0" the proxy gave it.
+	started, err := db.lookup("0:0")
+	if err != nil {
+		return fail(err)
 	}
 	u.startHome = started.Home
 	return &u, nil
@@ -100,20 +108,38 @@ func takeEnv(env []string, name string) (value string, rest []string) {
 	return value, rest
 }
 
-// ResolveUser resolves spec against root/etc/passwd and root/etc/group;
-// either file may be missing, as in images without a libc.
-func ResolveUser(root, spec string) (User, error) {
+// userDB is what an image's passwd and group files list.
+type userDB struct {
+	users  []passwdEntry
+	groups []groupEntry
+}
+
+// readUserDB reads root/etc/passwd and root/etc/group; either file may be
+// missing, as in images without a libc.
+func readUserDB(root string) (userDB, error) {
 	passwd, err := openOptional(filepath.Join(root, "etc/passwd"))
 	if err != nil {
-		return User{}, err
+		return userDB{}, err
 	}
 	defer passwd.Close()
 	group, err := openOptional(filepath.Join(root, "etc/group"))
 	if err != nil {
-		return User{}, err
+		return userDB{}, err
 	}
 	defer group.Close()
-	return LookupUser(spec, passwd, group)
+	return parseUserDB(passwd, group)
+}
+
+func parseUserDB(passwd, group io.Reader) (userDB, error) {
+	users, err := parsePasswd(passwd)
+	if err != nil {
+		return userDB{}, err
+	}
+	groups, err := parseGroup(group)
+	if err != nil {
+		return userDB{}, err
+	}
+	return userDB{users: users, groups: groups}, nil
 }
 
 // openOptional opens path, or an empty file when it does not exist.
@@ -135,27 +161,27 @@ func openOptional(path string) (io.ReadCloser, error) {
 // explicit group, the supplementary groups are those group lists the
 // user's name in; with one, there are none.
 func LookupUser(spec string, passwd, group io.Reader) (User, error) {
+	db, err := parseUserDB(passwd, group)
+	if err != nil {
+		return User{}, err
+	}
+	return db.lookup(spec)
+}
+
+func (db userDB) lookup(spec string) (User, error) {
 	userArg, groupArg, _ := strings.Cut(spec, ":")
 	u := User{Home: "/"}
-	users, err := parsePasswd(passwd)
-	if err != nil {
-		return User{}, err
-	}
-	name, err := u.setUser(userArg, users)
-	if err != nil {
-		return User{}, err
-	}
-	if groupArg == "" && name == "" {
-		return u, nil
-	}
-	groups, err := parseGroup(group)
+	name, err := u.setUser(userArg, db.users)
 	if err != nil {
 		return User{}, err
 	}
 	if groupArg != "" {
-		return u, u.setGroup(groupArg, groups)
+		return u, u.setGroup(groupArg, db.groups)
 	}
-	for _, g := range groups {
+	if name == "" {
+		return u, nil
+	}
+	for _, g := range db.groups {
 		for _, m := range g.members {
 			if m == name {
 				u.Groups = append(u.Groups, g.gid)

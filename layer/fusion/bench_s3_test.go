@@ -47,7 +47,9 @@ func BenchmarkThrottled(b *testing.B) {
 	buf := make([]byte, 1<<20)
 	var readPeak, writePeak heapPeak
 
-	singleGet := func() time.Duration { return timedRead(b, getter(b, core, bucket, "big.bin"), size, buf) }
+	singleGet := func() time.Duration {
+		return timedRead(b, "single GET", getter(b.Context(), core, bucket, "big.bin"), size, buf)
+	}
 	singlePut := func() time.Duration {
 		start := time.Now()
 		// One PUT, one connection: no multipart.
@@ -59,7 +61,7 @@ func BenchmarkThrottled(b *testing.B) {
 	}
 	mountRead := func() time.Duration {
 		defer readPeak.watch()()
-		return timedRead(b, opener(m.path(bucket, "big.bin")), size, buf)
+		return timedRead(b, "mount", opener(m.path(bucket, "big.bin")), size, buf)
 	}
 	mountWrite := func() time.Duration {
 		defer writePeak.watch()()

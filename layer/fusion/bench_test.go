@@ -34,8 +34,10 @@ func BenchmarkSeqRead(b *testing.B) {
 	core := minio.Core{Client: srv.Client}
 	buf := make([]byte, 1<<20)
 
-	direct := func() time.Duration { return timedRead(b, getter(b, core, bucket, "big.bin"), size, buf) }
-	mounted := func() time.Duration { return timedRead(b, opener(m.path(bucket, "big.bin")), size, buf) }
+	direct := func() time.Duration {
+		return timedRead(b, "direct GET", getter(b.Context(), core, bucket, "big.bin"), size, buf)
+	}
+	mounted := func() time.Duration { return timedRead(b, "mount", opener(m.path(bucket, "big.bin")), size, buf) }
 	direct() // warm the server's page cache and the connection
 	var ds, ms []time.Duration
 	b.ResetTimer()
@@ -60,20 +62,7 @@ func BenchmarkList(b *testing.B) {
 	for i := range n {
 		srv.WriteObject(b, bucket, fmt.Sprintf("p/obj-%05d", i), []byte("x"))
 	}
-	direct := func() time.Duration {
-		start := time.Now()
-		count := 0
-		for obj := range srv.Client.ListObjects(b.Context(), bucket, minio.ListObjectsOptions{Prefix: "p/"}) {
-			if obj.Err != nil {
-				b.Fatal(obj.Err)
-			}
-			count++
-		}
-		if count != n {
-			b.Fatalf("listed %d, want %d", count, n)
-		}
-		return time.Since(start)
-	}
+	direct := func() time.Duration { return timedList(b.Context(), b, srv.Client, bucket, "p/", n) }
 	ls := func(long bool) time.Duration {
 		m := mountOn(b, srv, nil, bucket)
 		start := time.Now()
@@ -103,27 +92,47 @@ func BenchmarkList(b *testing.B) {
 	report(b, "ls-l", ds, long, 0)
 }
 
-// timedRead reads what open opens to the end, checks that it is size
-// bytes, and returns how long that took, the open included.
-func timedRead(b *testing.B, open func() (io.ReadCloser, error), size int64, buf []byte) time.Duration {
-	b.Helper()
+// timedRead reads what open opens to the end in reads of len(buf)
+// (readAll: io.CopyBuffer to io.Discard would read 8 KiB at a time),
+// checks that it is size bytes, and returns how long that took, the open
+// included. what names the reader in a failure.
+func timedRead(tb testing.TB, what string, open func() (io.ReadCloser, error), size int64, buf []byte) time.Duration {
+	tb.Helper()
 	start := time.Now()
 	r, err := open()
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatalf("%s: %v", what, err)
 	}
-	n, err := io.CopyBuffer(io.Discard, r, buf)
+	n, err := readAll(r, buf)
 	r.Close()
 	if err != nil || n != size {
-		b.Fatalf("read: %d bytes, %v; want %d", n, err, size)
+		tb.Fatalf("%s: read %d bytes, %v; want %d", what, n, err, size)
+	}
+	return time.Since(start)
+}
+
+// timedList lists prefix with ListObjectsV2, checks that it holds want
+// keys, and returns how long that took.
+func timedList(ctx context.Context, tb testing.TB, client *minio.Client, bucket, prefix string, want int) time.Duration {
+	tb.Helper()
+	start := time.Now()
+	n := 0
+	for obj := range client.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: prefix}) {
+		if obj.Err != nil {
+			tb.Fatal(obj.Err)
+		}
+		n++
+	}
+	if n != want {
+		tb.Fatalf("direct list of %s: %d keys, want %d", prefix, n, want)
 	}
 	return time.Since(start)
 }
 
 // getter opens an object with one GET; opener opens a file.
-func getter(b *testing.B, core minio.Core, bucket, key string) func() (io.ReadCloser, error) {
+func getter(ctx context.Context, core minio.Core, bucket, key string) func() (io.ReadCloser, error) {
 	return func() (io.ReadCloser, error) {
-		body, _, _, err := core.GetObject(b.Context(), bucket, key, minio.GetObjectOptions{})
+		body, _, _, err := core.GetObject(ctx, bucket, key, minio.GetObjectOptions{})
 		return body, err
 	}
 }
@@ -185,16 +194,17 @@ func BenchmarkSeqReadCeiling(b *testing.B) {
 		}
 	})
 
-	read := func(open func() (io.ReadCloser, error)) time.Duration { return timedRead(b, open, size, buf) }
-	direct := getter(b, core, bucket, "big.bin")
-	mounted := opener(filepath.Join(dir, "big.bin"))
-	read(direct)
-	read(mounted)
+	get := getter(b.Context(), core, bucket, "big.bin")
+	open := opener(filepath.Join(dir, "big.bin"))
+	direct := func() time.Duration { return timedRead(b, "direct GET", get, size, buf) }
+	mounted := func() time.Duration { return timedRead(b, "memory mount", open, size, buf) }
+	direct()
+	mounted()
 	var ds, ms []time.Duration
 	b.ResetTimer()
 	for b.Loop() {
-		ds = append(ds, read(direct))
-		ms = append(ms, read(mounted))
+		ds = append(ds, direct())
+		ms = append(ms, mounted())
 	}
 	b.StopTimer()
 	report(b, "read", ds, ms, size)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/tower-reg/tower-reg/internal/prereq"
 	"github.com/tower-reg/tower-reg/internal/s3test"
 )
 
@@ -54,10 +55,7 @@ func as(t *testing.T, uid, gid uint32, argv ...string) (string, bool) {
 // anything, which without default_permissions it could.
 func TestMountOwnerAndPermissions(t *testing.T) {
 	s3test.NeedFUSE(t) // root, which also switches users
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Fatal("no sh on PATH")
-	}
+	sh := prereq.Tool(t, "sh", "apt-get install dash")
 	srv := s3test.Start(t)
 	b := srv.Bucket(t, "owned")
 	put(t, srv, b, "dir/data.txt", []byte("data\n"))

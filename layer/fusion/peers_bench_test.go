@@ -171,31 +171,11 @@ var peerWorkloads = []peerWorkload{
 func smallKey(i int) string { return fmt.Sprintf("small/f-%03d", i) }
 
 func directRead(ctx context.Context, tb testing.TB, r *peerRun) time.Duration {
-	start := time.Now()
-	body, _, _, err := r.core.GetObject(ctx, r.bucket, "big.bin", minio.GetObjectOptions{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	n, err := readAll(body, r.buf)
-	body.Close()
-	if err != nil || n != peerBigSize {
-		tb.Fatalf("direct GET: %d bytes, %v", n, err)
-	}
-	return time.Since(start)
+	return timedRead(tb, "direct GET", getter(ctx, r.core, r.bucket, "big.bin"), peerBigSize, r.buf)
 }
 
 func mountedRead(_ context.Context, tb testing.TB, r *peerRun, m *peerMount) time.Duration {
-	start := time.Now()
-	f, err := os.Open(filepath.Join(m.bucket, "big.bin"))
-	if err != nil {
-		tb.Fatalf("%s: %v", m.name, err)
-	}
-	n, err := readAll(f, r.buf)
-	f.Close()
-	if err != nil || n != peerBigSize {
-		tb.Fatalf("%s: read %d bytes, %v", m.name, n, err)
-	}
-	return time.Since(start)
+	return timedRead(tb, m.name, opener(filepath.Join(m.bucket, "big.bin")), peerBigSize, r.buf)
 }
 
 // readAll reads src to the end in len(buf) reads. io.Copy to io.Discard
@@ -215,18 +195,7 @@ func readAll(src io.Reader, buf []byte) (int64, error) {
 }
 
 func directList(ctx context.Context, tb testing.TB, r *peerRun) time.Duration {
-	start := time.Now()
-	n := 0
-	for obj := range r.srv.Client.ListObjects(ctx, r.bucket, minio.ListObjectsOptions{Prefix: "list/"}) {
-		if obj.Err != nil {
-			tb.Fatal(obj.Err)
-		}
-		n++
-	}
-	if n != peerListKeys {
-		tb.Fatalf("direct list: %d keys, want %d", n, peerListKeys)
-	}
-	return time.Since(start)
+	return timedList(ctx, tb, r.srv.Client, r.bucket, "list/", peerListKeys)
 }
 
 // mountedList is `ls` (the names, as getdents gives them) or, long,

@@ -47,18 +47,16 @@ func (d *dirNode) list(ctx context.Context, onePage bool) (entries map[string]en
 		}
 		return result{entries, complete}, nil
 	})
-	var v any
 	select {
 	case res := <-ch:
 		if res.Err != nil {
 			return nil, false, errno(res.Err)
 		}
-		v = res.Val
+		r := res.Val.(result)
+		return r.entries, r.complete, 0
 	case <-ctx.Done():
 		return nil, false, errno(ctx.Err())
 	}
-	r := v.(result)
-	return r.entries, r.complete, 0
 }
 
 // fresh returns the cached listing while it is fresh, else nil.

@@ -120,10 +120,12 @@ func TestReaderParallel(t *testing.T) {
 		reads = append(reads, [2]int64{off, mib})
 	}
 	readAll(t, ctx, newReader(f, bucket, "obj", size), data, reads)
-	// One GET at a time would show 2 at most: the next connection may
-	// open just before the relay sees the last one's end.
-	if got := relay.PeakConns(); got < 3 || got > f.opts.ReadStreams {
-		t.Errorf("%d connections at most at once, want 3 to %d", got, f.opts.ReadStreams)
+	// The relay counts a connection until it has seen the server's end,
+	// which on a loaded machine can come after the client, which had the
+	// last byte, has dialled its next GET: one GET at a time shows 2 at
+	// most, and ReadStreams at a time ReadStreams+1 (seen at load 2).
+	if got, most := relay.PeakConns(), f.opts.ReadStreams+1; got < 3 || got > most {
+		t.Errorf("%d connections at most at once, want 3 to %d", got, most)
 	} else {
 		t.Logf("%d connections at most at once", got)
 	}

@@ -64,15 +64,13 @@ func (w *writer) truncated() {
 func (w *writer) truncate(size int64) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	switch {
-	case size == w.off:
-		if size == 0 {
-			w.mustTrunc = false
-		}
-		return true
-	default:
+	if size != w.off {
 		return false
 	}
+	if size == 0 {
+		w.mustTrunc = false
+	}
+	return true
 }
 
 var (

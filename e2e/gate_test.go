@@ -97,9 +97,7 @@ func needStaticBusybox(tb testing.TB) string {
 // only set-up CI runs.
 func needRoot(tb testing.TB) {
 	tb.Helper()
-	if os.Geteuid() != 0 {
-		prereq.Missing(tb, "container engine tests need root (rootful podman, dockerd, containerd, as in CI)", "run the tests as root")
-	}
+	prereq.Root(tb, "container engine tests (rootful podman, dockerd, containerd, as in CI)")
 }
 
 func repoRoot(tb testing.TB) string {

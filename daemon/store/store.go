@@ -39,6 +39,9 @@ type Store struct {
 	onWrite atomic.Pointer[func(cost int64)]
 	// collections counts the GCs that removed files (see Collections).
 	collections atomic.Uint64
+	// writeback starts writing a range of a blob being written to disk
+	// (startWriteback); a test counts the calls.
+	writeback func(f *os.File, off, n int64) error
 }
 
 // Collections counts the GCs that removed something since Open. A cache
@@ -67,7 +70,7 @@ func Open(root string) (*Store, error) {
 	if err := cleanTmp(filepath.Join(root, "tmp")); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	return &Store{root: root}, nil
+	return &Store{root: root, writeback: startWriteback}, nil
 }
 
 // Root returns the store's directory.
@@ -184,21 +187,42 @@ func (s *Store) CreateVerified(ctx context.Context) (*Writer, error) {
 	return &Writer{s: s, f: f}, nil
 }
 
+// writebackWindow is how many bytes a Writer lets pile up in the page
+// cache before it has the kernel start writing them to disk.
+const writebackWindow = 8 << 20
+
 // Writer is a blob being written to the store.
 type Writer struct {
-	s    *Store
-	f    *os.File
-	h    hash.Hash
-	n    int64
-	done bool
+	s *Store
+	f *os.File
+	h hash.Hash
+	n int64
+	// started is how much of the file writeback was started for.
+	started int64
+	done    bool
 }
 
 // Write implements io.Writer.
+//
+// Every writebackWindow bytes it starts writing them to disk, without
+// waiting. Otherwise the whole blob waits in the page cache for Commit's
+// fsync, which then writes it all at once: just when the client that
+// streamed the same bytes fsyncs its own copy (skopeo fsyncs each blob),
+// so both wait on the disk together. Written as
+// they arrive, the blob reaches the disk while it is idle, and the fsync
+// finds little left. Two daemons against one upstream, 10 cold pulls of
+// 256 MiB each in turn: 1.45 times a direct pull without, 1.34 with.
 func (w *Writer) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
 	w.n += int64(n)
 	if w.h != nil {
 		w.h.Write(p[:n])
+	}
+	if w.n-w.started >= writebackWindow {
+		// Only a hint: Commit's fsync is what must succeed, and reports
+		// any write error.
+		_ = w.s.writeback(w.f, w.started, w.n-w.started)
+		w.started = w.n
 	}
 	return n, err
 }

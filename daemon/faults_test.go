@@ -263,6 +263,8 @@ func (p probe) pullOK(t *testing.T) {
 // TestClientStopsReading: a client that asks for a big blob and then reads
 // nothing is cut once it took nothing for the stall bound, so it holds no
 // goroutine or upstream connection; the daemon keeps serving the blob.
+// Both ways a blob goes out are tried: streamed from the upstream, then,
+// once a whole GET kept it, from the store (sendfile, a piece at a time).
 func TestClientStopsReading(t *testing.T) {
 	e := newEnvWith(t, registry.New(registry.Logger(quiet)), faultConfig()) // 1 s stall
 	const size = 64 << 20
@@ -279,35 +281,40 @@ func TestClientStopsReading(t *testing.T) {
 	blobSize, _ := l.Size()
 	path := "/v2/" + pathHost(e.upstream) + "/test/big/blobs/" + d.String()
 
-	conn, err := net.Dial("tcp", host(e.proxy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.(*net.TCPConn).SetReadBuffer(64 << 10)
-	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, host(e.proxy))
-	// The daemon gives up on the client (the blob's event, with its error,
-	// is published when the handler returns) while the client still reads
-	// nothing: the bound is 1 s, and each write may take that long.
-	deadline := time.Now().Add(5 * time.Second)
-	for e.d.Status().Counts.Errors == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the daemon still served a client that read nothing for 5 s")
+	for i, from := range []string{"the upstream", "the store"} {
+		conn, err := net.Dial("tcp", host(e.proxy))
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if n, err := io.Copy(io.Discard, conn); err != nil || n >= blobSize {
-		t.Fatalf("the client then read %d bytes (%v), want what was buffered, then the end", n, err)
-	}
+		defer conn.Close()
+		conn.(*net.TCPConn).SetReadBuffer(64 << 10)
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, host(e.proxy))
+		// The daemon gives up on the client (the blob's event, with its
+		// error, is published when the handler returns) while the client
+		// still reads nothing: the bound is 1 s, and each write may take
+		// that long.
+		deadline := time.Now().Add(5 * time.Second)
+		for e.d.Status().Counts.Errors <= int64(i) {
+			if time.Now().After(deadline) {
+				t.Fatalf("from %s: the daemon still served a client that read nothing for 5 s", from)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if n, err := io.Copy(io.Discard, conn); err != nil || n >= blobSize {
+			t.Fatalf("from %s: the client then read %d bytes (%v), want what was buffered, then the end", from, n, err)
+		}
 
-	resp, err := http.Get(e.proxy.URL + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	h := sha256.New()
-	if m, err := io.Copy(h, resp.Body); err != nil || m != blobSize || "sha256:"+hex.EncodeToString(h.Sum(nil)) != d.String() {
-		t.Fatalf("the next GET: %d bytes, %v", m, err)
+		resp, err := http.Get(e.proxy.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New()
+		m, err := io.Copy(h, resp.Body)
+		resp.Body.Close()
+		if err != nil || m != blobSize || "sha256:"+hex.EncodeToString(h.Sum(nil)) != d.String() {
+			t.Fatalf("from %s: the next GET: %d bytes, %v", from, m, err)
+		}
+		e.d.WaitIdle() // the blob is kept before the store is tried
 	}
 }

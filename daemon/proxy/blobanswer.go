@@ -47,8 +47,9 @@ func (a *BlobAnswer) Serve(w http.ResponseWriter, r *http.Request) error {
 		hd.Set("Content-Type", "application/octet-stream")
 		hd.Set("Etag", `"`+a.digest.String()+`"`)
 		// Ranges and HEAD too, from the file itself.
-		http.ServeContent(blobHeaders{w, a.digest}, r, "", time.Time{}, a.file)
-		return nil
+		bw := &blobHeaders{ResponseWriter: w, digest: a.digest}
+		http.ServeContent(bw, r, "", time.Time{}, a.file)
+		return bw.err
 	}
 	hd := w.Header()
 	for _, k := range []string{"Content-Length", "Accept-Ranges", "Etag", "Last-Modified"} {
@@ -101,13 +102,29 @@ func (a *BlobAnswer) Close() {
 }
 
 // blobHeaders adds Docker-Content-Digest to successful answers only: an
-// error that ServeContent writes, such as a 416, is not the blob.
+// error that ServeContent writes, such as a 416, is not the blob. It
+// keeps the first write error, which ServeContent drops: a client cut
+// mid-blob (gone, or taking nothing for the stall bound) is an error of
+// the answer, as it is for a streamed blob.
 type blobHeaders struct {
 	http.ResponseWriter
 	digest v1.Hash
+	err    error
 }
 
-func (b blobHeaders) WriteHeader(code int) {
+func (b *blobHeaders) Write(p []byte) (int, error) {
+	n, err := b.ResponseWriter.Write(p)
+	b.fail(err)
+	return n, err
+}
+
+func (b *blobHeaders) fail(err error) {
+	if b.err == nil {
+		b.err = err
+	}
+}
+
+func (b *blobHeaders) WriteHeader(code int) {
 	if code < http.StatusBadRequest {
 		b.Header().Set("Docker-Content-Digest", b.digest.String())
 	}

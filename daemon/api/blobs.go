@@ -1,6 +1,7 @@
 package api
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -89,6 +90,37 @@ func (s stallWriter) Write(p []byte) (int, error) {
 	// A writer that cannot take deadlines (a test's recorder) just writes.
 	_ = s.rc.SetWriteDeadline(time.Now().Add(s.stall))
 	return s.ResponseWriter.Write(p)
+}
+
+// stallPiece is how much of a blob ReadFrom hands the connection under one
+// deadline: a client must take that much within the stall bound, as it
+// must take each chunk Write is given.
+const stallPiece = 512 << 10
+
+// ReadFrom keeps the connection's own ReadFrom, which sends a file of the
+// store with sendfile, and sets the deadline before each piece of it as
+// Write does before each write.
+func (s stallWriter) ReadFrom(src io.Reader) (int64, error) {
+	// A file under one io.LimitedReader is what sendfile takes: the pieces
+	// are cut from that one, not wrapped around it.
+	lr, limited := src.(*io.LimitedReader)
+	var total int64
+	for {
+		piece := &io.LimitedReader{R: src, N: stallPiece}
+		if limited {
+			piece = &io.LimitedReader{R: lr.R, N: min(stallPiece, lr.N)}
+		}
+		want := piece.N
+		_ = s.rc.SetWriteDeadline(time.Now().Add(s.stall))
+		n, err := io.Copy(s.ResponseWriter, piece)
+		total += n
+		if limited {
+			lr.N -= n
+		}
+		if err != nil || n < want || (limited && lr.N <= 0) {
+			return total, err
+		}
+	}
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.

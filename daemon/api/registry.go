@@ -1,6 +1,7 @@
 package api
 
 import (
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -151,6 +152,18 @@ func (s *statusWriter) Write(p []byte) (int, error) {
 	}
 	n, err := s.ResponseWriter.Write(p)
 	s.bytes += int64(n)
+	return n, err
+}
+
+// ReadFrom passes a blob's file on to the writer below, down to the TCP
+// connection, which sends it with sendfile: through Write, every byte
+// would be copied into the daemon and out again.
+func (s *statusWriter) ReadFrom(src io.Reader) (int64, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	n, err := io.Copy(s.ResponseWriter, src)
+	s.bytes += n
 	return n, err
 }
 

@@ -118,6 +118,14 @@ func (b *blobHeaders) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// ReadFrom keeps the file ServeContent sends on its way to the
+// connection's sendfile (see copyVerified).
+func (b *blobHeaders) ReadFrom(src io.Reader) (int64, error) {
+	n, err := io.Copy(b.ResponseWriter, src)
+	b.fail(err)
+	return n, err
+}
+
 func (b *blobHeaders) fail(err error) {
 	if b.err == nil {
 		b.err = err

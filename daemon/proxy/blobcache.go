@@ -3,6 +3,9 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
+	"sync/atomic"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -19,7 +22,14 @@ type BlobCache struct {
 	repo Repo
 	w    *store.Writer
 	n    int64
-	err  error
+	// err is the first write error, read once writing is over (Keep).
+	err error
+	// stopped is set with err. The client's goroutine reads it (next)
+	// while the tee may still be writing a later chunk.
+	stopped atomic.Bool
+	// r reads back what w wrote, for next, from the client's goroutine
+	// only; opened on first use.
+	r *os.File
 }
 
 // CacheBlob starts caching an upstream blob of repo. It returns nil when
@@ -38,15 +48,45 @@ func (c *BlobCache) Write(p []byte) (int, error) {
 	if c.err == nil {
 		n, err := c.w.Write(p)
 		c.n += int64(n)
-		c.err = err
+		if err != nil {
+			c.err = err
+			c.stopped.Store(true)
+		}
 	}
 	return len(p), nil
+}
+
+// next reads the next n bytes written back from the file, for the
+// client: as an *os.File under one io.LimitedReader, the form the TCP
+// connection sends with sendfile. It is false once a write failed (false
+// for a chunk kept whole too, if a later one failed already: the caller
+// then has it in memory), or when the file cannot be read back.
+func (c *BlobCache) next(n int) (io.Reader, bool) {
+	if c.stopped.Load() {
+		return nil, false
+	}
+	if c.r == nil {
+		r, err := c.w.OpenRead()
+		if err != nil {
+			return nil, false
+		}
+		c.r = r
+	}
+	return &io.LimitedReader{R: c.r, N: int64(n)}, true
+}
+
+// close releases the writer and the reader of the file.
+func (c *BlobCache) close() {
+	c.w.Close()
+	if c.r != nil {
+		c.r.Close()
+	}
 }
 
 // Keep commits the blob under d and links it to the repository. The
 // caller must have checked that exactly the bytes written hash to d.
 func (c *BlobCache) Keep(ctx context.Context, d v1.Hash) error {
-	defer c.w.Close()
+	defer c.close()
 	if c.err != nil {
 		return fmt.Errorf("cache blob %s: %w", d, c.err)
 	}
@@ -57,4 +97,4 @@ func (c *BlobCache) Keep(ctx context.Context, d v1.Hash) error {
 }
 
 // Discard drops the blob.
-func (c *BlobCache) Discard() { c.w.Close() }
+func (c *BlobCache) Discard() { c.close() }

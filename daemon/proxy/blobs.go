@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -243,7 +242,7 @@ func (b *Blobs) fetchWhole(ctx context.Context, repo Repo, d v1.Hash) error {
 		return err
 	}
 	defer resp.Body.Close()
-	if err := copyVerified(io.Discard, resp.Body, d, cache); err != nil {
+	if err := copyVerified(nil, resp.Body, d, cache); err != nil {
 		cache.Discard()
 		return err
 	}

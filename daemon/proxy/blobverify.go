@@ -23,7 +23,11 @@ var errBlobMismatch = fmt.Errorf("blob: %w", ErrDigestMismatch)
 // is a fixed set of chunks whatever the blob's size.
 //
 // tee, when not nil, gets every byte too, in order, from the hashing
-// goroutine: it must not hold on to the slices it is given.
+// goroutine: it must not hold on to the slices it is given. A tee that
+// keeps them in a file (a fileTee, the store's) also gives the client its
+// bytes back from that file: dst, the HTTP connection, sends them with
+// sendfile from the page cache the tee just filled, instead of copying
+// each chunk once more. A nil dst sends nothing: the blob is only kept.
 func copyVerified(dst io.Writer, src io.Reader, want v1.Hash, tee io.Writer) error {
 	const chunkSize, chunks = 512 << 10, 4
 	free := make(chan []byte, chunks)
@@ -50,6 +54,7 @@ func copyVerified(dst io.Writer, src io.Reader, want v1.Hash, tee io.Writer) err
 		}
 	}
 
+	send := sender(dst, tee)
 	var held []byte // read and sent to the hasher, not yet written
 	for {
 		buf := <-free
@@ -59,11 +64,12 @@ func copyVerified(dst io.Writer, src io.Reader, want v1.Hash, tee io.Writer) err
 			// Only now that a later chunk exists may the held one go out:
 			// the last chunk waits for the digest.
 			if held != nil {
-				if _, werr := dst.Write(held); werr != nil {
+				done := <-hashed // the hasher, and the tee, are done with held
+				if werr := send(held); werr != nil {
 					finish()
 					return werr
 				}
-				free <- (<-hashed)[:chunkSize] // the hasher is done with held
+				free <- done[:chunkSize]
 			}
 			held = buf[:n]
 		} else {
@@ -81,8 +87,41 @@ func copyVerified(dst io.Writer, src io.Reader, want v1.Hash, tee io.Writer) err
 	if got := hex.EncodeToString(h.Sum(nil)); want.Algorithm != "sha256" || got != want.Hex {
 		return fmt.Errorf("%w: %s hashes to sha256:%s", errBlobMismatch, want, got)
 	}
-	_, err := dst.Write(held)
-	return err
+	return send(held)
+}
+
+// A fileTee keeps what copyVerified tees to it in a file, and hands each
+// chunk back from there once it has it.
+type fileTee interface {
+	io.Writer
+	// next returns a reader of the next n bytes kept, read from the file
+	// in order; false once the tee has stopped keeping (a full disk).
+	next(n int) (io.Reader, bool)
+}
+
+// sender returns how copyVerified gives a chunk, whole, to dst: from the
+// tee's file while it keeps one, from the chunk itself otherwise.
+func sender(dst io.Writer, tee io.Writer) func(p []byte) error {
+	if dst == nil {
+		return func([]byte) error { return nil }
+	}
+	ft, _ := tee.(fileTee)
+	return func(p []byte) error {
+		if ft != nil {
+			if r, ok := ft.next(len(p)); ok {
+				n, err := io.Copy(dst, r)
+				if err == nil && n != int64(len(p)) {
+					// The file is shorter than what was written to it:
+					// never end a body short without an error.
+					err = fmt.Errorf("send a kept chunk: %d of its %d bytes: %w", n, len(p), io.ErrShortWrite)
+				}
+				return err
+			}
+			ft = nil // the tee stopped keeping: the rest comes from memory
+		}
+		_, err := dst.Write(p)
+		return err
+	}
 }
 
 // fill reads into buf until it is full or src ends. It returns io.EOF only

@@ -227,6 +227,16 @@ func (w *Writer) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// OpenRead opens the blob being written for reading from its start, while
+// it is still being written: what Write wrote is there to read.
+func (w *Writer) OpenRead() (*os.File, error) {
+	f, err := os.Open(w.f.Name())
+	if err != nil {
+		return nil, fmt.Errorf("read back blob: %w", err)
+	}
+	return f, nil
+}
+
 // Commit checks that the written bytes hash to digest and moves the blob into
 // place atomically.
 func (w *Writer) Commit(ctx context.Context, digest v1.Hash) error {

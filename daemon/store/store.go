@@ -208,10 +208,10 @@ type Writer struct {
 // waiting. Otherwise the whole blob waits in the page cache for Commit's
 // fsync, which then writes it all at once: just when the client that
 // streamed the same bytes fsyncs its own copy (skopeo fsyncs each blob),
-// so both wait on the disk together. Written as
-// they arrive, the blob reaches the disk while it is idle, and the fsync
-// finds little left. Two daemons against one upstream, 10 cold pulls of
-// 256 MiB each in turn: 1.45 times a direct pull without, 1.34 with.
+// so both wait on the disk together. Written as they arrive, the blob
+// reaches the disk while it is idle, and the fsync finds little left. Two
+// daemons against one upstream, 10 cold pulls of 256 MiB each in turn:
+// 1.45 times a direct pull without, 1.34 with.
 func (w *Writer) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
 	w.n += int64(n)

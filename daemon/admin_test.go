@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -17,14 +16,7 @@ import (
 
 	"github.com/tower-reg/tower-reg/daemon/admin"
 	"github.com/tower-reg/tower-reg/daemon/event"
-	"github.com/tower-reg/tower-reg/internal/regtest"
 )
-
-// authRegistry is regtest's registry that takes only user:pass, by Basic
-// auth or by a Bearer token from its own realm.
-func authRegistry(t *testing.T, scheme, user, pass string) *httptest.Server {
-	return regtest.AuthRegistry(t, scheme, user, pass)
-}
 
 // TestStatusAndEvents pulls an image while a client follows the event
 // stream, then reads the status.

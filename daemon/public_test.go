@@ -14,6 +14,7 @@ import (
 
 	"github.com/tower-reg/tower-reg/daemon"
 	"github.com/tower-reg/tower-reg/daemon/config"
+	"github.com/tower-reg/tower-reg/internal/regtest"
 )
 
 // TestPublicHandler serves a private upstream image on the local and the
@@ -21,7 +22,7 @@ import (
 // to an anonymous client, takes its generated login, and has no admin
 // routes.
 func TestPublicHandler(t *testing.T) {
-	up := authRegistry(t, "Basic", "bob", "hunter2")
+	up := regtest.AuthRegistry(t, "Basic", "bob", "hunter2")
 	base := randomImage(t, types.OCIManifestSchema1, v1.Config{})
 	if err := remote.Write(mustRef(t, host(up)+"/test/private:latest"), base, remote.WithAuth(&authn.Basic{Username: "bob", Password: "hunter2"})); err != nil {
 		t.Fatal(err)

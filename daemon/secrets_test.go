@@ -20,6 +20,7 @@ import (
 	"github.com/tower-reg/tower-reg/daemon"
 	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/daemon/event"
+	"github.com/tower-reg/tower-reg/internal/regtest"
 	"github.com/tower-reg/tower-reg/internal/syncbuf"
 	"github.com/tower-reg/tower-reg/tunnel"
 )
@@ -35,7 +36,7 @@ func TestSecretsStayOut(t *testing.T) {
 		authtoken = "2ngrokTok3n-never-printed"
 	)
 	t.Setenv("DOCKER_CONFIG", t.TempDir()) // the config's credentials only
-	up := authRegistry(t, "Bearer", user, password)
+	up := regtest.AuthRegistry(t, "Bearer", user, password)
 	base := randomImage(t, types.OCIManifestSchema1, v1.Config{})
 	if err := remote.Write(mustRef(t, host(up)+"/team/app:v1"), base, remote.WithAuth(&authn.Basic{Username: user, Password: password})); err != nil {
 		t.Fatal(err)

@@ -27,6 +27,7 @@ import (
 	"github.com/tower-reg/tower-reg/daemon"
 	"github.com/tower-reg/tower-reg/daemon/config"
 	"github.com/tower-reg/tower-reg/daemon/event"
+	"github.com/tower-reg/tower-reg/internal/regtest"
 	"github.com/tower-reg/tower-reg/internal/syncbuf"
 )
 
@@ -58,28 +59,15 @@ func TestCredentialsStayHome(t *testing.T) {
 	t.Cleanup(cdn.Close)
 	cdnURL := strings.Replace(cdn.URL, "127.0.0.1", "localhost", 1)
 
-	var srv *httptest.Server
 	var redirect atomic.Bool
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/token" {
-			if u, p, ok := r.BasicAuth(); !ok || u != user || p != pass {
-				w.WriteHeader(http.StatusUnauthorized)
+	srv := httptest.NewServer(&regtest.BearerGate{User: user, Pass: pass, Token: bearer,
+		Next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if redirect.Load() && r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+				http.Redirect(w, r, cdnURL+"/cdn"+r.URL.Path, http.StatusTemporaryRedirect)
 				return
 			}
-			fmt.Fprintf(w, `{"token":%q}`, bearer)
-			return
-		}
-		if r.Header.Get("Authorization") != "Bearer "+bearer {
-			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s/token",service="test"`, srv.URL))
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		if redirect.Load() && r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
-			http.Redirect(w, r, cdnURL+"/cdn"+r.URL.Path, http.StatusTemporaryRedirect)
-			return
-		}
-		reg.ServeHTTP(w, r)
-	}))
+			reg.ServeHTTP(w, r)
+		})})
 	t.Cleanup(srv.Close)
 	base := randomImage(t, types.DockerManifestSchema2, v1.Config{})
 	if err := remote.Write(mustRef(t, host(srv)+"/test/private:latest"), base, remote.WithAuth(&authn.Basic{Username: user, Password: pass})); err != nil {

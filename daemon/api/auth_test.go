@@ -5,11 +5,9 @@ package api_test
 // through daemon.New.
 
 import (
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -24,28 +22,9 @@ import (
 // TestBearerAuth runs the upstream behind a token server, the way Docker Hub
 // and quay.io work, and checks that the token is fetched once and reused.
 func TestBearerAuth(t *testing.T) {
-	var tokens atomic.Int32
-	reg := regtest.Registry()
 	const user, pass, token = "alice", "s3cret", "tok-123"
-	var srv *httptest.Server
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/token" {
-			u, p, ok := r.BasicAuth()
-			if !ok || u != user || p != pass {
-				w.WriteHeader(http.StatusUnauthorized)
-				return
-			}
-			tokens.Add(1)
-			fmt.Fprintf(w, `{"token":%q}`, token)
-			return
-		}
-		if r.Header.Get("Authorization") != "Bearer "+token {
-			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s/token",service="test"`, srv.URL))
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		reg.ServeHTTP(w, r)
-	}))
+	gate := &regtest.BearerGate{User: user, Pass: pass, Token: token, Next: regtest.Registry()}
+	srv := httptest.NewServer(gate)
 	t.Cleanup(srv.Close)
 
 	// Seed the upstream with credentials, then proxy with and without them.
@@ -67,7 +46,7 @@ func TestBearerAuth(t *testing.T) {
 	}
 
 	kc.Login(regtest.FixedKeychain{regtest.Host(srv): &authn.Basic{Username: user, Password: pass}})
-	tokens.Store(0)
+	gate.Tokens.Store(0)
 	for range 3 {
 		img, err := remote.Image(regtest.MustRef(t, e.through("test/private")+":latest"))
 		if err != nil {
@@ -77,7 +56,7 @@ func TestBearerAuth(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := tokens.Load(); n != 1 {
+	if n := gate.Tokens.Load(); n != 1 {
 		t.Fatalf("%d token requests for 3 pulls, want 1 (tokens must be reused)", n)
 	}
 }

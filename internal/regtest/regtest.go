@@ -244,32 +244,49 @@ func (k FixedKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
 func AuthRegistry(t *testing.T, scheme, user, pass string) *httptest.Server {
 	t.Helper()
 	reg := Registry()
-	var srv *httptest.Server
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u, p, basicOK := r.BasicAuth()
-		basicOK = basicOK && u == user && p == pass
-		switch {
-		case scheme == "Bearer" && r.URL.Path == "/token":
-			if !basicOK {
-				w.WriteHeader(http.StatusUnauthorized)
+	var h http.Handler = &BearerGate{User: user, Pass: pass, Token: "tok", Next: reg}
+	if scheme == "Basic" {
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if u, p, ok := r.BasicAuth(); ok && u == user && p == pass {
+				reg.ServeHTTP(w, r)
 				return
 			}
-			fmt.Fprint(w, `{"token":"tok"}`)
-			return
-		case scheme == "Bearer" && r.Header.Get("Authorization") == "Bearer tok",
-			scheme == "Basic" && basicOK:
-			reg.ServeHTTP(w, r)
-			return
-		}
-		if scheme == "Bearer" {
-			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s/token",service="test"`, srv.URL))
-		} else {
 			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-		}
-		w.WriteHeader(http.StatusUnauthorized)
-	}))
+			w.WriteHeader(http.StatusUnauthorized)
+		})
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// BearerGate is a registry's Bearer auth, as Docker Hub's is: its realm,
+// /token, gives Token for User:Pass (Basic auth), and only the requests
+// that carry that token pass on to Next; the others get a 401 whose
+// challenge names the realm on the host they asked.
+type BearerGate struct {
+	User, Pass, Token string
+	Next              http.Handler
+	// Tokens counts the tokens given.
+	Tokens atomic.Int32
+}
+
+func (g *BearerGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/token" {
+		if u, p, ok := r.BasicAuth(); !ok || u != g.User || p != g.Pass {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		g.Tokens.Add(1)
+		fmt.Fprintf(w, `{"token":%q}`, g.Token)
+		return
+	}
+	if r.Header.Get("Authorization") != "Bearer "+g.Token {
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="http://%s/token",service="test"`, r.Host))
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	g.Next.ServeHTTP(w, r)
 }
 
 // TagList is a tags/list answer.
